@@ -1,0 +1,36 @@
+# The commands people type. Every target creates .venv and installs the project first.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint bench sandbox docs clean
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $@
+
+run: $(STAMP)  ## sandbox + Dagster UI on http://127.0.0.1:3000 with the sync running
+	$(BIN)/talk-assets run
+
+test: $(STAMP)  ## the whole test suite
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check talk_assets talk_assets_tests benchmarks
+
+sandbox: $(STAMP)  ## only the five sandbox APIs
+	$(BIN)/talk-assets sandbox
+
+docs: $(STAMP)  ## generate the dataflow documents
+	$(BIN)/talk-assets docs --out docs/dataflows
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) data/talk.duckdb data/dagster_home

@@ -1,0 +1,274 @@
+"""The one HTTP layer every connector uses.
+
+A `requests.Session` per system (connection pooling), timeouts, retries with backoff that honour
+`Retry-After` (Shopify sends fractional values such as "2.0", which urllib3's `Retry` cannot
+parse) and proactive pacing from call-limit headers, and errors that name the system, endpoint,
+status and the server's message but never a credential.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+log = logging.getLogger("talk_assets.http")
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+
+
+class ApiError(Exception):
+    """An API call that failed for good. The message names system, endpoint, status and reason."""
+
+    def __init__(
+        self,
+        system: str,
+        method: str,
+        endpoint: str,
+        status: int | None,
+        message: str,
+        body: Any = None,
+        field: str | None = None,
+    ) -> None:
+        self.system = system
+        self.method = method
+        self.endpoint = endpoint
+        self.status = status
+        self.message = message
+        self.body = body
+        self.field = field
+        where = f"{system} {method} {endpoint}"
+        status_text = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"{where}: {status_text}: {message}")
+
+    @property
+    def transient(self) -> bool:
+        """Worth trying again later (rate limit, server error, network), as opposed to a rejection."""
+        return self.status is None or self.status == 429 or self.status in TRANSIENT_STATUSES
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret value in `text` with a marker."""
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    return text
+
+
+@dataclass
+class Pacer:
+    """Spaces requests so a rate limit is respected before the server has to say 429.
+
+    `min_interval` is a fixed floor (e.g. 0.1 s for 10 requests/s). `observe()` reads a
+    call-limit header of the form "used/capacity" (Shopify's leaky bucket) and, once the bucket
+    is nearly full, waits for it to drain at `leak_per_s`.
+    """
+
+    min_interval: float = 0.0
+    leak_per_s: float = 0.0
+    headroom: int = 4
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _next_at: float = 0.0
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            delay = self._next_at - now
+            self._next_at = max(now, self._next_at) + self.min_interval
+        if delay > 0:
+            time.sleep(delay)
+
+    def observe(self, used: int, capacity: int) -> None:
+        if not self.leak_per_s:
+            return
+        over = used - (capacity - self.headroom)
+        if over > 0:
+            with self._lock:
+                self._next_at = max(self._next_at, time.monotonic() + over / self.leak_per_s)
+
+    def hold(self, seconds: float) -> None:
+        """Everyone waits `seconds` (after a 429 with Retry-After)."""
+        with self._lock:
+            self._next_at = max(self._next_at, time.monotonic() + seconds)
+
+
+def parse_retry_after(value: str | None, default: float) -> float:
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return default
+
+
+@dataclass
+class RetryPolicy:
+    """How often and how long to retry. Writes that are not idempotent retry only on 429
+    (the server refused them unprocessed) unless the caller says the request is idempotent."""
+
+    max_retries: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    default_retry_after: float = 1.0
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.max_backoff, self.backoff * (2**attempt))
+        return base * (0.5 + random.random() / 2)
+
+
+ErrorParser = Callable[[requests.Response], tuple[str, str | None]]
+
+
+def default_error_parser(resp: requests.Response) -> tuple[str, str | None]:
+    """Message and offending field from a JSON error body; the reason phrase otherwise."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return (resp.text[:300] or resp.reason or "error"), None
+    return _message_from_body(body), None
+
+
+def _message_from_body(body: Any) -> str:
+    if isinstance(body, dict):
+        for key in ("message", "detail", "title", "error", "errors"):
+            if key in body and body[key]:
+                v = body[key]
+                return v if isinstance(v, str) else _message_from_body(v) if isinstance(v, dict) else str(v)
+        return str(body)[:300]
+    return str(body)[:300]
+
+
+class ApiClient:
+    """Base client: a pooled session, retries, pacing and clean errors for one system."""
+
+    system = "api"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        retry: RetryPolicy | None = None,
+        pacer: Pacer | None = None,
+        secrets: Iterable[str] = (),
+        error_parser: ErrorParser = default_error_parser,
+        call_limit_header: str | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"Accept": "application/json", "User-Agent": "talk-assets/0.1"})
+        if headers:
+            self.session.headers.update(headers)
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.pacer = pacer or Pacer()
+        self._secrets = [s for s in secrets if s]
+        self.error_parser = error_parser
+        self.call_limit_header = call_limit_header
+        self.calls = 0
+
+    # -- hooks for subclasses -------------------------------------------------------------
+    def prepare(self, headers: dict[str, str]) -> None:
+        """Add per-request headers (e.g. a bearer token that may need refreshing)."""
+
+    def on_unauthorized(self) -> bool:
+        """Called on 401; return True if credentials were refreshed and the call may be retried."""
+        return False
+
+    # -- the request loop -------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        ok: Iterable[int] = (),
+        idempotent: bool | None = None,
+    ) -> requests.Response:
+        """Send one request, retrying what is safe to retry; raise `ApiError` on failure.
+
+        Statuses in `ok` are returned instead of raised (e.g. 404 for a lookup).
+        """
+        method = method.upper()
+        endpoint = path.split("?")[0] if not path.startswith("http") else requests.utils.urlparse(path).path
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        ok = set(ok)
+        attempt = 0
+        refreshed = False
+        while True:
+            self.pacer.wait()
+            h = dict(headers or {})
+            self.prepare(h)
+            try:
+                self.calls += 1
+                resp = self.session.request(
+                    method, self.url(path), params=params, json=json, data=data, headers=h, timeout=self.timeout
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                # The request may have been processed: only idempotent requests are repeated.
+                if idempotent and attempt < self.retry.max_retries:
+                    time.sleep(self.retry.delay(attempt))
+                    attempt += 1
+                    continue
+                raise ApiError(self.system, method, endpoint, None, self._clean(f"{type(exc).__name__}: {exc}")) from None
+            self._observe_limits(resp)
+            status = resp.status_code
+            if status < 400 or status in ok:
+                return resp
+            if status == 401 and not refreshed and self.on_unauthorized():
+                refreshed = True
+                continue
+            if status == 429 and attempt < self.retry.max_retries:
+                wait = parse_retry_after(resp.headers.get("Retry-After"), self.retry.default_retry_after)
+                self.pacer.hold(wait)
+                log.info("%s %s %s: 429, waiting %.2fs", self.system, method, endpoint, wait)
+                attempt += 1
+                continue
+            if status in TRANSIENT_STATUSES and idempotent and attempt < self.retry.max_retries:
+                time.sleep(self.retry.delay(attempt))
+                attempt += 1
+                continue
+            message, fld = self.error_parser(resp)
+            try:
+                body = resp.json()
+            except ValueError:
+                body = resp.text[:2000]
+            raise ApiError(self.system, method, endpoint, status, self._clean(message), body, fld)
+
+    def _observe_limits(self, resp: requests.Response) -> None:
+        if not self.call_limit_header:
+            return
+        value = resp.headers.get(self.call_limit_header)
+        if value and "/" in value:
+            used, _, cap = value.partition("/")
+            with contextlib.suppress(ValueError):
+                self.pacer.observe(int(used), int(cap))
+
+    def _clean(self, text: str) -> str:
+        return redact(text, self._secrets)
+
+    def get_json(self, path: str, **kw: Any) -> Any:
+        resp = self.request("GET", path, **kw)
+        return resp.json() if resp.content else None
+
+    def close(self) -> None:
+        self.session.close()

@@ -1,0 +1,68 @@
+"""Fixtures shared by the whole suite: the five sandbox servers on free ports and a state dir."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from talk_assets.config import SYSTEMS
+from talk_assets.sandbox.runner import start_all
+from talk_assets.sandbox.server import SandboxServer
+
+SEED = 7
+SIZE = 60
+
+
+@dataclass
+class Sandbox:
+    servers: dict[str, SandboxServer]
+
+    def url(self, system: str) -> str:
+        return self.servers[system].url
+
+    def control(self, system: str, method: str, path: str, **kw: object) -> dict:
+        r = requests.request(method, f"{self.url(system)}/_sandbox/{path}", timeout=10, **kw)
+        r.raise_for_status()
+        return r.json()
+
+    def reset(self, *systems: str) -> None:
+        for s in systems or tuple(self.servers):
+            self.control(s, "POST", "reset")
+            self.control(s, "PUT", "faults", json={"rate_limit_speed": 50})
+
+    def stats(self, system: str) -> dict:
+        return self.control(system, "GET", "stats")
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    """All five systems, seeded alike, with the TALK_*_URL variables pointing at them."""
+    servers = start_all(seed=SEED, size=SIZE, ephemeral_ports=True)
+    saved = {SYSTEMS[k].url_env: os.environ.get(SYSTEMS[k].url_env) for k in servers}
+    for key, srv in servers.items():
+        os.environ[SYSTEMS[key].url_env] = srv.url
+    box = Sandbox(servers)
+    box.reset()
+    try:
+        yield box
+    finally:
+        for srv in servers.values():
+            srv.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh state location (TALK_DATA_DIR) for one test."""
+    d = tmp_path / "data"
+    monkeypatch.setenv("TALK_DATA_DIR", str(d))
+    return d
