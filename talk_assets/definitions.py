@@ -1,0 +1,33 @@
+"""Everything Dagster loads: `dagster dev -w workspace.yaml` reads `defs` from here."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from talk_assets.resources import build_resources
+from talk_assets.sync.assets import all_assets
+from talk_assets.sync.checks import all_checks
+
+sync_job = dg.define_asset_job(
+    "sync_job",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.all().sources() if hasattr(dg.AssetSelection, "sources")
+    else dg.AssetSelection.all(),
+    description="One cycle: collect every system entity, merge, update the link table, map every target.",
+    executor_def=dg.in_process_executor,
+)
+
+automation = dg.AutomationConditionSensorDefinition(
+    "sync_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=10,
+    description="Runs collect -> merge -> links -> mapped when a system's observed data version changes.",
+)
+
+defs = dg.Definitions(
+    assets=all_assets(),
+    asset_checks=all_checks(),
+    resources=build_resources(),
+    jobs=[sync_job],
+    sensors=[automation],
+)

@@ -1,0 +1,171 @@
+"""Asset checks that stop bad data before it is pushed.
+
+Blocking checks fail (ERROR) when the data shows a bug in merging or mapping rather than one bad
+record: a record linked to two entities, unrelated records collapsed into one, or more than
+`TALK_CHECK_MAX_BAD_SHARE` (default 5 %) of a target's rows missing required fields or
+references. A few bad records alone only warn and are listed: they are rejected one by one at
+push time, and everything else goes through.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from talk_assets.sync.assets import LINKS_KEY, mapped_key, md_table, merge_key
+from talk_assets.sync.declaration import GENERIC_MAILBOXES, REFERENCES, View
+from talk_assets.sync.mapping import payload_fields, target_views
+from talk_assets.sync.merge import table
+from talk_assets.sync.store import connect, first
+
+# global properties a new record needs in each type (missing -> the create is rejected)
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "customer": ("email",),
+    "product": ("sku",),
+    "order": ("lines",),
+    "user": (),
+}
+
+
+def max_bad_share() -> float:
+    return float(os.environ.get("TALK_CHECK_MAX_BAD_SHARE", "0.05"))
+
+
+@dg.asset_check(asset=LINKS_KEY, blocking=True, description="No record is linked to two global entities.")
+def record_linked_once() -> dg.AssetCheckResult:
+    with connect() as con:
+        bad = con.execute(
+            "SELECT nsid, list(DISTINCT gid) AS gids FROM links GROUP BY nsid HAVING count(DISTINCT gid) > 1 LIMIT 20"
+        ).df()
+    return dg.AssetCheckResult(passed=bad.empty, metadata={"records_linked_twice": len(bad), "examples": md_table(bad)})
+
+
+@dg.asset_check(asset=LINKS_KEY, description="Each global entity has at most one record per system view "
+                "(duplicates inside one system are reported, the first record is the one kept in sync).")
+def one_record_per_system() -> dg.AssetCheckResult:
+    with connect() as con:
+        dupes = con.execute(
+            "SELECT gid, view, list(record_id ORDER BY record_id) AS records FROM links GROUP BY gid, view "
+            "HAVING count(*) > 1 ORDER BY gid LIMIT 20"
+        ).df()
+        n = first(con, "SELECT count(*) FROM (SELECT 1 FROM links GROUP BY gid, view HAVING count(*) > 1)")[0]
+    return dg.AssetCheckResult(passed=n == 0, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"duplicates": int(n), "examples": md_table(dupes)})
+
+
+@dg.asset_check(asset=merge_key("customer"), blocking=True,
+                description="The merge did not collapse unrelated customers: no global customer has two "
+                            "different organisation numbers, and no generic mailbox (post@, info@...) joins persons.")
+def customers_not_collapsed() -> dg.AssetCheckResult:
+    generic = ", ".join(f"'{m}'" for m in GENERIC_MAILBOXES)
+    with connect() as con:
+        views = [r[0] for r in con.execute(
+            "SELECT DISTINCT view FROM members_customer").fetchall()]
+        parts = []
+        for v in views:
+            parts.append(
+                f"SELECT m.gid, n.organization_number, n.email, "
+                f"{'n.is_person' if _has_col(con, v, 'is_person') else 'NULL'} AS is_person "
+                f"FROM members_customer m JOIN {table('norm', v)} n USING (nsid)"
+            )
+        union = " UNION ALL ".join(parts) or "SELECT NULL AS gid, NULL AS organization_number, NULL AS email, NULL AS is_person"
+        bad = con.execute(
+            f"""
+            SELECT gid, list(DISTINCT organization_number) FILTER (WHERE organization_number IS NOT NULL) AS org_numbers
+            FROM ({union}) GROUP BY gid
+            HAVING count(DISTINCT organization_number) > 1
+                OR count(DISTINCT email) FILTER (WHERE split_part(email, '@', 1) IN ({generic}) AND is_person = 'true') > 0
+                   AND count(*) FILTER (WHERE is_person = 'true') > 1
+            LIMIT 20
+            """
+        ).df()
+    return dg.AssetCheckResult(passed=bad.empty, metadata={"collapsed_entities": len(bad), "examples": md_table(bad)})
+
+
+@dg.asset_check(asset=merge_key("product"), blocking=True,
+                description="The merge did not collapse different products: one SKU per global product.")
+def products_not_collapsed() -> dg.AssetCheckResult:
+    with connect() as con:
+        views = [r[0] for r in con.execute("SELECT DISTINCT view FROM members_product").fetchall()]
+        union = " UNION ALL ".join(
+            f"SELECT m.gid, n.sku FROM members_product m JOIN {table('norm', v)} n USING (nsid)" for v in views
+        ) or "SELECT NULL AS gid, NULL AS sku"
+        bad = con.execute(
+            f"SELECT gid, list(DISTINCT sku) AS skus FROM ({union}) WHERE sku IS NOT NULL GROUP BY gid "
+            "HAVING count(DISTINCT sku) > 1 LIMIT 20"
+        ).df()
+    return dg.AssetCheckResult(passed=bad.empty, metadata={"collapsed_entities": len(bad), "examples": md_table(bad)})
+
+
+def _has_col(con: object, view_key: str, col: str) -> bool:
+    name = table("norm", view_key)[1:-1]
+    return bool(first(con, "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ?",
+                      [name, col])[0])
+
+
+def _share_result(bad_rows: int, total: int, examples: object, what: str) -> dg.AssetCheckResult:
+    share = bad_rows / total if total else 0.0
+    limit = max_bad_share()
+    return dg.AssetCheckResult(
+        passed=bad_rows == 0,
+        severity=dg.AssetCheckSeverity.ERROR if share > limit else dg.AssetCheckSeverity.WARN,
+        metadata={what: bad_rows, "rows": total, "share": round(share, 4), "max_share": limit,
+                  "examples": examples},
+    )
+
+
+def build_required_check(view: View) -> dg.AssetChecksDefinition:
+    fields = [f for f, p, _ in payload_fields(view) if p in REQUIRED[view.global_type]]
+
+    @dg.asset_check(asset=mapped_key(view), name="required_fields", blocking=True,
+                    description=f"New {view.name} records carry the fields {view.system} requires "
+                                f"({', '.join(fields) or 'none'}). A few rejects only warn; a large share fails.")
+    def _check() -> dg.AssetCheckResult:
+        cond = " OR ".join(f"nullif(payload->>'$.\"{f}\"', '') IS NULL OR payload->>'$.\"{f}\"' = '[]'"
+                           for f in fields) or "false"
+        with connect() as con:
+            total = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action = 'create'")[0]
+            bad = con.execute(
+                f"SELECT gid, payload FROM {table('mapped', view.vkey)} WHERE action = 'create' AND ({cond}) LIMIT 10"
+            ).df()
+            n = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action = 'create' AND ({cond})")[0]
+        return _share_result(int(n), int(total), md_table(bad), "missing_required")
+
+    return _check
+
+
+def build_reference_check(view: View) -> dg.AssetChecksDefinition:
+    refs = [(f, p) for f, p, _ in payload_fields(view) if p in REFERENCES]
+
+    @dg.asset_check(asset=mapped_key(view), name="references_resolvable", blocking=True,
+                    description=f"Every {view.name}'s {', '.join(p for _, p in refs)} resolves: to a record "
+                                f"{view.system} has, or to an entity that will be created there when referenced.")
+    def _check() -> dg.AssetCheckResult:
+        parts = []
+        for _f, p in refs:
+            merged = table("merged", view.global_type)
+            parts.append(
+                f"SELECT m.gid, '{p}' AS reference, g.{p} AS target FROM {table('mapped', view.vkey)} m "
+                f"JOIN {merged} g USING (gid) WHERE m.action <> 'unchanged' AND g.{p} LIKE 'unresolved:%'"
+            )
+        with connect() as con:
+            total = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action <> 'unchanged'")[0]
+            bad = con.execute(" UNION ALL ".join(parts)).df()
+            pending = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE "
+                            + " OR ".join(f"(payload->>'$.\"{f}\"') IS NULL" for f, _ in refs))[0]
+        res = _share_result(len(bad), int(total), md_table(bad), "unresolved")
+        return dg.AssetCheckResult(passed=res.passed, severity=res.severity,
+                                   metadata={**res.metadata, "create_if_referenced": int(pending)})
+
+    return _check
+
+
+def all_checks() -> list[dg.AssetChecksDefinition]:
+    checks = [record_linked_once, one_record_per_system, customers_not_collapsed, products_not_collapsed]
+    for v in target_views():
+        if any(p in REQUIRED[v.global_type] for _, p, _ in payload_fields(v)):
+            checks.append(build_required_check(v))
+        if any(p in REFERENCES for _, p, _ in payload_fields(v)):
+            checks.append(build_reference_check(v))
+    return checks

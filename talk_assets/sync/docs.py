@@ -1,0 +1,67 @@
+"""The dataflow documents, in the seed documents' own reStructuredText format, filled from the declaration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from talk_assets.config import SYSTEMS
+from talk_assets.sync.declaration import DATAFLOWS, SEED_TITLES, Dataflow
+
+
+def _title(text: str, char: str, over: bool = False) -> list[str]:
+    line = char * len(text)
+    return [line, text, line] if over else [text, line]
+
+
+def _entity(system_title: str, flow_view_name: str) -> str:
+    return f"{system_title} {flow_view_name}"
+
+
+def render_flow(flow: Dataflow) -> list[str]:
+    """One section; system names as the seed document spells them (seed 000 says "Customcrm")."""
+    src_system, tgt_system = SEED_TITLES.get(flow.seed, (SYSTEMS[flow.source.system].title,
+                                                          SYSTEMS[flow.target.system].title))
+    src = _entity(src_system, flow.source.name)
+    tgt = _entity(tgt_system, flow.target.name)
+    out = _title(f"{src} to {tgt}", "-")
+    out += ["", f"Every {src} will be synchronized with a {tgt}.", ""]
+    out += [f"Once a link between a {src} and a {tgt} is established, it will keep in sync between the two "
+            "systems, regardless of where it is edited.", ""]
+    out += [f"Link mode: {flow.link_mode}." + (f" {flow.note}" if flow.note else ""), ""]
+    out += [f"The following properties are synchronized between a {src} and a {tgt}:", ""]
+    out += [".. list-table::", "   :header-rows: 1", ""]
+    out += [f"   * - {src} Property", f"     - {tgt} Property", f"     - {tgt_system} Data Type"]
+    for sp, tp in flow.property_rows():
+        out += [f"   * - {sp.field}", f"     - {tp.field}", f"     - {tp.type}"]
+    out += ["", ""]
+    return out
+
+
+def render_seed(seed: str, generated: datetime | None = None) -> str:
+    """One seed document: its flows, each once (the seeds repeat some sections)."""
+    source, target = SEED_TITLES[seed]
+    generated = generated or datetime.now(UTC)
+    out = _title(f"{source} to {target} Dataflow", "=", over=True)
+    out += ["", f"Generated: {generated:%Y-%m-%d %H:%M:%S}", ""]
+    out += _title("Introduction", "-")
+    out += ["", f"This technical document provides a detailed overview of the talk-assets data flow from {source} "
+            f"to {target}. It serves as a QA checklist for testing purposes. It is generated from "
+            "``talk_assets/sync/declaration.py``, the declaration the sync itself runs on.", "", ""]
+    seen: set[str] = set()
+    for flow in DATAFLOWS:
+        if flow.seed == seed and flow.key not in seen:
+            seen.add(flow.key)
+            out += render_flow(flow)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_docs(out_dir: Path, generated: datetime | None = None) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed, (source, target) in SEED_TITLES.items():
+        name = f"{seed}_{source}_to_{target}".lower().replace(" ", "_") + ".rst"
+        path = out_dir / name
+        path.write_text(render_seed(seed, generated), encoding="utf-8")
+        paths.append(path)
+    return paths

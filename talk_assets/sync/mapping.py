@@ -1,0 +1,151 @@
+"""Transform: what each target view should hold, computed in SQL from the merged entities.
+
+For a view V, the rows are the global entities that a dataflow brings to V:
+- entities with a record in a view that flows *into* V with a creating link mode (create when V
+  has no record yet, update when it has), and
+- entities with records in both V and any view V exchanges data with (two-way once linked).
+Each row holds the global value of every property a dataflow carries to V, V's current value
+(both in canonical form, so a difference of format only is no change), the action (create,
+update, unchanged), the properties that differ, and the payload: V's own field names and value
+formats, made by the declaration's `write` conversions. An empty global value never overwrites.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import duckdb
+
+from talk_assets.sync.declaration import GLOBAL_TYPES, REFERENCES, View, counterparts, synced_props
+from talk_assets.sync.merge import ident, table
+from talk_assets.sync.store import first
+
+CREATING_MODES = ("merge-or-create", "always-insert")
+
+
+def writable_props(view: View) -> list[str]:
+    """Global properties a dataflow carries to `view` and that `view` can be written."""
+    synced = synced_props(view)
+    return [p for p in GLOBAL_TYPES[view.global_type] if p in synced and any(
+        pr.write is not None for pr in view.props_for(p))]
+
+
+def _write_expr(template: str, prop: str, src: str) -> str:
+    """A write conversion over the global values in table alias `src`."""
+    out = re.sub(r"\{g\.([a-z_]+)\}", lambda m: f"{src}.{ident(m.group(1))}", template)
+    return "(" + out.replace("{g}", f"{src}.{ident(prop)}") + ")"
+
+
+def ref_namespace(view: View, prop: str) -> str | None:
+    """The namespace a reference field of `view` points into (e.g. 'shopify-customer')."""
+    reader = view.reader(prop)
+    if reader is None or reader.read is None:
+        return None
+    m = re.search(r"'([a-z]+-[a-z]+):'", reader.read)
+    return m.group(1) if m else None
+
+
+def payload_fields(view: View) -> list[tuple[str, str, str]]:
+    """(field, global prop, write template) for every field written to `view`."""
+    props = writable_props(view)
+    out: list[tuple[str, str, str]] = []
+    for pr in view.props:
+        if pr.write is not None and pr.prop in props and pr.field not in {f for f, _, _ in out}:
+            out.append((pr.field, pr.prop, pr.write))
+    return out
+
+
+def mapped_sql(view: View) -> str:
+    """SQL creating `mapped_<view>`: wanted payload, current payload, changed fields and action."""
+    gtype = view.global_type
+    props = list(GLOBAL_TYPES[gtype])
+    creators = [o.vkey for f, o, is_target in counterparts(view) if is_target and f.link_mode in CREATING_MODES]
+    partners = [o.vkey for _f, o, _t in counterparts(view)]
+
+    def in_list(keys: list[str]) -> str:
+        return ", ".join(f"'{k}'" for k in keys) or "NULL"
+
+    members = table("members", gtype)
+    merged = table("merged", gtype)
+    norm = table("norm", view.vkey)
+    # wanted values (global, references as the target's own record ids) and current values
+    # (the target record's, in the same form), so both go through the same write conversions
+    want_cols, have_cols, joins = [], [], []
+    for p in props:
+        if p in REFERENCES:
+            ns = ref_namespace(view, p)
+            rm = table("members", REFERENCES[p])
+            joins.append(
+                f"LEFT JOIN (SELECT DISTINCT ON (gid) gid, record_id FROM {rm} WHERE nsid LIKE '{ns}:%' "
+                f"ORDER BY gid, nsid) r_{p} ON r_{p}.gid = g.{ident(p)}"
+            )
+            want_cols.append(f"r_{p}.record_id AS {ident(p)}")
+            have = f"split_part(n.{ident(p)}, ':', 2)" if p in view.read_props else "NULL::VARCHAR"
+            have_cols.append(f"{have} AS {ident(p)}")
+        else:
+            want_cols.append(f"g.{ident(p)}")
+            have_cols.append(f"n.{ident(p)}" if p in view.read_props else f"NULL::VARCHAR AS {ident(p)}")
+    fields = payload_fields(view)
+    want = {f: _write_expr(t, p, "w") for f, p, t in fields}
+    have = {f: _write_expr(t, p, "h") for f, p, t in fields}
+    differs = ", ".join(
+        f"CASE WHEN nullif({want[f]}::VARCHAR, '') IS NOT NULL AND {want[f]}::VARCHAR IS DISTINCT FROM {have[f]}::VARCHAR "
+        f"THEN '{f}' END"
+        for f, _, _ in fields
+    )
+    changed = f"list_filter([{differs}], lambda x: x IS NOT NULL)" if fields else "[]::VARCHAR[]"
+    payload = "json_object(" + ", ".join(f"'{f}', {want[f]}" for f, _, _ in fields) + ")"
+    current = "json_object(" + ", ".join(f"'{f}', {have[f]}" for f, _, _ in fields) + ")"
+    return f"""
+    CREATE OR REPLACE TABLE {table('mapped', view.vkey)} AS
+    WITH target AS (
+        SELECT DISTINCT ON (gid) gid, nsid, record_id, parent_id FROM {members} WHERE view = '{view.vkey}'
+        ORDER BY gid, nsid
+    ),
+    wanted AS (
+        SELECT gid, 1 AS why FROM {members} WHERE view IN ({in_list(creators)})
+        UNION
+        SELECT gid, 2 FROM {members} WHERE view IN ({in_list(partners)}) AND gid IN (SELECT gid FROM target)
+    ),
+    rows AS (
+        SELECT DISTINCT ON (wanted.gid) wanted.gid, t.nsid, t.record_id, t.parent_id
+        FROM wanted LEFT JOIN target t USING (gid) ORDER BY wanted.gid, wanted.why
+    ),
+    w AS (SELECT r.gid, {', '.join(want_cols)} FROM rows r JOIN {merged} g USING (gid) {' '.join(joins)}),
+    h AS (SELECT r.gid, {', '.join(have_cols)} FROM rows r LEFT JOIN {norm} n ON n.nsid = r.nsid),
+    calc AS (
+        SELECT r.gid, r.nsid, r.record_id, r.parent_id, {changed} AS changed_fields,
+               {payload} AS payload, {current} AS current
+        FROM rows r JOIN w USING (gid) JOIN h USING (gid)
+    )
+    SELECT gid, nsid, record_id, parent_id,
+           CASE WHEN nsid IS NULL THEN 'create' WHEN len(changed_fields) > 0 THEN 'update' ELSE 'unchanged' END AS action,
+           changed_fields, payload, current, md5(payload::VARCHAR) AS payload_hash
+    FROM calc
+    """
+
+
+@dataclass
+class MapResult:
+    view: str
+    rows: int
+    create: int
+    update: int
+    unchanged: int
+
+
+def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
+    con.execute(mapped_sql(view))
+    rows, c, u, n = first(con,
+        f"SELECT count(*), count(*) FILTER (WHERE action = 'create'), count(*) FILTER (WHERE action = 'update'), "
+        f"count(*) FILTER (WHERE action = 'unchanged') FROM {table('mapped', view.vkey)}"
+    )
+    return MapResult(view.vkey, int(rows), int(c), int(u), int(n))
+
+
+def target_views() -> list[View]:
+    """Views that some dataflow writes to (in either direction) and that have writable properties."""
+    from talk_assets.sync.declaration import VIEWS
+
+    return [v for v in VIEWS if counterparts(v) and writable_props(v)]

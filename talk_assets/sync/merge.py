@@ -1,0 +1,225 @@
+"""Connect: normalise every view into global properties and merge records into global entities.
+
+All set work is SQL generated from the declaration:
+
+1. `norm_<view>`: one row per record of the view (flattened variants become rows), its global
+   properties in canonical text, and per property the time its current value appeared (found by
+   walking the record's stored versions), so "latest change wins" is decided per property, not
+   per record.
+2. Components: records sharing a merge-key value (e-mail, organisation number, SKU, GTIN...) or
+   an existing link are one entity, transitively (label propagation until nothing changes).
+   Unsafe keys never connect anything: an e-mail carried by two records of one view (a shared
+   mailbox), a generic mailbox (post@, info@...) on a person, an empty SKU.
+3. `merged_<type>`: per global entity and property, the latest non-empty value wins; its
+   provenance (record, system, time) is kept beside it. An empty value never overwrites.
+4. `members_<type>`: global id <-> record, the rows the link table is made of.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import duckdb
+
+from talk_assets.sync.declaration import (
+    GENERIC_MAILBOXES,
+    GLOBAL_TYPES,
+    MERGE_KEYS,
+    REFERENCES,
+    View,
+    source_of,
+    views_of_type,
+)
+from talk_assets.sync.store import first
+
+MAX_ITERATIONS = 50
+
+
+def ident(name: str) -> str:
+    """A table or column name from the declaration, quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table(prefix: str, key: str) -> str:
+    return ident(f"{prefix}_{key.replace('.', '_')}")
+
+
+def json_path(field: str) -> str:
+    return "$." + field
+
+
+def _expr(template: str, field: str, row: str = "r") -> str:
+    value = f"({row}->>'{json_path(field)}')"
+    return "(" + template.replace("{v}", value).replace("{r}", row) + ")"
+
+
+def norm_sql(view: View) -> str:
+    """SQL creating `norm_<view>` from the stored versions of the view's API entity."""
+    src = source_of(view)
+    props = view.read_props
+    if view.flatten:
+        rows = (
+            "SELECT rv.record_id AS parent_id, rv.changed_at AS ts, rv.collected_at, "
+            f"json_merge_patch(rv.payload, json_object('{view.flatten}', u.item)) AS r "
+            f"FROM raw_versions rv, unnest(json_extract(rv.payload, '$.{view.flatten}[*]')) AS u(item) "
+        )
+    else:
+        rows = "SELECT rv.record_id AS parent_id, rv.changed_at AS ts, rv.collected_at, rv.payload AS r FROM raw_versions rv "
+    rows += (
+        f"JOIN raw_current cur ON cur.system = rv.system AND cur.entity = rv.entity AND cur.record_id = rv.record_id "
+        f"AND NOT cur.deleted WHERE rv.system = '{src.system}' AND rv.entity = '{src.entity}'"
+    )
+    where = f"WHERE ({view.where.replace('{r}', 'r')})" if view.where else ""
+    reads = ", ".join(f"{_expr(view.reader(p).read, view.reader(p).field)} AS {ident(p)}" for p in props)
+    marks = ", ".join(
+        f"CASE WHEN {ident(p)} IS DISTINCT FROM lag({ident(p)}) OVER w THEN ts END AS {ident(p + '__ts')}" for p in props
+    )
+    finals = ", ".join(
+        f"arg_max({ident(p)}, struct_pack(t := ts, c := collected_at)) AS {ident(p)}, max({ident(p + '__ts')}) AS {ident(p + '__ts')}"
+        for p in props
+    )
+    return f"""
+    CREATE OR REPLACE TABLE {table('norm', view.vkey)} AS
+    WITH rows AS ({rows}),
+    vals AS (
+        SELECT '{view.namespace}:' || (r->>'{json_path(view.id_field)}') AS nsid, parent_id, ts, collected_at, {reads}
+        FROM rows {where}
+    ),
+    marked AS (
+        SELECT nsid, parent_id, ts, collected_at, {', '.join(ident(p) for p in props)}, {marks}
+        FROM vals WINDOW w AS (PARTITION BY nsid ORDER BY ts, collected_at)
+    )
+    SELECT nsid, '{view.vkey}' AS view, any_value(parent_id) AS parent_id,
+           split_part(nsid, ':', 2) AS record_id, max(ts) AS changed_at, {finals}
+    FROM marked WHERE nsid IS NOT NULL GROUP BY nsid
+    """
+
+
+def _key_edges_sql(gtype: str, views: list[View]) -> str:
+    """(nsid, key) pairs: every safe merge-key value of every record of this type."""
+    parts = []
+    generic = ", ".join(f"'{m}'" for m in GENERIC_MAILBOXES)
+    for v in views:
+        for key in MERGE_KEYS[gtype]:
+            if key not in v.read_props:
+                continue
+            t = table("norm", v.vkey)
+            cond = f"{ident(key)} IS NOT NULL AND trim({ident(key)}) <> ''"
+            if key == "email":
+                person = "coalesce(is_person, 'true') = 'true'" if "is_person" in v.read_props else (
+                    "organization_name IS NULL" if "organization_name" in v.read_props else "true")
+                cond += (
+                    f" AND NOT (split_part(email, '@', 1) IN ({generic}) AND {person})"
+                    f" AND email NOT IN (SELECT email FROM {t} WHERE email IS NOT NULL GROUP BY email HAVING count(*) > 1)"
+                )
+            parts.append(f"SELECT nsid, '{key}=' || {ident(key)} AS k FROM {t} WHERE {cond}")
+    parts.append(f"SELECT nsid, 'link=' || gid AS k FROM links WHERE global_type = '{gtype}'")
+    return " UNION ".join(parts)
+
+
+@dataclass
+class MergeResult:
+    global_type: str
+    records: int
+    entities: int
+    merged_groups: int
+    iterations: int
+
+
+def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
+    """Normalise the views of `gtype` and merge them into `merged_<gtype>` / `members_<gtype>`."""
+    views = views_of_type(gtype)
+    props = list(GLOBAL_TYPES[gtype])
+    for v in views:
+        con.execute(norm_sql(v))
+    union = " UNION ALL ".join(
+        "SELECT nsid, view, record_id, parent_id, changed_at, "
+        + ", ".join(
+            f"{ident(p)}, {ident(p + '__ts')}" if p in v.read_props else f"NULL::VARCHAR AS {ident(p)}, NULL::TIMESTAMPTZ AS {ident(p + '__ts')}"
+            for p in props
+        )
+        + f" FROM {table('norm', v.vkey)}"
+        for v in views
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE nodes AS {union}")
+    # references (an order's customer) point at namespaced ids; resolve them to global ids
+    for p in props:
+        if p in REFERENCES:
+            members = table("members", REFERENCES[p])
+            exists = first(con,
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                [f"members_{REFERENCES[p]}"],
+            )[0]
+            if exists:
+                con.execute(
+                    f"UPDATE nodes SET {ident(p)} = coalesce(m.gid, 'unresolved:' || nodes.{ident(p)}) "
+                    f"FROM (SELECT n.nsid AS ref, m.gid FROM (SELECT DISTINCT {ident(p)} AS nsid FROM nodes) n "
+                    f"LEFT JOIN {members} m ON m.nsid = n.nsid) m WHERE nodes.{ident(p)} = m.ref"
+                )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE edges AS SELECT DISTINCT nsid, k FROM ({_key_edges_sql(gtype, views)}) "
+                "WHERE nsid IN (SELECT nsid FROM nodes)")
+    # connected components by label propagation over the record <-> key graph
+    con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT nsid, nsid AS label FROM nodes")
+    iterations = 0
+    while iterations < MAX_ITERATIONS:
+        iterations += 1
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE klabels AS
+            SELECT e.k, min(l.label) AS label FROM edges e JOIN labels l USING (nsid) GROUP BY e.k
+            """
+        )
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE labels2 AS
+            SELECT l.nsid, least(l.label, coalesce(min(kl.label), l.label)) AS label
+            FROM labels l LEFT JOIN edges e USING (nsid) LEFT JOIN klabels kl USING (k)
+            GROUP BY l.nsid, l.label
+            """
+        )
+        changed = first(con,
+            "SELECT count(*) FROM labels2 JOIN labels USING (nsid) WHERE labels2.label <> labels.label"
+        )[0]
+        con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT * FROM labels2")
+        if changed == 0:
+            break
+    # global ids: keep an existing one (the smallest, when two entities merged), else derive one
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE comp AS
+        SELECT l.label, coalesce(min(k.gid), '{gtype}:' || substr(md5(l.label), 1, 16)) AS gid
+        FROM labels l LEFT JOIN links k ON k.nsid = l.nsid AND k.global_type = '{gtype}'
+        GROUP BY l.label
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {table('members', gtype)} AS
+        SELECT c.gid, n.nsid, n.view, n.record_id, n.parent_id, n.changed_at
+        FROM nodes n JOIN labels l USING (nsid) JOIN comp c USING (label)
+        """
+    )
+    winners = ", ".join(
+        f"arg_max({ident(p)}, struct_pack(t := {ident(p + '__ts')}, n := nsid)) FILTER (WHERE {ident(p)} IS NOT NULL AND {ident(p)} <> '') AS {ident(p)}, "
+        f"arg_max(struct_pack(nsid := nsid, at := {ident(p + '__ts')}), struct_pack(t := {ident(p + '__ts')}, n := nsid)) "
+        f"FILTER (WHERE {ident(p)} IS NOT NULL AND {ident(p)} <> '') AS {ident(p + '__from')}"
+        for p in props
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {table('merged', gtype)} AS
+        SELECT m.gid, count(*) AS record_count, list(n.nsid ORDER BY n.nsid) AS records, max(n.changed_at) AS changed_at,
+               {winners}
+        FROM nodes n JOIN {table('members', gtype)} m USING (nsid)
+        GROUP BY m.gid
+        """
+    )
+    records, entities, groups = first(con,
+        f"SELECT sum(record_count), count(*), count(*) FILTER (WHERE record_count > 1) FROM {table('merged', gtype)}"
+    )
+    return MergeResult(gtype, int(records or 0), int(entities or 0), int(groups or 0), iterations)
+
+
+def stable_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

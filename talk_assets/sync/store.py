@@ -1,0 +1,102 @@
+"""The DuckDB file that holds the sync state, opened by short-lived connections.
+
+DuckDB allows one writing process per file, and a second process cannot open it while the first
+holds it. Run steps are the only openers (sensors and the webserver never open it), and each
+connection is held only for one step's SQL; when another process holds the file anyway, `connect`
+waits and retries instead of failing, so the lock never surfaces to a user as an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger("talk_assets.store")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS raw_versions (
+    system VARCHAR NOT NULL, entity VARCHAR NOT NULL, record_id VARCHAR NOT NULL,
+    hash VARCHAR NOT NULL, changed_at TIMESTAMPTZ, collected_at TIMESTAMPTZ NOT NULL,
+    payload JSON NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raw_current (
+    system VARCHAR NOT NULL, entity VARCHAR NOT NULL, record_id VARCHAR NOT NULL,
+    hash VARCHAR NOT NULL, changed_at TIMESTAMPTZ, collected_at TIMESTAMPTZ NOT NULL,
+    payload JSON NOT NULL, deleted BOOLEAN DEFAULT false,
+    PRIMARY KEY (system, entity, record_id)
+);
+CREATE TABLE IF NOT EXISTS collect_state (
+    system VARCHAR NOT NULL, entity VARCHAR NOT NULL, cursor TIMESTAMPTZ, last_collected_at TIMESTAMPTZ,
+    PRIMARY KEY (system, entity)
+);
+CREATE TABLE IF NOT EXISTS links (
+    gid VARCHAR NOT NULL, global_type VARCHAR NOT NULL, nsid VARCHAR NOT NULL, view VARCHAR NOT NULL,
+    system VARCHAR NOT NULL, entity VARCHAR NOT NULL, record_id VARCHAR NOT NULL,
+    link_mode VARCHAR, origin VARCHAR NOT NULL, first_linked_at TIMESTAMPTZ NOT NULL,
+    last_written_hash VARCHAR, last_written_at TIMESTAMPTZ,
+    PRIMARY KEY (view, nsid)
+);
+CREATE TABLE IF NOT EXISTS links_history (
+    gid VARCHAR, global_type VARCHAR, nsid VARCHAR, view VARCHAR, system VARCHAR, entity VARCHAR,
+    record_id VARCHAR, link_mode VARCHAR, origin VARCHAR, last_written_hash VARCHAR,
+    valid_from INTEGER NOT NULL, valid_to INTEGER
+);
+CREATE TABLE IF NOT EXISTS link_versions (
+    version INTEGER PRIMARY KEY, data_version VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL,
+    row_count BIGINT, added BIGINT, removed BIGINT, run_id VARCHAR
+);
+"""
+
+
+def data_dir() -> Path:
+    """Where the state lives: `TALK_DATA_DIR`, default `data/` in the working directory."""
+    return Path(os.environ.get("TALK_DATA_DIR") or "data")
+
+
+def db_path() -> Path:
+    return data_dir() / "talk.duckdb"
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc)
+    return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
+
+
+@contextmanager
+def connect(path: Path | str | None = None, *, read_only: bool = False, wait_s: float = 300.0) -> Iterator[
+    duckdb.DuckDBPyConnection
+]:
+    """A short-lived connection to the state file, waiting (not failing) while another process holds it."""
+    target = Path(path) if path else db_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(target), read_only=read_only and target.exists())
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc) or time.monotonic() > deadline:
+                raise
+            log.info("state file %s is held by another process; waiting %.2fs", target, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    try:
+        if not read_only:
+            con.execute(SCHEMA)
+        yield con
+    finally:
+        con.close()
+
+
+def first(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
+    """The first row of a query, or None; reads the whole result so the connection is free again
+    (DuckDB 2 keeps a half-read result open)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
