@@ -10,8 +10,7 @@ from talk_assets.sync.checks import all_checks
 
 sync_job = dg.define_asset_job(
     "sync_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.all().sources() if hasattr(dg.AssetSelection, "sources")
-    else dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all(),
     description="One cycle: collect every system entity, merge, update the link table, map every target.",
     executor_def=dg.in_process_executor,
 )

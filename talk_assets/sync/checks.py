@@ -60,23 +60,13 @@ def one_record_per_system() -> dg.AssetCheckResult:
 def customers_not_collapsed() -> dg.AssetCheckResult:
     generic = ", ".join(f"'{m}'" for m in GENERIC_MAILBOXES)
     with connect() as con:
-        views = [r[0] for r in con.execute(
-            "SELECT DISTINCT view FROM members_customer").fetchall()]
-        parts = []
-        for v in views:
-            parts.append(
-                f"SELECT m.gid, n.organization_number, n.email, "
-                f"{'n.is_person' if _has_col(con, v, 'is_person') else 'NULL'} AS is_person "
-                f"FROM members_customer m JOIN {table('norm', v)} n USING (nsid)"
-            )
-        union = " UNION ALL ".join(parts) or "SELECT NULL AS gid, NULL AS organization_number, NULL AS email, NULL AS is_person"
         bad = con.execute(
             f"""
             SELECT gid, list(DISTINCT organization_number) FILTER (WHERE organization_number IS NOT NULL) AS org_numbers
-            FROM ({union}) GROUP BY gid
+            FROM nodes_customer JOIN members_customer USING (nsid) GROUP BY gid
             HAVING count(DISTINCT organization_number) > 1
-                OR count(DISTINCT email) FILTER (WHERE split_part(email, '@', 1) IN ({generic}) AND is_person = 'true') > 0
-                   AND count(*) FILTER (WHERE is_person = 'true') > 1
+                OR (count(*) FILTER (WHERE split_part(email, '@', 1) IN ({generic}) AND is_person = 'true') > 0
+                    AND count(*) FILTER (WHERE is_person = 'true') > 1)
             LIMIT 20
             """
         ).df()
@@ -87,21 +77,11 @@ def customers_not_collapsed() -> dg.AssetCheckResult:
                 description="The merge did not collapse different products: one SKU per global product.")
 def products_not_collapsed() -> dg.AssetCheckResult:
     with connect() as con:
-        views = [r[0] for r in con.execute("SELECT DISTINCT view FROM members_product").fetchall()]
-        union = " UNION ALL ".join(
-            f"SELECT m.gid, n.sku FROM members_product m JOIN {table('norm', v)} n USING (nsid)" for v in views
-        ) or "SELECT NULL AS gid, NULL AS sku"
         bad = con.execute(
-            f"SELECT gid, list(DISTINCT sku) AS skus FROM ({union}) WHERE sku IS NOT NULL GROUP BY gid "
-            "HAVING count(DISTINCT sku) > 1 LIMIT 20"
+            "SELECT gid, list(DISTINCT sku) AS skus FROM nodes_product JOIN members_product USING (nsid) "
+            "WHERE sku IS NOT NULL GROUP BY gid HAVING count(DISTINCT sku) > 1 LIMIT 20"
         ).df()
     return dg.AssetCheckResult(passed=bad.empty, metadata={"collapsed_entities": len(bad), "examples": md_table(bad)})
-
-
-def _has_col(con: object, view_key: str, col: str) -> bool:
-    name = table("norm", view_key)[1:-1]
-    return bool(first(con, "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ?",
-                      [name, col])[0])
 
 
 def _share_result(bad_rows: int, total: int, examples: object, what: str) -> dg.AssetCheckResult:

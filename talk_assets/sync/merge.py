@@ -12,7 +12,8 @@ All set work is SQL generated from the declaration:
    mailbox), a generic mailbox (post@, info@...) on a person, an empty SKU.
 3. `merged_<type>`: per global entity and property, the latest non-empty value wins; its
    provenance (record, system, time) is kept beside it. An empty value never overwrites.
-4. `members_<type>`: global id <-> record, the rows the link table is made of.
+4. `members_<type>`: global id <-> record, the rows the link table is made of; `nodes_<type>`:
+   every record of the type with all global properties (references resolved to global ids).
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
         + f" FROM {table('norm', v.vkey)}"
         for v in views
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE nodes AS {union}")
+    nodes = table("nodes", gtype)
+    con.execute(f"CREATE OR REPLACE TABLE {nodes} AS {union}")
     # references (an order's customer) point at namespaced ids; resolve them to global ids
     for p in props:
         if p in REFERENCES:
@@ -153,14 +155,14 @@ def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
             )[0]
             if exists:
                 con.execute(
-                    f"UPDATE nodes SET {ident(p)} = coalesce(m.gid, 'unresolved:' || nodes.{ident(p)}) "
-                    f"FROM (SELECT n.nsid AS ref, m.gid FROM (SELECT DISTINCT {ident(p)} AS nsid FROM nodes) n "
-                    f"LEFT JOIN {members} m ON m.nsid = n.nsid) m WHERE nodes.{ident(p)} = m.ref"
+                    f"UPDATE {nodes} SET {ident(p)} = coalesce(m.gid, 'unresolved:' || {nodes}.{ident(p)}) "
+                    f"FROM (SELECT n.nsid AS ref, m.gid FROM (SELECT DISTINCT {ident(p)} AS nsid FROM {nodes}) n "
+                    f"LEFT JOIN {members} m ON m.nsid = n.nsid) m WHERE {nodes}.{ident(p)} = m.ref"
                 )
     con.execute(f"CREATE OR REPLACE TEMP TABLE edges AS SELECT DISTINCT nsid, k FROM ({_key_edges_sql(gtype, views)}) "
-                "WHERE nsid IN (SELECT nsid FROM nodes)")
+                f"WHERE nsid IN (SELECT nsid FROM {nodes})")
     # connected components by label propagation over the record <-> key graph
-    con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT nsid, nsid AS label FROM nodes")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE labels AS SELECT nsid, nsid AS label FROM {nodes}")
     iterations = 0
     while iterations < MAX_ITERATIONS:
         iterations += 1
@@ -197,7 +199,7 @@ def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
         f"""
         CREATE OR REPLACE TABLE {table('members', gtype)} AS
         SELECT c.gid, n.nsid, n.view, n.record_id, n.parent_id, n.changed_at
-        FROM nodes n JOIN labels l USING (nsid) JOIN comp c USING (label)
+        FROM {nodes} n JOIN labels l USING (nsid) JOIN comp c USING (label)
         """
     )
     winners = ", ".join(
@@ -211,7 +213,7 @@ def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
         CREATE OR REPLACE TABLE {table('merged', gtype)} AS
         SELECT m.gid, count(*) AS record_count, list(n.nsid ORDER BY n.nsid) AS records, max(n.changed_at) AS changed_at,
                {winners}
-        FROM nodes n JOIN {table('members', gtype)} m USING (nsid)
+        FROM {nodes} n JOIN {table('members', gtype)} m USING (nsid)
         GROUP BY m.gid
         """
     )
