@@ -119,6 +119,10 @@ def collect_records(
         {"record_id": ids, "hash": hashes, "changed_at": pd.Series(changed, dtype="datetime64[us, UTC]"),
          "payload": payloads}
     )
+    # without a change time from the API: a record's first version is "unknown, long ago" (so it
+    # never outranks a timed edit elsewhere); a later version changed when we saw it change
+    changed_expr = ("coalesce(s.changed_at, CASE WHEN c.record_id IS NULL THEN TIMESTAMPTZ '1970-01-01 00:00:00+00' "
+                    "ELSE ?::TIMESTAMPTZ END)")
     con.register("staged", staged)
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE stage AS SELECT DISTINCT ON (record_id) * FROM staged")
@@ -136,22 +140,22 @@ def collect_records(
         con.execute(
             """
             INSERT INTO raw_versions
-            SELECT ?, ?, s.record_id, s.hash, coalesce(s.changed_at, ?::TIMESTAMPTZ), ?::TIMESTAMPTZ, s.payload::JSON
+            SELECT ?, ?, s.record_id, s.hash, {changed}, ?::TIMESTAMPTZ, s.payload::JSON
             FROM stage s LEFT JOIN raw_current c
               ON c.system = ? AND c.entity = ? AND c.record_id = s.record_id
             WHERE c.record_id IS NULL OR c.hash <> s.hash
-            """,
+            """.format(changed=changed_expr),
             [source.system, source.entity, now, now, source.system, source.entity],
         )
         con.execute(
             """
             INSERT OR REPLACE INTO raw_current
-            SELECT ?, ?, s.record_id, s.hash, coalesce(s.changed_at, ?::TIMESTAMPTZ), ?::TIMESTAMPTZ,
+            SELECT ?, ?, s.record_id, s.hash, {changed}, ?::TIMESTAMPTZ,
                    s.payload::JSON, false
             FROM stage s LEFT JOIN raw_current c
               ON c.system = ? AND c.entity = ? AND c.record_id = s.record_id
             WHERE c.record_id IS NULL OR c.hash <> s.hash
-            """,
+            """.format(changed=changed_expr),
             [source.system, source.entity, now, now, source.system, source.entity],
         )
         prev = first(con,
