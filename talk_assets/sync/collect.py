@@ -138,24 +138,24 @@ def collect_records(
         )
         res.new, res.changed, res.unchanged = (int(x) for x in counts)
         con.execute(
-            """
+            f"""
             INSERT INTO raw_versions
-            SELECT ?, ?, s.record_id, s.hash, {changed}, ?::TIMESTAMPTZ, s.payload::JSON
+            SELECT ?, ?, s.record_id, s.hash, {changed_expr}, ?::TIMESTAMPTZ, s.payload::JSON
             FROM stage s LEFT JOIN raw_current c
               ON c.system = ? AND c.entity = ? AND c.record_id = s.record_id
             WHERE c.record_id IS NULL OR c.hash <> s.hash
-            """.format(changed=changed_expr),
+            """,
             [source.system, source.entity, now, now, source.system, source.entity],
         )
         con.execute(
-            """
+            f"""
             INSERT OR REPLACE INTO raw_current
-            SELECT ?, ?, s.record_id, s.hash, {changed}, ?::TIMESTAMPTZ,
+            SELECT ?, ?, s.record_id, s.hash, {changed_expr}, ?::TIMESTAMPTZ,
                    s.payload::JSON, false
             FROM stage s LEFT JOIN raw_current c
               ON c.system = ? AND c.entity = ? AND c.record_id = s.record_id
             WHERE c.record_id IS NULL OR c.hash <> s.hash
-            """.format(changed=changed_expr),
+            """,
             [source.system, source.entity, now, now, source.system, source.entity],
         )
         prev = first(con,
