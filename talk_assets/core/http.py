@@ -267,8 +267,19 @@ class ApiClient:
         return redact(text, self._secrets)
 
     def get_json(self, path: str, **kw: Any) -> Any:
-        resp = self.request("GET", path, **kw)
-        return resp.json() if resp.content else None
+        """GET and parse; a body that is not valid JSON (cut off in transit) is fetched again."""
+        for attempt in range(self.retry.max_retries + 1):
+            resp = self.request("GET", path, **kw)
+            if not resp.content:
+                return None
+            try:
+                return resp.json()
+            except ValueError:
+                if attempt == self.retry.max_retries:
+                    raise ApiError(self.system, "GET", path.split("?")[0], resp.status_code,
+                                   f"the response is not valid JSON ({len(resp.content)} bytes)") from None
+                time.sleep(self.retry.delay(attempt))
+        return None
 
     def close(self) -> None:
         self.session.close()

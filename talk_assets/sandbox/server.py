@@ -433,7 +433,7 @@ class SandboxApp:
         if req.method in WRITE_METHODS and roll < f.lost_response_rate:
             raise _Drop
         roll -= f.lost_response_rate
-        if req.method == "GET" and resp.status == 200 and roll < f.malformed_rate:
+        if req.method == "GET" and resp.status == 200 and 0 <= roll < f.malformed_rate:
             raw = resp.encode()
             resp = Response(200, raw[: max(1, len(raw) // 2)], resp.headers)
         return resp
