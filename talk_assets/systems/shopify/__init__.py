@@ -1,0 +1,1 @@
+"""Shopify Admin REST API: sandbox, models and client."""
