@@ -98,3 +98,10 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "customcrm": _build(CustomCrmResource, CUSTOMCRM),
         "customwebshop": _build(CustomWebshopResource, CUSTOMWEBSHOP),
     }
+
+
+def client_from_env(system: str) -> Any:
+    """A client outside Dagster (the CLI): the same settings, read from the environment directly."""
+    import importlib
+
+    return importlib.import_module(f"talk_assets.systems.{system}.client").Client.from_env()

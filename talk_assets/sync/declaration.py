@@ -36,6 +36,10 @@ GLOBAL_TYPES: dict[str, tuple[str, ...]] = {
 # referenced view, resolved to a global id by the merge and back to the target's id when mapped).
 REFERENCES: dict[str, str] = {"customer": "customer", "user": "user"}
 
+# When a referenced entity has no record in the target yet, these global properties stand in for
+# its id: Shopify identifies staff users by their staff number (orders' `user_id`).
+REFERENCE_FALLBACK: dict[str, str] = {"user": "staff_number"}
+
 # Mailboxes that name an organisation's shared inbox: they never merge persons.
 GENERIC_MAILBOXES = ("post", "info", "firmapost", "kontakt", "admin", "office", "sales", "salg",
                      "support", "noreply", "no-reply", "ordre", "faktura", "kundeservice")
@@ -60,14 +64,16 @@ UPPER = "nullif(upper(trim({v})), '')"
 SAME = "{g}"
 
 
-def lines_read(path: str, sku: str, qty: str, price: str) -> str:
+def lines_read(path: str, sku: str, qty: str, price: str, sku_fallback: str = "") -> str:
     """Order lines as a canonical JSON list of {sku, quantity, unit_price_ex_vat}, sorted by SKU.
 
-    `price` is an SQL expression over `l` (one line as JSON) giving the unit price ex. VAT.
+    `price` is an SQL expression over `l` (one line as JSON) giving the unit price ex. VAT;
+    `sku_fallback` names the field that carries the SKU of a line without one (a custom line item).
     """
+    sku_expr = f"coalesce(nullif(l->>'$.{sku}', ''), l->>'$.{sku_fallback}')" if sku_fallback else f"l->>'$.{sku}'"
     return (
         "to_json(list_sort(list_transform(json_extract({r}, '$." + path + "[*]'), lambda l: struct_pack("
-        f"sku := upper(trim(l->>'$.{sku}')), quantity := TRY_CAST(l->>'$.{qty}' AS INTEGER), "
+        f"sku := upper(trim({sku_expr})), quantity := TRY_CAST(l->>'$.{qty}' AS INTEGER), "
         f"unit_price_ex_vat := CAST(round({price}, 2) AS DECIMAL(18,2))))))::VARCHAR"
     )
 
@@ -96,6 +102,7 @@ class Prop:
     type: str  # the field's data type in the system, for the documents
     read: str | None = TEXT  # None: write-only (the field is derived from other properties)
     write: str | None = SAME  # None: read-only in this system
+    on_update: bool = True  # False: written when the record is created, never changed afterwards
 
     def __post_init__(self) -> None:
         assert self.read is None or "{v}" in self.read or "{r}" in self.read, f"bad read of {self.field}"
@@ -177,16 +184,16 @@ SHOPIFY_ORDER = View(
     "shopify", "order", "Order", "order",
     description="Shopify orders (`orders.json?status=any`).",
     props=(
-        P("customer.id", "customer", "integer (customer id)", ref("shopify-customer")),
-        P("user_id", "user", "integer (staff user id)", ref("shopify-user")),
+        P("customer.id", "customer", "integer (customer id)", ref("shopify-customer"), on_update=False),
+        P("user_id", "user", "integer (staff user id)", ref("shopify-user"), on_update=False),
         P("email", "email", "string", EMAIL),
-        P("currency", "currency", "string", UPPER),
-        P("total_price", "total_amount", "decimal (string)", DEC),
+        P("currency", "currency", "string", UPPER, on_update=False),
+        P("total_price", "total_amount", "decimal (string)", DEC, write=None),
         P("po_number", "po_number", "string"),
-        P("created_at", "order_date", "datetime", DATE, write=None),
         P("line_items", "lines", "list of line items",
           lines_read("line_items", "sku", "quantity", f"TRY_CAST(l->>'$.price' AS DECIMAL(18,4)) / {VAT}"),
-          lines_write("sku", "quantity", f"price := CAST(round(l.unit_price_ex_vat * {VAT}, 2) AS DECIMAL(18,2))::VARCHAR")),
+          lines_write("sku", "quantity", f"price := CAST(round(l.unit_price_ex_vat * {VAT}, 2) AS DECIMAL(18,2))::VARCHAR, "
+                      "title := coalesce(l.sku, 'Item')"), on_update=False),
     ),
 )
 SHOPIFY_USER = View(
@@ -288,15 +295,16 @@ SQUARESPACE_ORDER = View(
     "squarespace", "orders", "Order", "order", changed_field="modifiedOn",
     description="Squarespace orders (`orders`).",
     props=(
-        P("customerEmail", "email", "string", EMAIL),
-        P("grandTotal.currency", "currency", "string", UPPER),
-        P("grandTotal.value", "total_amount", "decimal (string)", DEC),
+        P("customerEmail", "email", "string", EMAIL, on_update=False),
+        P("grandTotal.currency", "currency", "string", UPPER, on_update=False),
+        P("grandTotal.value", "total_amount", "decimal (string)", DEC, on_update=False),
         P("createdOn", "order_date", "datetime", DATE, write=None),
         P("lineItems", "lines", "list of line items",
           lines_read("lineItems", "sku", "quantity",
-                     f"TRY_CAST(l->>'$.unitPricePaid.value' AS DECIMAL(18,4)) / {VAT}"),
+                     f"TRY_CAST(l->>'$.unitPricePaid.value' AS DECIMAL(18,4)) / {VAT}", sku_fallback="productName"),
           lines_write("sku", "quantity",
-                      f"unitPricePaid := struct_pack(currency := 'NOK', value := CAST(round(l.unit_price_ex_vat * {VAT}, 2) AS DECIMAL(18,2))::VARCHAR)")),
+                      f"unitPricePaid := struct_pack(currency := 'NOK', value := CAST(round(l.unit_price_ex_vat * {VAT}, 2) AS DECIMAL(18,2))::VARCHAR)"),
+          on_update=False),
     ),
 )
 
@@ -346,8 +354,8 @@ CUSTOMCRM_ORDER = View(
         P("customer_id", "customer", "integer (customer id)", ref("customcrm-customers")),
         P("user_id", "user", "integer (user id)", ref("customcrm-users")),
         P("currency", "currency", "string", UPPER),
-        P("total_ex_vat", "net_amount", "decimal (string)", DEC),
-        P("total_incl_vat", "total_amount", "decimal (string)", DEC),
+        P("total_ex_vat", "net_amount", "decimal (string, computed from the lines)", DEC, write=None),
+        P("total_incl_vat", "total_amount", "decimal (string, computed from the lines)", DEC, write=None),
         P("reference", "po_number", "string"),
         P("order_date", "order_date", "date", DATE),
         P("lines", "lines", "list of order lines",
@@ -403,7 +411,7 @@ CUSTOMWEBSHOP_ORDER = View(
         P("customer_id", "customer", "integer (customer id)", ref("customwebshop-customers")),
         P("email", "email", "string", EMAIL),
         P("currency", "currency", "string", UPPER),
-        P("total", "total_amount", "integer (minor units)", MINOR_TO_DEC, DEC_TO_MINOR),
+        P("total", "total_amount", "integer (minor units, computed from the items)", MINOR_TO_DEC, write=None),
         P("placed_at", "order_date", "datetime", DATE, write=None),
         P("items", "lines", "list of order items",
           lines_read("items", "sku", "quantity", f"TRY_CAST(l->>'$.unit_price' AS DECIMAL(18,4)) / 100 / {VAT}"),
@@ -430,6 +438,11 @@ class Source:
     title: str
     id_field: str
     changed_field: str  # "" when the API keeps no change time (then: when we saw it change)
+    version_field: str = ""  # what an update must still find to be allowed (default: changed_field)
+
+    @property
+    def version(self) -> str:
+        return self.version_field or self.changed_field
 
     @property
     def key(self) -> str:
@@ -448,15 +461,15 @@ SOURCES: tuple[Source, ...] = (
     Source("poweroffice", "products", "Products", "Id", "LastChangedDateTimeOffset"),
     Source("poweroffice", "salesorders", "Sales orders", "Id", "LastChangedDateTimeOffset"),
     Source("squarespace", "products", "Products (with variants)", "id", "modifiedOn"),
-    Source("squarespace", "inventory", "Inventory", "variantId", ""),
+    Source("squarespace", "inventory", "Inventory", "variantId", "", "quantity"),
     Source("squarespace", "orders", "Orders", "id", "modifiedOn"),
-    Source("customcrm", "customers", "Customers", "id", "updated_at"),
-    Source("customcrm", "products", "Products", "id", "updated_at"),
-    Source("customcrm", "orders", "Orders", "id", "updated_at"),
-    Source("customcrm", "users", "Users", "id", "updated_at"),
-    Source("customwebshop", "customers", "Customers", "id", "updated_at"),
-    Source("customwebshop", "products", "Products", "id", "updated_at"),
-    Source("customwebshop", "orders", "Orders", "id", "updated_at"),
+    Source("customcrm", "customers", "Customers", "id", "updated_at", "version"),
+    Source("customcrm", "products", "Products", "id", "updated_at", "version"),
+    Source("customcrm", "orders", "Orders", "id", "updated_at", "version"),
+    Source("customcrm", "users", "Users", "id", "updated_at", "version"),
+    Source("customwebshop", "customers", "Customers", "id", "updated_at", "version"),
+    Source("customwebshop", "products", "Products", "id", "updated_at", "version"),
+    Source("customwebshop", "orders", "Orders", "id", "updated_at", "version"),
 )
 SOURCES_BY_KEY = {s.key: s for s in SOURCES}
 

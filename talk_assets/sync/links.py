@@ -63,6 +63,12 @@ def update_links(con: duckdb.DuckDBPyConnection, now: datetime, run_id: str = ""
             FROM ({' UNION ALL '.join(parts)}) m
             JOIN view_modes vm ON vm.view = m.view
             LEFT JOIN links o ON o.view = m.view AND o.nsid = m.nsid
+            UNION ALL
+            -- records the sync created that have not been collected back yet
+            SELECT o.gid, o.global_type, o.nsid, o.view, o.system, o.entity, o.record_id, o.link_mode, o.origin,
+                   o.first_linked_at, o.last_written_hash, o.last_written_at
+            FROM links o WHERE o.origin = 'created'
+              AND NOT EXISTS (SELECT 1 FROM ({' UNION ALL '.join(parts)}) m WHERE m.nsid = o.nsid AND m.view = o.view)
             """,
             [now],
         )

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 import duckdb
 
-from talk_assets.sync.declaration import GLOBAL_TYPES, REFERENCES, View, counterparts, synced_props
+from talk_assets.sync.declaration import (
+    GLOBAL_TYPES,
+    REFERENCE_FALLBACK,
+    REFERENCES,
+    View,
+    counterparts,
+    synced_props,
+)
 from talk_assets.sync.merge import ident, table
 from talk_assets.sync.store import first
 
@@ -48,11 +55,34 @@ def ref_namespace(view: View, prop: str) -> str | None:
 
 def payload_fields(view: View) -> list[tuple[str, str, str]]:
     """(field, global prop, write template) for every field written to `view`."""
+    return [(pr.field, pr.prop, pr.write) for pr in _writers(view)]
+
+
+def update_fields(view: View) -> set[str]:
+    """Fields that may change after the record was created."""
+    return {pr.field for pr in _writers(view) if pr.on_update}
+
+
+def _writers(view: View) -> list:
     props = writable_props(view)
-    out: list[tuple[str, str, str]] = []
+    out = []
     for pr in view.props:
-        if pr.write is not None and pr.prop in props and pr.field not in {f for f, _, _ in out}:
-            out.append((pr.field, pr.prop, pr.write))
+        if pr.write is not None and pr.prop in props and pr.field not in {p.field for p in out}:
+            out.append(pr)
+    return out
+
+
+def referencing_views(view: View) -> list[tuple[View, str]]:
+    """(order view of the same system, reference property) whose records reference `view`'s type."""
+    from talk_assets.sync.declaration import VIEWS
+
+    out = []
+    for v in VIEWS:
+        if v.system != view.system or v is view:
+            continue
+        for p, t in REFERENCES.items():
+            if t == view.global_type and p in writable_props(v) and ref_namespace(v, p) == view.namespace:
+                out.append((v, p))
     return out
 
 
@@ -62,6 +92,16 @@ def mapped_sql(view: View) -> str:
     props = list(GLOBAL_TYPES[gtype])
     creators = [o.vkey for f, o, is_target in counterparts(view) if is_target and f.link_mode in CREATING_MODES]
     partners = [o.vkey for _f, o, _t in counterparts(view)]
+    # create-if-referenced: entities that orders synced into this system point at
+    referenced = []
+    for ov, p in referencing_views(view):
+        ocreators = [o.vkey for f, o, t in counterparts(ov) if t and f.link_mode in CREATING_MODES]
+        if ocreators:
+            referenced.append(
+                f"SELECT DISTINCT g.{ident(p)} AS gid, 3 FROM {table('merged', ov.global_type)} g "
+                f"JOIN {table('members', ov.global_type)} m USING (gid) "
+                f"WHERE m.view IN ({', '.join(repr(k) for k in ocreators)}) AND g.{ident(p)} IS NOT NULL"
+            )
 
     def in_list(keys: list[str]) -> str:
         return ", ".join(f"'{k}'" for k in keys) or "NULL"
@@ -80,7 +120,10 @@ def mapped_sql(view: View) -> str:
                 f"LEFT JOIN (SELECT DISTINCT ON (gid) gid, record_id FROM {rm} WHERE nsid LIKE '{ns}:%' "
                 f"ORDER BY gid, nsid) r_{p} ON r_{p}.gid = g.{ident(p)}"
             )
-            want_cols.append(f"r_{p}.record_id AS {ident(p)}")
+            fallback = REFERENCE_FALLBACK.get(REFERENCES[p])
+            alt = (f"(SELECT x.{ident(fallback)} FROM {table('merged', REFERENCES[p])} x WHERE x.gid = g.{ident(p)})"
+                   if fallback and ns and ns.endswith(f"-{REFERENCES[p]}") else "NULL")
+            want_cols.append(f"coalesce(r_{p}.record_id, {alt}) AS {ident(p)}")
             have = f"split_part(n.{ident(p)}, ':', 2)" if p in view.read_props else "NULL::VARCHAR"
             have_cols.append(f"{have} AS {ident(p)}")
         else:
@@ -89,11 +132,14 @@ def mapped_sql(view: View) -> str:
     fields = payload_fields(view)
     want = {f: _write_expr(t, p, "w") for f, p, t in fields}
     have = {f: _write_expr(t, p, "h") for f, p, t in fields}
+    updatable = update_fields(view)
     differs = ", ".join(
         f"CASE WHEN nullif({want[f]}::VARCHAR, '') IS NOT NULL AND {want[f]}::VARCHAR IS DISTINCT FROM {have[f]}::VARCHAR "
-        f"THEN '{f}' END"
+        f"AND (r.nsid IS NULL OR {'true' if f in updatable else 'false'}) THEN '{f}' END"
         for f, _, _ in fields
     )
+    refs = "json_object(" + ", ".join(f"'{f}', g.{ident(p)}" for f, p, _ in fields if p in REFERENCES) + ")"
+    glob = "json_object(" + ", ".join(f"'{p}', g.{ident(p)}" for p in props if p not in REFERENCES) + ")"
     changed = f"list_filter([{differs}], lambda x: x IS NOT NULL)" if fields else "[]::VARCHAR[]"
     payload = "json_object(" + ", ".join(f"'{f}', {want[f]}" for f, _, _ in fields) + ")"
     current = "json_object(" + ", ".join(f"'{f}', {have[f]}" for f, _, _ in fields) + ")"
@@ -107,6 +153,7 @@ def mapped_sql(view: View) -> str:
         SELECT gid, 1 AS why FROM {members} WHERE view IN ({in_list(creators)})
         UNION
         SELECT gid, 2 FROM {members} WHERE view IN ({in_list(partners)}) AND gid IN (SELECT gid FROM target)
+        {''.join(' UNION ' + q for q in referenced)}
     ),
     rows AS (
         SELECT DISTINCT ON (wanted.gid) wanted.gid, t.nsid, t.record_id, t.parent_id
@@ -116,12 +163,12 @@ def mapped_sql(view: View) -> str:
     h AS (SELECT r.gid, {', '.join(have_cols)} FROM rows r LEFT JOIN {norm} n ON n.nsid = r.nsid),
     calc AS (
         SELECT r.gid, r.nsid, r.record_id, r.parent_id, {changed} AS changed_fields,
-               {payload} AS payload, {current} AS current
-        FROM rows r JOIN w USING (gid) JOIN h USING (gid)
+               {payload} AS payload, {current} AS current, {refs} AS refs, {glob} AS global
+        FROM rows r JOIN w USING (gid) JOIN h USING (gid) JOIN {merged} g USING (gid)
     )
     SELECT gid, nsid, record_id, parent_id,
            CASE WHEN nsid IS NULL THEN 'create' WHEN len(changed_fields) > 0 THEN 'update' ELSE 'unchanged' END AS action,
-           changed_fields, payload, current, md5(payload::VARCHAR) AS payload_hash
+           changed_fields, payload, current, refs, global, md5(payload::VARCHAR) AS payload_hash
     FROM calc
     """
 

@@ -116,6 +116,14 @@ def _key_edges_sql(gtype: str, views: list[View]) -> str:
                 )
             parts.append(f"SELECT nsid, '{key}=' || {ident(key)} AS k FROM {t} WHERE {cond}")
     parts.append(f"SELECT nsid, 'link=' || gid AS k FROM links WHERE global_type = '{gtype}'")
+    if not MERGE_KEYS[gtype]:
+        # a create whose answer was lost: the new record is recognised by its fingerprint
+        parts.append(
+            f"""SELECT n.nsid, 'link=' || i.gid AS k FROM push_intents i JOIN {table('nodes', gtype)} n ON n.view = i.view
+                WHERE i.status IN ('unknown', 'sending') AND n.changed_at >= i.started_at - INTERVAL 1 MINUTE
+                  AND n.lines = (i.fingerprint::JSON->>'$.lines')
+                  AND n.nsid NOT IN (SELECT nsid FROM links)"""
+        )
     return " UNION ".join(parts)
 
 

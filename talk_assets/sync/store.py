@@ -47,6 +47,21 @@ CREATE TABLE IF NOT EXISTS links_history (
     record_id VARCHAR, link_mode VARCHAR, origin VARCHAR, last_written_hash VARCHAR,
     valid_from INTEGER NOT NULL, valid_to INTEGER
 );
+CREATE SEQUENCE IF NOT EXISTS dead_letter_ids;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id BIGINT PRIMARY KEY DEFAULT nextval('dead_letter_ids'), view VARCHAR NOT NULL, gid VARCHAR NOT NULL,
+    action VARCHAR NOT NULL, record_id VARCHAR, payload JSON, payload_hash VARCHAR, status INTEGER,
+    error VARCHAR, body VARCHAR, attempts INTEGER DEFAULT 1, first_failed_at TIMESTAMPTZ,
+    last_failed_at TIMESTAMPTZ, replay BOOLEAN DEFAULT false, resolved_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS push_intents (
+    view VARCHAR NOT NULL, gid VARCHAR NOT NULL, idem_key VARCHAR NOT NULL, started_at TIMESTAMPTZ NOT NULL,
+    status VARCHAR NOT NULL, record_id VARCHAR, fingerprint VARCHAR, PRIMARY KEY (view, gid)
+);
+CREATE TABLE IF NOT EXISTS push_log (
+    run_id VARCHAR, view VARCHAR, logged_at TIMESTAMPTZ, created INTEGER, updated INTEGER, conflicts INTEGER,
+    failed INTEGER, skipped INTEGER, pending INTEGER
+);
 CREATE TABLE IF NOT EXISTS link_versions (
     version INTEGER PRIMARY KEY, data_version VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL,
     row_count BIGINT, added BIGINT, removed BIGINT, run_id VARCHAR

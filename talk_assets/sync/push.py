@@ -1,0 +1,383 @@
+"""Share: turn the pending rows of a mapped view into API calls, one record at a time.
+
+The rules of a trustworthy sync live here:
+- Only differences are written (the mapped view already compared in canonical form), so a quiet
+  cycle makes zero write calls and what we wrote is no change when it is collected back.
+- Optimistic locking: an update names the version last collected; a target that changed since is
+  skipped as a conflict and merged on the next cycle (the later edit wins per property).
+- Idempotent creates: the intent is recorded before the POST. Where the API takes an
+  `Idempotency-Key` the retry reuses it; elsewhere an intent whose answer was lost waits for the
+  next collect, which links the record by its merge key (or, for orders, by its fingerprint).
+- Every failure stays with its record: retried by the client (5 times with backoff, `Retry-After`
+  honoured), then written to the dead-letter table with the status and the response body.
+  Nothing else is blocked. A dead letter is retried when its payload changes or when replayed.
+- A circuit breaker stops a run that would update more than a configured share of a dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+from talk_assets.core.http import ApiError
+from talk_assets.sync.declaration import REFERENCES, View, source_of
+from talk_assets.sync.mapping import payload_fields, ref_namespace
+from talk_assets.sync.merge import table
+from talk_assets.sync.store import first
+
+log = logging.getLogger("talk_assets.push")
+
+
+
+class CircuitBreakerOpen(Exception):
+    """A run would change an unusually large share of a dataset; it stops until confirmed."""
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    v = os.environ.get(name)
+    return default if v is None else v.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class PushSettings:
+    """Per system and datatype toggles, from the environment (see the README)."""
+
+    max_update_share: float = field(default_factory=lambda: float(os.environ.get("TALK_CIRCUIT_BREAKER_SHARE", "0.5")))
+    breaker_min_rows: int = field(default_factory=lambda: int(os.environ.get("TALK_CIRCUIT_BREAKER_MIN_ROWS", "50")))
+    confirm_large: bool = False
+    dry_run: bool = False
+
+    @staticmethod
+    def share_enabled(view: View) -> bool:
+        """`TALK_SHARE_<SYSTEM>` / `TALK_SHARE_<SYSTEM>_<ENTITY>` = false turns writing off."""
+        system = view.system.upper()
+        entity = view.entity.upper()
+        return _env_bool(f"TALK_SHARE_{system}_{entity}", _env_bool(f"TALK_SHARE_{system}", True))
+
+
+@dataclass
+class Row:
+    """One pending mapped row, as the writer sees it."""
+
+    view: View
+    gid: str
+    action: str
+    nsid: str | None
+    record_id: str | None
+    parent_id: str | None
+    changed_fields: list[str]
+    payload: dict[str, Any]
+    refs: dict[str, Any]
+    glob: dict[str, Any]
+    payload_hash: str
+    version: str | None
+
+    @property
+    def idem_key(self) -> str:
+        """Stable for the view and entity, so a retried create is recognised (<= 64 URL-safe chars)."""
+        return "talk-" + hashlib.sha256(f"{self.view.vkey}|{self.gid}".encode()).hexdigest()[:40]
+
+    def typed(self, fields: list[str] | None = None) -> dict[str, Any]:
+        """The payload (or some fields of it) with values in the API's JSON types."""
+        types = {f: p for f, p in ((pr.field, pr) for pr in self.view.props)}
+        out = {}
+        for f in fields if fields is not None else list(self.payload):
+            out[f] = to_json_type(self.payload.get(f), types[f].type if f in types else "string")
+        return out
+
+
+def to_json_type(value: Any, type_text: str) -> Any:
+    if value is None:
+        return None
+    t = type_text.lower()
+    if t.startswith("list"):
+        return value if isinstance(value, list) else json.loads(value)
+    if t.startswith("integer"):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return value
+    if t.startswith("decimal") and "string" not in t:
+        return float(value)
+    if t.startswith("boolean"):
+        return str(value).lower() == "true"
+    return str(value)
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"a.b": 1} -> {"a": {"b": 1}}."""
+    out: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = out
+        parts = path.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+class Writer:
+    """Turns rows into the system's API calls. The default nests dotted fields into the body and
+    uses the client's uniform `create_record` / `update_record`; systems override what differs."""
+
+    supports_idempotency_key = False
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def create(self, row: Row) -> dict[str, Any]:
+        body = {k: v for k, v in nest(row.typed()).items() if v is not None}
+        return self.client.create_record(row.view.entity, body, idempotency_key=row.idem_key)
+
+    def update(self, row: Row, fields: list[str]) -> dict[str, Any]:
+        changes = nest(row.typed(fields))
+        return self.client.update_record(row.view.entity, row.record_id, changes, expected_version=row.version)
+
+    def new_record_id(self, row: Row, created: dict[str, Any]) -> str:
+        return str(created[source_of(row.view).id_field])
+
+    def describe(self, row: Row, fields: list[str] | None = None) -> str:
+        """The call for `--dry-run`."""
+        if row.action == "create":
+            return f"{row.view.system}: create {row.view.entity} {json.dumps(row.typed(), ensure_ascii=False)[:200]}"
+        return (f"{row.view.system}: update {row.view.entity} {row.record_id} "
+                f"{json.dumps(row.typed(fields), ensure_ascii=False)[:200]}")
+
+
+@dataclass
+class PushResult:
+    view: str
+    created: int = 0
+    updated: int = 0
+    conflicts: int = 0
+    failed: int = 0
+    skipped: int = 0  # waiting: a dead letter with the same payload, or an unverified create
+    pending_refs: int = 0  # rows whose referenced record does not exist in the target yet
+    calls: list[str] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {"created": self.created, "updated": self.updated, "conflicts": self.conflicts,
+                "failed": self.failed, "skipped": self.skipped, "waiting_for_reference": self.pending_refs}
+
+
+def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], int, int]:
+    """Pending rows (minus parked dead letters and unverified creates), the dataset size, and how
+    many rows were held back."""
+    src = source_of(view)
+    mapped = table("mapped", view.vkey)
+    version = f"cur.payload->>'$.{src.version}'" if src.version else "NULL"
+    rows = con.execute(
+        f"""
+        SELECT m.gid, m.action, m.nsid, m.record_id, m.parent_id, m.changed_fields, m.payload::VARCHAR,
+               m.refs::VARCHAR, m.global::VARCHAR, m.payload_hash, {version} AS version,
+               (d.id IS NOT NULL) AS parked, (i.status IS NOT NULL AND i.status <> 'done') AS unverified
+        FROM {mapped} m
+        LEFT JOIN raw_current cur ON cur.system = '{src.system}' AND cur.entity = '{src.entity}'
+             AND cur.record_id = coalesce(m.parent_id, m.record_id)
+        LEFT JOIN dead_letters d ON d.view = '{view.vkey}' AND d.gid = m.gid AND d.payload_hash = m.payload_hash
+             AND d.resolved_at IS NULL AND NOT d.replay
+        LEFT JOIN push_intents i ON i.view = '{view.vkey}' AND i.gid = m.gid AND m.action = 'create'
+        WHERE m.action IN ('create', 'update')
+        ORDER BY m.action, m.gid
+        """
+    ).fetchall()
+    size = first(con, f"SELECT count(*) FROM {table('norm', view.vkey)}")[0]
+    out, held = [], 0
+    for gid, action, nsid, rid, pid, changed, payload, refs, glob, phash, ver, parked, unverified in rows:
+        if parked or (unverified and not _retry_unverified(view)):
+            held += 1
+            continue
+        out.append(Row(view, gid, action, nsid, rid, pid, list(changed or []), json.loads(payload),
+                       json.loads(refs or "{}"), json.loads(glob or "{}"), phash, ver))
+    return out, int(size), held
+
+
+def _retry_unverified(view: View) -> bool:
+    from talk_assets.sync.writers import writer_class
+
+    return writer_class(view.system).supports_idempotency_key
+
+
+def resolve_refs(con: duckdb.DuckDBPyConnection, view: View, rows: list[Row]) -> None:
+    """Fill references that were unknown when mapped but are linked now (created earlier this cycle)."""
+    for f, p, _ in payload_fields(view):
+        if p not in REFERENCES:
+            continue
+        ns = ref_namespace(view, p)
+        need = {r.refs.get(f) for r in rows if r.payload.get(f) is None and r.refs.get(f)}
+        if not need or not ns:
+            continue
+        found = dict(con.execute(
+            f"SELECT gid, record_id FROM links WHERE nsid LIKE '{ns}:%' AND gid IN (SELECT unnest(?::VARCHAR[]))",
+            [sorted(need)],
+        ).fetchall())
+        for r in rows:
+            if r.payload.get(f) is None and r.refs.get(f) in found:
+                r.payload[f] = found[r.refs[f]]
+
+
+def check_breaker(view: View, rows: list[Row], size: int, settings: PushSettings) -> None:
+    updates = sum(1 for r in rows if r.action == "update")
+    if settings.confirm_large or updates < settings.breaker_min_rows or not size:
+        return
+    share = updates / size
+    if share > settings.max_update_share:
+        raise CircuitBreakerOpen(
+            f"{view.system} {view.name}: this run would update {updates} of {size} records ({share:.0%}), more than "
+            f"the {settings.max_update_share:.0%} limit (TALK_CIRCUIT_BREAKER_SHARE). Check the pending changes "
+            "(mapped asset metadata) and confirm with `talk-assets sync --once --confirm` or the push asset's "
+            "`confirm_large_change` config."
+        )
+
+
+@dataclass
+class Outcome:
+    row: Row
+    status: str  # created | updated | conflict | failed | unknown
+    record_id: str | None = None
+    error: ApiError | Exception | None = None
+
+
+def execute(writer: Writer, rows: list[Row], progress: Callable[[int, int], None] | None = None) -> list[Outcome]:
+    """The API calls, with no database connection open."""
+    out: list[Outcome] = []
+    for i, row in enumerate(rows):
+        if progress and i and i % 100 == 0:
+            progress(i, len(rows))
+        try:
+            if row.action == "create":
+                created = writer.create(row)
+                out.append(Outcome(row, "created", writer.new_record_id(row, created)))
+            else:
+                fields = [f for f in row.changed_fields if f in row.payload]
+                writer.update(row, fields)
+                out.append(Outcome(row, "updated", row.record_id))
+        except ApiError as exc:
+            if exc.status in (409, 412) and row.action == "update":
+                out.append(Outcome(row, "conflict", row.record_id, exc))
+            elif exc.status is None and row.action == "create":
+                out.append(Outcome(row, "unknown", None, exc))  # sent, answer lost: verify next cycle
+            else:
+                out.append(Outcome(row, "failed", row.record_id, exc))
+        except (ValueError, TypeError, KeyError) as exc:  # a payload the writer cannot express
+            out.append(Outcome(row, "failed", row.record_id, exc))
+    return out
+
+
+def record_intents(con: duckdb.DuckDBPyConnection, rows: list[Row], now: datetime) -> None:
+    """Before any POST: what we are about to create (so a crash leaves a trace to verify)."""
+    for r in rows:
+        if r.action == "create":
+            fingerprint = json.dumps({k: r.glob.get(k) for k in ("lines", "total_amount", "email")}, sort_keys=True)
+            con.execute(
+                "INSERT INTO push_intents VALUES (?, ?, ?, ?, 'sending', NULL, ?) ON CONFLICT (view, gid) DO UPDATE "
+                "SET started_at = excluded.started_at, status = 'sending', fingerprint = excluded.fingerprint",
+                [r.view.vkey, r.gid, r.idem_key, now, fingerprint],
+            )
+
+
+def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[Outcome], now: datetime,
+                    run_id: str = "") -> PushResult:
+    res = PushResult(view.vkey)
+    for o in outcomes:
+        r = o.row
+        if o.status in ("created", "updated"):
+            if o.status == "created":
+                res.created += 1
+                nsid = f"{view.namespace}:{o.record_id}"
+                con.execute(
+                    "INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 'created', ?, ?, ?) "
+                    "ON CONFLICT (view, nsid) DO UPDATE SET gid = excluded.gid, last_written_hash = excluded.last_written_hash, "
+                    "last_written_at = excluded.last_written_at",
+                    [r.gid, view.global_type, nsid, view.vkey, view.system, view.entity, o.record_id, now,
+                     r.payload_hash, now],
+                )
+                con.execute("UPDATE push_intents SET status = 'done', record_id = ? WHERE view = ? AND gid = ?",
+                            [o.record_id, view.vkey, r.gid])
+            else:
+                res.updated += 1
+                con.execute("UPDATE links SET last_written_hash = ?, last_written_at = ? WHERE view = ? AND nsid = ?",
+                            [r.payload_hash, now, view.vkey, r.nsid])
+            con.execute("UPDATE dead_letters SET resolved_at = ? WHERE view = ? AND gid = ? AND resolved_at IS NULL",
+                        [now, view.vkey, r.gid])
+        elif o.status == "conflict":
+            res.conflicts += 1
+        elif o.status == "unknown":
+            res.skipped += 1
+            con.execute("UPDATE push_intents SET status = 'unknown' WHERE view = ? AND gid = ?", [view.vkey, r.gid])
+        else:
+            res.failed += 1
+            err = o.error
+            status = getattr(err, "status", None)
+            body = getattr(err, "body", None)
+            message = str(err)
+            fld = getattr(err, "field", None)
+            if fld:
+                message += f" (field '{fld}')"
+            res.failures.append({"record": r.record_id or r.gid, "gid": r.gid, "action": r.action, "status": status,
+                                 "error": message[:300]})
+            con.execute("DELETE FROM push_intents WHERE view = ? AND gid = ?", [view.vkey, r.gid])
+            existing = first(con, "SELECT id FROM dead_letters WHERE view = ? AND gid = ? AND resolved_at IS NULL",
+                             [view.vkey, r.gid])
+            body_text = json.dumps(body, ensure_ascii=False)[:4000] if body is not None else None
+            if existing:
+                con.execute(
+                    "UPDATE dead_letters SET payload = ?, payload_hash = ?, status = ?, error = ?, body = ?, "
+                    "attempts = attempts + 1, last_failed_at = ?, replay = false WHERE id = ?",
+                    [json.dumps(r.payload), r.payload_hash, status, message, body_text, now, existing[0]],
+                )
+            else:
+                con.execute(
+                    "INSERT INTO dead_letters (view, gid, action, record_id, payload, payload_hash, status, error, body, "
+                    "first_failed_at, last_failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [view.vkey, r.gid, r.action, r.record_id, json.dumps(r.payload), r.payload_hash, status, message,
+                     body_text, now, now],
+                )
+    con.execute("INSERT INTO push_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, view.vkey, now, res.created, res.updated, res.conflicts, res.failed, res.skipped, 0])
+    return res
+
+
+def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings: PushSettings | None = None,
+              run_id: str = "", progress: Callable[[int, int], None] | None = None) -> PushResult:
+    """One view's pending changes to its system. `connect_fn` opens the state file (briefly)."""
+    from talk_assets.sync.writers import writer_for
+
+    settings = settings or PushSettings()
+    if not settings.share_enabled(view):
+        return PushResult(view.vkey)
+    with connect_fn() as con:
+        rows, size, held = load_rows(con, view)
+        resolve_refs(con, view, rows)
+    check_breaker(view, rows, size, settings)
+    writer = writer_for(view.system, client)
+    waiting = [r for r in rows if r.action == "create" and _missing_ref(view, r)]
+    rows = [r for r in rows if r not in waiting]
+    if settings.dry_run:
+        res = PushResult(view.vkey, skipped=held, pending_refs=len(waiting))
+        res.calls = [writer.describe(r, r.changed_fields) for r in rows]
+        return res
+    now = datetime.now(UTC)
+    with connect_fn() as con:
+        record_intents(con, rows, now)
+    outcomes = execute(writer, rows, progress)
+    with connect_fn() as con:
+        res = record_outcomes(con, view, outcomes, datetime.now(UTC), run_id)
+    res.skipped += held
+    res.pending_refs = len(waiting)
+    return res
+
+
+def _missing_ref(view: View, row: Row) -> bool:
+    """A new record whose required reference (an order's customer) is not in the target yet."""
+    return any(p == "customer" and row.refs.get(f) and row.payload.get(f) is None
+               for f, p, _ in payload_fields(view))

@@ -1,0 +1,1 @@
+"""PowerOffice GO API v2: sandbox, models and client."""
