@@ -122,6 +122,90 @@ def cmd_links(args: argparse.Namespace) -> int:
     return 0
 
 
+def _use_data_dir(args: argparse.Namespace) -> None:
+    if getattr(args, "data_dir", None):
+        os.environ["TALK_DATA_DIR"] = args.data_dir
+
+
+def _print_table(rows: list[dict], empty: str = "(nothing)") -> None:
+    if not rows:
+        print(empty)
+        return
+    cols = list(rows[0])
+    widths = {c: max(len(str(c)), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    print("  ".join(str(c).ljust(widths[c]) for c in cols))
+    print("  ".join("-" * widths[c] for c in cols))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """One complete cycle (observe, collect, merge, map, push) without the UI."""
+    from talk_assets.resources import client_from_env
+    from talk_assets.sync.cycle import run_cycle
+    from talk_assets.sync.push import CircuitBreakerOpen, PushSettings
+
+    _use_data_dir(args)
+    clients: dict[str, object] = {}
+
+    def client(system: str) -> object:
+        if system not in clients:
+            clients[system] = client_from_env(system)
+        return clients[system]
+
+    settings = PushSettings(confirm_large=args.confirm, dry_run=args.dry_run)
+    log = (lambda m: print(m, file=sys.stderr, flush=True)) if not args.quiet else (lambda _m: None)
+    cycles = 0
+    while True:
+        cycles += 1
+        try:
+            report = run_cycle(client, full=args.full, settings=settings, log=log)
+        except CircuitBreakerOpen as exc:
+            print(f"talk-assets sync: stopped by the circuit breaker: {exc}", file=sys.stderr)
+            return 3
+        _print_table(report.rows())
+        if args.dry_run:
+            calls = [c for p in report.pushed.values() for c in p.calls]
+            print(f"\n{len(calls)} write call(s) would be made:")
+            for c in calls:
+                print(f"  {c}")
+        for e in report.errors:
+            print(f"error: {e}", file=sys.stderr)
+        if args.once or args.dry_run:
+            break
+        time.sleep(args.interval)
+    return 1 if report.errors else 0
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    """Inspect and replay records a target rejected."""
+    from talk_assets.sync.store import connect, db_path
+
+    _use_data_dir(args)
+    if not db_path().exists():
+        print(f"talk-assets dlq: no state at {db_path()} yet", file=sys.stderr)
+        return 1
+    with connect() as con:
+        if args.dlq_command == "list":
+            rows = con.execute(
+                "SELECT id, view, action, coalesce(record_id, gid) AS record, status, attempts, "
+                "strftime(last_failed_at, '%Y-%m-%d %H:%M:%S') AS last_failed, left(error, 120) AS error "
+                "FROM dead_letters WHERE resolved_at IS NULL ORDER BY id").df().to_dict("records")
+            _print_table(rows, "no dead letters")
+            return 0
+        ids = [int(i) for i in args.ids]
+        where = "resolved_at IS NULL" + (f" AND id IN ({', '.join(str(i) for i in ids)})" if ids else "")
+        n = con.execute(f"UPDATE dead_letters SET replay = true WHERE {where}").fetchall()[0][0]
+    print(f"{n} dead letter(s) marked for replay; running one sync cycle")
+    ns = argparse.Namespace(data_dir=None, confirm=False, dry_run=False, full=False, once=True, quiet=True,
+                            interval=0)
+    code = cmd_sync(ns)
+    with connect() as con:
+        left = con.execute(f"SELECT count(*) FROM dead_letters WHERE {where}").fetchall()[0][0]
+    print(f"{left} of them still failing (see `talk-assets dlq list`)")
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="talk-assets",
@@ -150,6 +234,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ui-host", default="127.0.0.1")
     sp.add_argument("--ui-port", type=int, default=3000)
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("sync", help="run the sync without the UI: one cycle with --once, else every --interval s")
+    sp.add_argument("--once", action="store_true", help="one complete cycle, then a summary table per system entity")
+    sp.add_argument("--dry-run", action="store_true", help="collect and compare, print the write calls, make none")
+    sp.add_argument("--full", action="store_true", help="full sync: re-read every record, not only changes")
+    sp.add_argument("--confirm", action="store_true", help="let through a cycle the circuit breaker stopped")
+    sp.add_argument("--interval", type=float, default=300, help="seconds between cycles without --once")
+    sp.add_argument("--quiet", action="store_true", help="no progress lines")
+    sp.add_argument("--data-dir", help="state location (default $TALK_DATA_DIR or data/)")
+    sp.set_defaults(func=cmd_sync)
+
+    sp = sub.add_parser("dlq", help="the dead-letter table: records a target rejected")
+    dsub = sp.add_subparsers(dest="dlq_command", required=True)
+    d = dsub.add_parser("list", help="list unresolved dead letters")
+    d.add_argument("--data-dir")
+    d = dsub.add_parser("replay", help="retry dead letters (all, or the given ids) in one sync cycle")
+    d.add_argument("ids", nargs="*", help="dead letter ids (default: all)")
+    d.add_argument("--data-dir")
+    sp.set_defaults(func=cmd_dlq)
 
     sp = sub.add_parser("docs", help="write the dataflow documents (.rst, one per seed) from the declaration")
     sp.add_argument("--out", default="docs/dataflows", help="output folder (default %(default)s)")

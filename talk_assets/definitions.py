@@ -1,17 +1,21 @@
 """Everything Dagster loads: `dagster dev -w workspace.yaml` reads `defs` from here."""
 
-from __future__ import annotations
+import warnings
 
 import dagster as dg
 
 from talk_assets.resources import build_resources
 from talk_assets.sync.assets import all_assets
 from talk_assets.sync.checks import all_checks
+from talk_assets.sync.sensors import all_sensors
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 sync_job = dg.define_asset_job(
     "sync_job",
     selection=dg.AssetSelection.all(),
-    description="One cycle: collect every system entity, merge, update the link table, map every target.",
+    description="One cycle: observe and collect every system entity, merge, update the link table, map and push "
+                "every target.",
     executor_def=dg.in_process_executor,
 )
 
@@ -20,7 +24,8 @@ automation = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=10,
-    description="Runs collect -> merge -> links -> mapped when a system's observed data version changes.",
+    description="Brings downstream assets up to date after a materialization on demand (collect -> merge -> "
+                "links -> mapped -> pushed).",
 )
 
 defs = dg.Definitions(
@@ -28,5 +33,5 @@ defs = dg.Definitions(
     asset_checks=all_checks(),
     resources=build_resources(),
     jobs=[sync_job],
-    sensors=[automation],
+    sensors=[*all_sensors(), automation],
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import threading
 import time
@@ -174,6 +175,11 @@ class ApiClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.pacer = pacer or Pacer()
+        # the documented request rate is the default pace; TALK_<SYSTEM>_MAX_RPS overrides it (e.g. a
+        # sandbox whose limit is sped up, or a plan with a higher limit)
+        rps = os.environ.get(f"TALK_{self.system.upper()}_MAX_RPS")
+        if rps:
+            self.pacer.min_interval = 1 / float(rps) if float(rps) > 0 else 0.0
         self._secrets = [s for s in secrets if s]
         self.error_parser = error_parser
         self.call_limit_header = call_limit_header

@@ -33,8 +33,9 @@ from talk_assets.sync.declaration import (
     views_of_type,
 )
 from talk_assets.sync.links import update_links
-from talk_assets.sync.mapping import map_view, target_views
+from talk_assets.sync.mapping import map_view, referencing_views, target_views
 from talk_assets.sync.merge import merge_type, table
+from talk_assets.sync.push import CircuitBreakerOpen, PushSettings, push_view
 from talk_assets.sync.store import connect, first
 
 OWNERS = ["team:integration"]
@@ -266,6 +267,68 @@ def build_mapped_asset(view: View) -> dg.AssetsDefinition:
     return _mapped
 
 
+# -- pushed ------------------------------------------------------------------------------------------
+def pushed_key(view: View) -> dg.AssetKey:
+    return dg.AssetKey([view.system, "pushed", view_slug(view)])
+
+
+class PushConfig(dg.Config):
+    confirm_large_change: bool = False
+    """Let a run through that the circuit breaker stopped (after checking its pending changes)."""
+    dry_run: bool = False
+    """Log the calls instead of making them."""
+
+
+def push_deps(view: View) -> list[dg.AssetKey]:
+    """The mapped view, and the pushes of what its records reference (customers before orders)."""
+    deps = [mapped_key(view)]
+    for other in target_views():
+        if other.system == view.system and (view, "customer") in [(v, p) for v, p in referencing_views(other)]:
+            deps.append(pushed_key(other))
+    return deps
+
+
+def build_push_asset(view: View) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=pushed_key(view),
+        deps=push_deps(view),
+        group_name=view.system,
+        kinds={view.system},
+        owners=OWNERS,
+        pool=f"{view.system}_api",
+        tags={"stage": "push"},
+        required_resource_keys={view.system},
+        automation_condition=dg.AutomationCondition.eager(),
+        description=f"Writes the pending changes of {SYSTEMS[view.system].title} {view.name} to its API: creates, "
+                    "updates of the properties that differ (optimistic locking), failures to the dead-letter table. "
+                    f"Dataflows:\n{_flows_text(view)}",
+    )
+    def _push(context: AssetExecutionContext, config: PushConfig) -> dg.MaterializeResult:
+        settings = PushSettings(confirm_large=config.confirm_large_change, dry_run=config.dry_run)
+        client = getattr(context.resources, view.system).client()
+        try:
+            res = push_view(view, client, connect, settings, run_id=context.run_id,
+                            progress=lambda i, n: context.log.info(f"{view.vkey}: {i}/{n} records written"))
+        except CircuitBreakerOpen as exc:
+            raise dg.Failure(description=str(exc)) from None
+        finally:
+            client.close()
+        for call in res.calls:
+            context.log.info(f"dry run: {call}")
+        for f in res.failures[:50]:
+            context.log.warning(f"{view.vkey} {f['action']} {f['record']}: {f['error']}")
+        with connect() as con:
+            v = update_links(con, datetime.now(UTC), context.run_id)
+            dead = first(con, "SELECT count(*) FROM dead_letters WHERE view = ? AND resolved_at IS NULL", [view.vkey])[0]
+        failures = pd.DataFrame(res.failures, columns=["record", "gid", "action", "status", "error"])
+        return dg.MaterializeResult(metadata={
+            **res.as_metadata(), "dead_letters": int(dead), "links_version": v.version,
+            "failures": md_table(failures, 20),
+        })
+
+    return _push
+
+
 def all_assets() -> Sequence[dg.AssetsDefinition | dg.SourceAsset]:
     out: list[dg.AssetsDefinition | dg.SourceAsset] = []
     for src in SOURCES:
@@ -273,6 +336,7 @@ def all_assets() -> Sequence[dg.AssetsDefinition | dg.SourceAsset]:
     out += [build_merge_asset(t) for t in GLOBAL_TYPES]
     out.append(links_asset)
     out += [build_mapped_asset(v) for v in target_views()]
+    out += [build_push_asset(v) for v in target_views()]
     return out
 
 

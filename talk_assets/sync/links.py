@@ -22,7 +22,7 @@ LINK_COLUMNS = ("gid", "global_type", "nsid", "view", "system", "entity", "recor
                 "last_written_hash")
 
 
-def _link_mode(view_key: str) -> str:
+def link_mode(view_key: str) -> str:
     modes = [f.link_mode for f in DATAFLOWS if f.target.vkey == view_key or f.source.vkey == view_key]
     return modes[0] if modes else "merge-only"
 
@@ -39,7 +39,7 @@ class LinkVersion:
 
 def update_links(con: duckdb.DuckDBPyConnection, now: datetime, run_id: str = "") -> LinkVersion:
     """Rebuild `links` from the merge's members and record a new version if anything changed."""
-    modes = pd.DataFrame({"view": list(VIEWS_BY_KEY), "link_mode": [_link_mode(k) for k in VIEWS_BY_KEY],
+    modes = pd.DataFrame({"view": list(VIEWS_BY_KEY), "link_mode": [link_mode(k) for k in VIEWS_BY_KEY],
                           "system": [v.system for v in VIEWS_BY_KEY.values()],
                           "entity": [v.entity for v in VIEWS_BY_KEY.values()]})
     con.register("view_modes", modes)

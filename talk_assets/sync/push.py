@@ -29,6 +29,7 @@ import duckdb
 
 from talk_assets.core.http import ApiError
 from talk_assets.sync.declaration import REFERENCES, View, source_of
+from talk_assets.sync.links import link_mode
 from talk_assets.sync.mapping import payload_fields, ref_namespace
 from talk_assets.sync.merge import table
 from talk_assets.sync.store import first
@@ -295,11 +296,11 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[O
                 res.created += 1
                 nsid = f"{view.namespace}:{o.record_id}"
                 con.execute(
-                    "INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 'created', ?, ?, ?) "
+                    "INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'created', ?, ?, ?) "
                     "ON CONFLICT (view, nsid) DO UPDATE SET gid = excluded.gid, last_written_hash = excluded.last_written_hash, "
                     "last_written_at = excluded.last_written_at",
-                    [r.gid, view.global_type, nsid, view.vkey, view.system, view.entity, o.record_id, now,
-                     r.payload_hash, now],
+                    [r.gid, view.global_type, nsid, view.vkey, view.system, view.entity, o.record_id,
+                     link_mode(view.vkey), now, r.payload_hash, now],
                 )
                 con.execute("UPDATE push_intents SET status = 'done', record_id = ? WHERE view = ? AND gid = ?",
                             [o.record_id, view.vkey, r.gid])

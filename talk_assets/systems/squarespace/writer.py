@@ -56,15 +56,14 @@ class SystemWriter(Writer):
             "inventoryBehavior": "SKIP",
         }
 
+    _skus: dict[str, str] | None = None
+
     def _variants_by_sku(self, skus: list[Any]) -> dict[str, str]:
-        wanted = {str(s).upper() for s in skus if s}
-        found: dict[str, str] = {}
-        if wanted:
-            for item in self.client.iter_records("inventory"):
-                sku = str(item.get("sku") or "").upper()
-                if sku in wanted:
-                    found[sku] = str(item["variantId"])
-        return found
+        """Variant ids by SKU, read once per push (the inventory list is the cheapest full listing)."""
+        if self._skus is None and any(skus):
+            self._skus = {str(i.get("sku") or "").upper(): str(i["variantId"])
+                          for i in self.client.iter_records("inventory") if i.get("sku")}
+        return {str(s).upper(): self._skus[str(s).upper()] for s in skus if s and str(s).upper() in (self._skus or {})}
 
     @staticmethod
     def _variant(data: dict[str, Any]) -> dict[str, Any]:
