@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -45,43 +44,13 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Sandbox + `dagster dev` together, the way `make run` starts the product."""
-    from talk_assets.sandbox.runner import banner, start_all
+    """Sandbox + `dagster dev` together, the way `make run` starts the product (see devserver.py)."""
+    from talk_assets.devserver import run_dev
 
-    data_dir = Path(args.data_dir).resolve()
-    home = data_dir / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env["DAGSTER_HOME"] = str(home)
-    env.setdefault("TALK_DATA_DIR", str(data_dir))
-    servers = {}
-    if not args.no_sandbox:
-        started = time.monotonic()
-        try:
-            servers = start_all(args.host, args.port_base, args.seed, args.size)
-        except OSError as exc:
-            print(f"talk-assets run: cannot start the sandbox: {exc}", file=sys.stderr)
-            return 2
-        for key, srv in servers.items():
-            env.setdefault(SYSTEMS[key].url_env, srv.url)
-        print(banner(servers, started), flush=True)
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), "-h", args.ui_host, "-p", str(args.ui_port)]
-    print(f"talk-assets run: Dagster UI on http://{args.ui_host}:{args.ui_port} (state in {data_dir})", flush=True)
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
-    finally:
-        for s in servers.values():
-            s.stop()
-    print("talk-assets run: stopped", flush=True)
-    return code
+    fresh = bool(getattr(args, "fresh_sandbox", False)) or os.environ.get("TALK_SANDBOX_FRESH") == "1"
+    return run_dev(data_dir=Path(args.data_dir), ui_host=args.ui_host, ui_port=args.ui_port,
+                   sandbox=not args.no_sandbox, host=args.host, port_base=args.port_base, seed=args.seed,
+                   size=args.size, fresh_sandbox=fresh)
 
 
 def cmd_docs(args: argparse.Namespace) -> int:

@@ -119,6 +119,7 @@ class RetryPolicy:
     backoff: float = 0.5
     max_backoff: float = 30.0
     default_retry_after: float = 1.0
+    max_rate_limit_wait: float = 300.0  # a 429 means "wait", not "failed": wait up to this long in all
 
     def delay(self, attempt: int) -> float:
         base = min(self.max_backoff, self.backoff * (2**attempt))
@@ -220,10 +221,11 @@ class ApiClient:
         ok = set(ok)
         attempt = 0
         refreshed = False
+        waited_429 = 0.0
         while True:
-            self.pacer.wait()
             h = dict(headers or {})
-            self.prepare(h)
+            self.prepare(h)  # before taking a slot: preparing may itself call the API (a token)
+            self.pacer.wait()
             try:
                 self.calls += 1
                 resp = self.session.request(
@@ -243,12 +245,13 @@ class ApiClient:
             if status == 401 and not refreshed and self.on_unauthorized():
                 refreshed = True
                 continue
-            if status == 429 and attempt < self.retry.max_retries:
+            if status == 429:
                 wait = parse_retry_after(resp.headers.get("Retry-After"), self.retry.default_retry_after)
-                self.pacer.hold(wait)
-                log.info("%s %s %s: 429, waiting %.2fs", self.system, method, endpoint, wait)
-                attempt += 1
-                continue
+                if waited_429 + wait <= self.retry.max_rate_limit_wait:
+                    waited_429 += wait
+                    self.pacer.hold(wait)
+                    log.info("%s %s %s: 429, waiting %.2fs", self.system, method, endpoint, wait)
+                    continue
             if status in TRANSIENT_STATUSES and idempotent and attempt < self.retry.max_retries:
                 time.sleep(self.retry.delay(attempt))
                 attempt += 1

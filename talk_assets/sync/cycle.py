@@ -18,7 +18,7 @@ from talk_assets.sync.links import update_links
 from talk_assets.sync.mapping import map_view, target_views
 from talk_assets.sync.merge import merge_type
 from talk_assets.sync.push import PushResult, PushSettings, push_view
-from talk_assets.sync.store import connect
+from talk_assets.sync.store import connect, session
 
 TYPE_ORDER = ("customer", "user", "product", "order")
 
@@ -59,6 +59,13 @@ def run_cycle(
     log: Callable[[str], None] = lambda _m: None,
 ) -> CycleReport:
     """`clients(system)` returns a client for that system (closed by the caller)."""
+    with session():
+        return _run_cycle(clients, full=full, settings=settings, log=log)
+
+
+def _run_cycle(
+    clients: Callable[[str], Any], *, full: bool, settings: PushSettings | None, log: Callable[[str], None]
+) -> CycleReport:
     report = CycleReport()
     for src in SOURCES:
         with connect() as con:

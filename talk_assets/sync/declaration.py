@@ -73,7 +73,7 @@ def lines_read(path: str, sku: str, qty: str, price: str, sku_fallback: str = ""
     sku_expr = f"coalesce(nullif(l->>'$.{sku}', ''), l->>'$.{sku_fallback}')" if sku_fallback else f"l->>'$.{sku}'"
     return (
         "to_json(list_sort(list_transform(json_extract({r}, '$." + path + "[*]'), lambda l: struct_pack("
-        f"sku := upper(trim({sku_expr})), quantity := TRY_CAST(l->>'$.{qty}' AS INTEGER), "
+        f"sku := trim({sku_expr}), quantity := TRY_CAST(l->>'$.{qty}' AS INTEGER), "
         f"unit_price_ex_vat := CAST(round({price}, 2) AS DECIMAL(18,2))))))::VARCHAR"
     )
 
@@ -169,7 +169,7 @@ SHOPIFY_SESAMPRODUCT = View(
     "shopify", "product", "Sesamproduct", "product", flatten="variants", id_field="variants.id",
     description="One row per Shopify product variant (variants flattened out of `products.json`).",
     props=(
-        P("variants.sku", "sku", "string", UPPER),
+        P("variants.sku", "sku", "string"),
         P("title", "name", "string",
           "nullif(trim(concat_ws(' ', {r}->>'$.title', CASE WHEN {r}->>'$.variants.title' NOT IN ('Default Title', '') "
           "THEN {r}->>'$.variants.title' END)), '')", write=None),
@@ -243,7 +243,7 @@ POWEROFFICE_PRODUCT = View(
     "poweroffice", "products", "Product", "product", changed_field="LastChangedDateTimeOffset", id_field="Id",
     description="PowerOffice GO products (`/v2/Products`), one per SKU (`Code`).",
     props=(
-        P("Code", "sku", "string", UPPER),
+        P("Code", "sku", "string"),
         P("Name", "name", "string"),
         P("Description", "variant_title", "string"),
         P("UnitPrice", "price_ex_vat", "decimal (ex. VAT)", DEC),
@@ -263,8 +263,10 @@ POWEROFFICE_SALESORDER = View(
         P("PurchaseOrderReference", "po_number", "string"),
         P("SalesOrderDate", "order_date", "date", DATE),
         P("Lines", "lines", "list of SalesOrderLine",
-          lines_read("Lines", "ProductCode", "Quantity", "TRY_CAST(l->>'$.ProductUnitPrice' AS DECIMAL(18,4))"),
-          lines_write("ProductCode", "Quantity", "ProductUnitPrice := l.unit_price_ex_vat")),
+          lines_read("Lines", "ProductCode", "Quantity", "TRY_CAST(l->>'$.ProductUnitPrice' AS DECIMAL(18,4))",
+                     sku_fallback="Description"),
+          lines_write("ProductCode", "Quantity", "ProductUnitPrice := l.unit_price_ex_vat"),
+          on_update=False),  # GO changes lines through the line endpoints, not the order
     ),
 )
 
@@ -274,7 +276,7 @@ SQUARESPACE_SESAMPRODUCTS = View(
     changed_field="modifiedOn",
     description="One row per Squarespace product variant (variants flattened out of `products`).",
     props=(
-        P("variants.sku", "sku", "string", UPPER),
+        P("variants.sku", "sku", "string"),
         P("name", "name", "string",
           "nullif(trim(concat_ws(' ', {r}->>'$.name', {r}->>'$.variants.attributes.Variant')), '')", write=None),
         P("variants.attributes.Variant", "variant_title", "string"),
@@ -286,7 +288,7 @@ SQUARESPACE_INVENTORY = View(
     "squarespace", "inventory", "Inventory", "product", id_field="variantId", changed_field="",
     description="Squarespace stock per variant/SKU (`inventory`).",
     props=(
-        P("sku", "sku", "string", UPPER),
+        P("sku", "sku", "string"),
         P("descriptor", "name", "string", write=None),
         P("quantity", "stock", "integer", INT),
     ),
@@ -338,7 +340,7 @@ CUSTOMCRM_PRODUCT = View(
     "customcrm", "products", "Product", "product",
     description="Custom CRM products, one per SKU.",
     props=(
-        P("sku", "sku", "string", UPPER),
+        P("sku", "sku", "string"),
         P("name", "name", "string"),
         P("description", "description", "string"),
         P("unit_price", "price_ex_vat", "decimal (string, ex. VAT)", DEC),
@@ -396,7 +398,7 @@ CUSTOMWEBSHOP_PRODUCT = View(
     "customwebshop", "products", "Product", "product",
     description="Custom Webshop products, one per SKU (prices in øre, VAT included).",
     props=(
-        P("sku", "sku", "string", UPPER),
+        P("sku", "sku", "string"),
         P("title", "name", "string"),
         P("description", "description", "string"),
         P("price", "price_ex_vat", "integer (minor units, incl. VAT)", MINOR_INCL_TO_EX, EX_TO_MINOR_INCL),
@@ -578,7 +580,8 @@ def synced_props(view: View) -> list[str]:
     return names
 
 # Records of one global type are the same thing when they share a value of one of these
-# properties (transitively). Orders have none: they are linked only by the sync itself.
+# properties (transitively; SKUs compared without case). Orders have none: they are linked only by
+# the sync itself.
 MERGE_KEYS: dict[str, tuple[str, ...]] = {
     "customer": ("email", "organization_number"),
     "product": ("sku", "gtin"),

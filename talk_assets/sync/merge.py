@@ -114,7 +114,8 @@ def _key_edges_sql(gtype: str, views: list[View]) -> str:
                     f" AND NOT (split_part(email, '@', 1) IN ({generic}) AND {person})"
                     f" AND email NOT IN (SELECT email FROM {t} WHERE email IS NOT NULL GROUP BY email HAVING count(*) > 1)"
                 )
-            parts.append(f"SELECT nsid, '{key}=' || {ident(key)} AS k FROM {t} WHERE {cond}")
+            value = f"upper({ident(key)})" if key == "sku" else ident(key)
+            parts.append(f"SELECT nsid, '{key}=' || {value} AS k FROM {t} WHERE {cond}")
     parts.append(f"SELECT nsid, 'link=' || gid AS k FROM links WHERE global_type = '{gtype}'")
     if not MERGE_KEYS[gtype]:
         # a create whose answer was lost: the new record is recognised by its fingerprint

@@ -359,6 +359,8 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
     with connect_fn() as con:
         rows, size, held = load_rows(con, view)
         resolve_refs(con, view, rows)
+    if not rows and not held:
+        return PushResult(view.vkey)
     check_breaker(view, rows, size, settings)
     writer = writer_for(view.system, client)
     waiting = [r for r in rows if r.action == "create" and _missing_ref(view, r)]

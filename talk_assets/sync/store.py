@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import duckdb
@@ -69,6 +70,9 @@ CREATE TABLE IF NOT EXISTS link_versions (
 """
 
 
+_READY: set[str] = set()  # state files whose schema this process has already created
+
+
 def data_dir() -> Path:
     """Where the state lives: `TALK_DATA_DIR`, default `data/` in the working directory."""
     return Path(os.environ.get("TALK_DATA_DIR") or "data")
@@ -83,12 +87,33 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
 
 
+_SHARED: ContextVar[tuple[str, duckdb.DuckDBPyConnection] | None] = ContextVar("talk_shared_connection", default=None)
+
+
+@contextmanager
+def session(path: Path | str | None = None) -> Iterator[None]:
+    """Inside this block every `connect()` to the same file reuses one connection (one whole CLI
+    cycle: opening and checkpointing a file costs ~20 ms, a cycle opens it ~80 times). The file
+    stays locked for the block, so only a single process's short unit of work should use it."""
+    target = Path(path) if path else db_path()
+    with connect(target) as con:
+        token = _SHARED.set((str(target.resolve()), con))
+        try:
+            yield
+        finally:
+            _SHARED.reset(token)
+
+
 @contextmanager
 def connect(path: Path | str | None = None, *, read_only: bool = False, wait_s: float = 300.0) -> Iterator[
     duckdb.DuckDBPyConnection
 ]:
     """A short-lived connection to the state file, waiting (not failing) while another process holds it."""
     target = Path(path) if path else db_path()
+    shared = _SHARED.get()
+    if shared is not None and shared[0] == str(target.resolve()):
+        yield shared[1]
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait_s
     delay = 0.05
@@ -103,8 +128,10 @@ def connect(path: Path | str | None = None, *, read_only: bool = False, wait_s: 
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     try:
-        if not read_only:
+        key = str(target.resolve())
+        if not read_only and key not in _READY:
             con.execute(SCHEMA)
+            _READY.add(key)
         yield con
     finally:
         con.close()

@@ -123,7 +123,7 @@ class Client(ApiClient):
             f"{self.origin}/v2",
             timeout=timeout,
             retry=retry,
-            pacer=pacer or Pacer(min_interval=0.1),  # 10 requests/s per subscription key
+            pacer=pacer or Pacer(min_interval=0.105),  # 10 requests/s per subscription key
             secrets=[app_key, client_key, subscription_key],
             error_parser=parse_error,
         )

@@ -85,27 +85,6 @@ def out(value: Any) -> Any:
     return value
 
 
-def member_test(seed: int, system: str, kind: str, share: float) -> Any:
-    """`World.member(system, kind, key, share)` as a fast predicate on `key`.
-
-    The world hashes f"{seed}:{system}:{kind}:{key}" with 64-bit FNV-1a; the prefix is the same for
-    every key, so its state is computed once (the seed otherwise spends ~1.5 s of a 100k seed here).
-    A test checks it against `World.member`.
-    """
-    h0 = 1469598103934665603
-    for b in f"{seed}:{system}:{kind}:".encode():
-        h0 = ((h0 ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    limit = share * 10_000
-
-    def test(key: int) -> bool:
-        h = h0
-        for b in str(key).encode():
-            h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-        return (h % 10_000) < limit
-
-    return test
-
-
 def new_uuid(rng: random.Random) -> str:
     """A version-4 UUID from a seeded generator (uuid.uuid4() would make seeds non-deterministic)."""
     h = f"{rng.getrandbits(128):032x}"
@@ -263,10 +242,10 @@ class App(SandboxApp):
     def seed_data(self) -> None:
         w = build_world(self.seed, self.size)
         rng = w.rng("poweroffice")
-        is_person = member_test(w.seed, "poweroffice", "person", 0.4)
-        is_org = member_test(w.seed, "poweroffice", "organisation", 0.8)
-        is_family = member_test(w.seed, "poweroffice", "family", 0.85)
-        is_order = member_test(w.seed, "poweroffice", "order", 0.5)
+        is_person = w.membership("poweroffice", "person", 0.4)
+        is_org = w.membership("poweroffice", "organisation", 0.8)
+        is_family = w.membership("poweroffice", "family", 0.85)
+        is_order = w.membership("poweroffice", "order", 0.5)
         self.token_ttl = DEFAULT_TOKEN_TTL
         if not isinstance(self.limiter, WindowLimiter):  # kept across resets (speed set by tests)
             self.limiter = WindowLimiter(10, 1.0)  # 10 requests/s per subscription key

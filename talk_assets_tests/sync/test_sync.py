@@ -1,0 +1,461 @@
+"""Two-way sync against the five sandboxes over HTTP: every dataflow, conflicts, quiescence, crashes,
+rejected records and misbehaving APIs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from talk_assets.resources import client_from_env
+from talk_assets.sync.cycle import CycleReport, run_cycle
+from talk_assets.sync.declaration import DATAFLOWS, VIEWS_BY_KEY, Dataflow, View
+from talk_assets.sync.mapping import update_fields
+from talk_assets.sync.merge import table
+from talk_assets.sync.push import PushSettings, Row, execute, load_rows, record_intents
+from talk_assets.sync.store import connect
+from talk_assets.sync.writers import writer_for
+from talk_assets_tests.conftest import Sandbox
+
+SYSTEM_KEYS = ("shopify", "poweroffice", "squarespace", "customcrm", "customwebshop")
+
+
+class Sync:
+    """Runs cycles with fresh clients and reads the state file, for one test module."""
+
+    def __init__(self, box: Sandbox, data: Path) -> None:
+        self.box = box
+        self.data = data
+
+    def client(self, system: str) -> Any:
+        return client_from_env(system)
+
+    def cycle(self, **kw: Any) -> CycleReport:
+        clients: dict[str, Any] = {}
+
+        def get(system: str) -> Any:
+            clients.setdefault(system, client_from_env(system))
+            return clients[system]
+
+        os.environ["TALK_DATA_DIR"] = str(self.data)
+        allow_errors = kw.pop("allow_errors", False)
+        report = run_cycle(get, settings=kw.pop("settings", None) or PushSettings(confirm_large=True), **kw)
+        assert allow_errors or not report.errors, report.errors
+        return report
+
+    def until_quiet(self, limit: int = 5) -> int:
+        """Cycles until one writes nothing; returns how many it took."""
+        for n in range(1, limit + 1):
+            if self.cycle().writes == 0:
+                return n
+        raise AssertionError(f"still writing after {limit} cycles")
+
+    def writes(self) -> dict[str, int]:
+        """Data writes per system (a token request is a POST but writes no data)."""
+        out = {}
+        for s in SYSTEM_KEYS:
+            reqs = self.box.stats(s)["requests"]
+            out[s] = sum(n for k, n in reqs.items()
+                         if k.split(" ", 1)[0] in ("POST", "PUT", "PATCH", "DELETE") and "OAuth/Token" not in k)
+        return out
+
+    def reset_stats(self) -> None:
+        for s in SYSTEM_KEYS:
+            self.box.control(s, "POST", "stats/reset")
+
+    def sql(self, query: str, params: list | None = None) -> list[tuple]:
+        with connect(self.data / "talk.duckdb") as con:
+            return con.execute(query, params or []).fetchall()
+
+    def gid_of(self, view: View, record_id: Any) -> str | None:
+        rows = self.sql("SELECT gid FROM links WHERE view = ? AND record_id = ?", [view.vkey, str(record_id)])
+        return rows[0][0] if rows else None
+
+    def member(self, gid: str, view: View) -> str | None:
+        rows = self.sql("SELECT record_id FROM links WHERE gid = ? AND view = ?", [gid, view.vkey])
+        return rows[0][0] if rows else None
+
+    def value(self, view: View, record_id: Any, prop: str) -> Any:
+        rows = self.sql(f"SELECT {prop} FROM {table('norm', view.vkey)} WHERE record_id = ?", [str(record_id)])
+        return rows[0][0] if rows else None
+
+    def faults(self, **faults: Any) -> None:
+        for s in SYSTEM_KEYS:
+            self.box.control(s, "PUT", "faults", json={"rate_limit_speed": 50, **faults})
+
+
+@pytest.fixture(scope="module")
+def sync(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sync]:
+    sandbox.reset()
+    saved = os.environ.get("TALK_DATA_DIR")
+    s = Sync(sandbox, tmp_path_factory.mktemp("sync"))
+    s.until_quiet(limit=4)
+    yield s
+    s.faults()
+    if saved is None:
+        os.environ.pop("TALK_DATA_DIR", None)
+    else:
+        os.environ["TALK_DATA_DIR"] = saved
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+V = VIEWS_BY_KEY
+
+
+# -- convergence and quiescence ----------------------------------------------------------------------
+def test_a_cycle_without_edits_makes_zero_write_calls(sync: Sync) -> None:
+    sync.reset_stats()
+    report = sync.cycle()
+    assert report.writes == 0
+    assert sync.writes() == dict.fromkeys(SYSTEM_KEYS, 0)
+
+
+def test_every_creating_flow_brought_its_seed_records_to_the_target(sync: Sync) -> None:
+    parked = {r[0] for r in sync.sql("SELECT gid FROM dead_letters WHERE resolved_at IS NULL")}
+    for flow in DATAFLOWS:
+        if flow.link_mode not in ("merge-or-create", "always-insert") or flow.only:
+            continue
+        missing = sync.sql(
+            "SELECT DISTINCT s.gid FROM links s WHERE s.view = ? AND s.gid NOT IN "
+            "(SELECT gid FROM links WHERE view = ?)", [flow.source.vkey, flow.target.vkey])
+        unexplained = [g for (g,) in missing if g not in parked and not _waits_for_parked_customer(sync, g, parked)]
+        assert not unexplained, f"{flow.key}: {len(unexplained)} source records never reached the target"
+
+
+def _waits_for_parked_customer(sync: Sync, gid: str, parked: set[str]) -> bool:
+    rows = sync.sql('SELECT customer FROM merged_order WHERE gid = ?', [gid])
+    return bool(rows) and rows[0][0] in parked
+
+
+# -- a record created in each source reaches each target ---------------------------------------------
+def _lines(sku: str) -> list[dict[str, Any]]:
+    return [{"sku": sku, "quantity": 2}]
+
+
+def test_records_created_in_every_source_reach_every_target(sync: Sync) -> None:
+    t = uid()
+    po, crm, shop = sync.client("poweroffice"), sync.client("customcrm"), sync.client("customwebshop")
+    person = po.create_record("customers", {"IsPerson": True, "FirstName": "Tove", "LastName": f"Test{t}",
+                                            "Name": f"Tove Test{t}", "EmailAddress": f"tove.{t}@example.no",
+                                            "PhoneNumber": "+47 91234567"})
+    org = po.create_record("customers", {"IsPerson": False, "Name": f"Testfirma {t} AS",
+                                         "EmailAddress": f"post@testfirma{t}.no", "OrganizationNumber": "912345674"})
+    po_product = po.create_record("products", {"Code": f"PO-{t}", "Name": f"Testvare {t}", "Description": "Blå",
+                                               "UnitPrice": 100.0, "StockOnHand": 7})
+    po_order = po.create_record("salesorders", {"CustomerId": person["Id"], "CurrencyCode": "NOK",
+                                                "Lines": [{"ProductCode": f"PO-{t}", "Quantity": 2,
+                                                           "ProductUnitPrice": 100.0}]})
+    user = crm.create_record("users", {"email": f"selger.{t}@nordlyshandel.no", "first_name": "Selma",
+                                       "last_name": "Selger", "role": "Sales"})
+    crm_product = crm.create_record("products", {"sku": f"CRM-{t}", "name": f"CRM-vare {t}", "unit_price": "80.00",
+                                                 "stock_quantity": 12})
+    crm_customer = crm.create_record("customers", {"name": f"Kunde {t} AS", "email": f"kunde.{t}@example.no",
+                                                   "customer_type": "company"})
+    crm_order = crm.create_record("orders", {"customer_id": crm_customer["id"], "user_id": user["id"],
+                                             "reference": f"PO-{t}", "lines": [
+                                                 {"sku": f"CRM-{t}", "quantity": 2, "unit_price": "80.00"}]})
+    ws_customer = shop.create_record("customers", {"email": f"web.{t}@example.no", "first_name": "Webe",
+                                                   "last_name": f"Kunde{t}"})
+    ws_product = shop.create_record("products", {"sku": f"WS-{t}", "title": f"Nettvare {t}", "price": 12500,
+                                                 "stock": 4})
+    ws_order = shop.create_record("orders", {"customer_id": ws_customer["id"], "email": f"web.{t}@example.no",
+                                             "items": [{"sku": f"WS-{t}", "quantity": 1, "unit_price": 12500}]})
+    sync.until_quiet()
+
+    created = {
+        "poweroffice.customers_person": person["Id"], "poweroffice.customers_organisation": org["Id"],
+        "poweroffice.product": None, "poweroffice.salesorders": po_order["Id"], "customcrm.user": user["id"],
+        "customcrm.product": crm_product["id"], "customcrm.order": crm_order["id"],
+        "customwebshop.customer": ws_customer["id"], "customwebshop.product": ws_product["id"],
+        "customwebshop.order": ws_order["id"],
+    }
+    # PowerOffice products are records of their own; the sesamproduct view is per SKU
+    created["poweroffice.product"] = po_product["Id"]
+    for flow in DATAFLOWS:
+        rid = created[flow.source.vkey]
+        gid = sync.gid_of(flow.source, rid)
+        assert gid, f"{flow.key}: the new source record was not collected"
+        if flow.only:  # the CRM user reaches Shopify as the staff user of the CRM order
+            order_gid = sync.gid_of(V["customcrm.order"], crm_order["id"])
+            shop_order = sync.member(order_gid, V["shopify.order"])
+            assert shop_order, f"{flow.key}: the user's order did not reach Shopify"
+            got = sync.client("shopify").get_record("order", shop_order)
+            assert got["user_id"] == user["id"], flow.key
+            continue
+        if flow.link_mode == "merge-only":
+            continue  # stock reaches only SKUs the target already has (checked in the two-way test)
+        target = sync.member(gid, flow.target)
+        assert target, f"{flow.key}: the new record did not reach {flow.target.vkey}"
+    shop_customer = sync.member(sync.gid_of(V["poweroffice.customers_person"], person["Id"]), V["shopify.customer"])
+    assert sync.client("shopify").get_record("customer", shop_customer)["email"] == f"tove.{t}@example.no"
+    variant = sync.member(sync.gid_of(V["poweroffice.product"], po_product["Id"]), V["shopify.sesamproduct"])
+    assert sync.value(V["shopify.sesamproduct"], variant, "price_ex_vat") == "100.00"
+    assert sync.value(V["shopify.sesamproduct"], variant, "stock") == "7"
+
+
+# -- two-way: an edit in the target comes back to the source -----------------------------------------
+NEW_VALUES = {
+    "email": lambda t: f"changed.{t}@example.no", "first_name": lambda t: f"Endret{t}",
+    "last_name": lambda t: f"Etternavn{t}", "organization_name": lambda t: f"Nytt Navn {t} AS",
+    "phone": lambda t: "+4799887766", "city": lambda t: f"By{t}", "address_line1": lambda t: f"Testveien {t[:3]}",
+    "zip_code": lambda t: "0999", "price_ex_vat": lambda t: "321.60", "stock": lambda t: "42",
+    "gtin": lambda t: f"7{int(t, 16) % 10**12:012d}", "variant_title": lambda t: f"V{t}", "name": lambda t: f"Navn {t}",
+    "description": lambda t: f"Beskrivelse {t}", "po_number": lambda t: f"PO-{t}", "cost": lambda t: "11.20",
+}
+# where the real API cannot change a synced property after creation, the flow is one-way by nature
+NOT_EDITABLE_IN_TARGET = {
+    "customcrm.user__to__shopify.order": "Shopify cannot change an order's staff user after it is created",
+    "customcrm.order__to__squarespace.order": "Squarespace orders are immutable apart from fulfilment",
+    "customwebshop.order__to__squarespace.order": "Squarespace orders are immutable apart from fulfilment",
+}
+
+
+def _editable_prop(flow: Dataflow) -> str | None:
+    """A property both views read and the target may update, that is plain data (no reference)."""
+    target_fields = update_fields(flow.target)
+    for sp, tp in flow.property_rows():
+        if tp.field in target_fields and sp.write is not None and sp.on_update and tp.prop == sp.prop \
+                and (sp.prop in NEW_VALUES or sp.prop == "lines"):
+            return sp.prop
+    return None
+
+
+def _write_value(view: View, prop: str, value: str) -> dict[str, Any]:
+    """The target's fields for one global value, through the declaration's write conversions."""
+    out = {}
+    con = duckdb.connect()
+    for pr in view.props:
+        if pr.prop == prop and pr.write is not None and pr.on_update:
+            expr = pr.write.replace("{g}", "$v")
+            expr = re.sub(r"\{g\.[a-z_]+\}", "NULL", expr)
+            out[pr.field] = con.execute(f"SELECT ({expr})::VARCHAR", {"v": value}).fetchall()[0][0]
+    con.close()
+    return out
+
+
+def _edit_in(sync: Sync, view: View, gid: str, fields: dict[str, Any]) -> None:
+    rows = sync.sql(f"SELECT record_id, parent_id, global::VARCHAR FROM {table('mapped', view.vkey)} WHERE gid = ?",
+                    [gid])
+    record_id, parent_id, glob = rows[0]
+    row = Row(view, gid, "update", None, record_id, parent_id, list(fields), fields, {}, json.loads(glob), "", None)
+    writer_for(view.system, sync.client(view.system)).update(row, list(fields))
+
+
+@pytest.mark.parametrize("flow", [f for f in DATAFLOWS], ids=lambda f: f.key)
+def test_an_edit_in_the_target_comes_back_to_the_source(sync: Sync, flow: Dataflow) -> None:
+    if flow.key in NOT_EDITABLE_IN_TARGET:
+        assert _editable_prop(flow) is None, "the flow has become editable: test it"
+        return
+    prop = _editable_prop(flow)
+    assert prop, f"{flow.key}: no property the target can update"
+    linked = sync.sql(
+        f"SELECT s.gid, s.record_id FROM links s JOIN links t ON t.gid = s.gid AND t.view = ? "
+        f"JOIN {table('mapped', flow.target.vkey)} m ON m.gid = s.gid "
+        "WHERE s.view = ? AND s.gid NOT IN (SELECT gid FROM dead_letters) ORDER BY s.gid LIMIT 1",
+        [flow.target.vkey, flow.source.vkey])
+    assert linked, f"{flow.key}: no linked record pair in the seed data"
+    gid, source_id = linked[0]
+    if prop == "lines":  # one more of the first line's item
+        lines = json.loads(sync.sql(f"SELECT lines FROM {table('merged', flow.source.global_type)} WHERE gid = ?",
+                                    [gid])[0][0])
+        lines[0]["quantity"] += 1
+        value = json.dumps(lines)
+    else:
+        value = NEW_VALUES[prop](uid())
+    _edit_in(sync, flow.target, gid, _write_value(flow.target, prop, value))
+    sync.until_quiet()
+    got = sync.value(flow.source, source_id, prop)
+    if prop == "lines":
+        assert [(x["sku"], x["quantity"]) for x in json.loads(got)] == [(x["sku"], x["quantity"]) for x in lines]
+    else:
+        assert got == value, f"{flow.key}: {prop} did not come back"
+
+
+# -- conflicts ----------------------------------------------------------------------------------------
+def test_edits_on_both_sides_in_one_cycle_merge_per_property_and_later_edit_wins(sync: Sync) -> None:
+    crm_view, ws_view = V["customcrm.customer"], V["customwebshop.customer"]
+    gid, crm_id = sync.sql(
+        "SELECT c.gid, c.record_id FROM links c JOIN links w ON w.gid = c.gid AND w.view = ? WHERE c.view = ? "
+        "AND c.gid NOT IN (SELECT gid FROM dead_letters) ORDER BY c.gid LIMIT 1", [ws_view.vkey, crm_view.vkey])[0]
+    ws_id = sync.member(gid, ws_view)
+    crm, shop = sync.client("customcrm"), sync.client("customwebshop")
+    t = uid()
+    # different properties on both sides: both survive
+    crm.update_record("customers", crm_id, {"phone": "+4791111111"})
+    shop.update_record("customers", ws_id, {"billing_address": {"city": f"Bergen{t}"}})
+    # the same property on both sides: the later edit wins (the webshop's clock runs a minute ahead)
+    crm.update_record("customers", crm_id, {"zip_code": "1111"})
+    sync.box.control("customwebshop", "POST", "clock", json={"advance_s": 60})
+    shop.update_record("customers", ws_id, {"billing_address": {"postal_code": "2222"}})
+    sync.until_quiet()
+    for view, rid in ((crm_view, crm_id), (ws_view, ws_id)):
+        assert sync.value(view, rid, "phone") == "+4791111111"
+        assert sync.value(view, rid, "city") == f"Bergen{t}"
+        assert sync.value(view, rid, "zip_code") == "2222"
+
+
+def test_a_target_changed_since_collect_is_skipped_as_conflict_not_overwritten(sync: Sync) -> None:
+    crm_view, ws_view = V["customcrm.customer"], V["customwebshop.customer"]
+    gid, ws_id = sync.sql(
+        "SELECT w.gid, w.record_id FROM links w JOIN links c ON c.gid = w.gid AND c.view = ? WHERE w.view = ? "
+        "AND w.gid NOT IN (SELECT gid FROM dead_letters) ORDER BY w.gid DESC LIMIT 1", [crm_view.vkey, ws_view.vkey])[0]
+    crm_id = sync.member(gid, crm_view)
+    t = uid()
+    sync.client("customcrm").update_record("customers", crm_id, {"city": f"Oslo{t}"})
+    # collect, merge and map see the CRM edit; then the webshop record changes before the push
+    settings = PushSettings(confirm_large=True, dry_run=True)
+    sync.cycle(settings=settings)
+    sync.client("customwebshop").update_record("customers", ws_id, {"phone": "+4792222222"})
+    with connect(sync.data / "talk.duckdb") as con:
+        rows, _, _ = load_rows(con, ws_view)
+    mine = [r for r in rows if r.gid == gid]
+    assert mine and mine[0].action == "update"
+    outcomes = execute(writer_for("customwebshop", sync.client("customwebshop")), mine)
+    assert outcomes[0].status == "conflict"
+    assert sync.client("customwebshop").get_record("customers", ws_id)["billing_address"]["city"] != f"Oslo{t}"
+    sync.until_quiet()  # the next cycles merge both edits
+    assert sync.value(ws_view, ws_id, "city") == f"Oslo{t}"
+    assert sync.value(crm_view, crm_id, "phone") == "+4792222222"
+
+
+# -- crashes, rejects and faults ----------------------------------------------------------------------
+def _count(client: Any, entity: str, pred: Any) -> int:
+    return sum(1 for r in client.iter_records(entity) if pred(r))
+
+
+def test_a_push_killed_after_its_posts_leaves_no_duplicate_and_no_lost_update(sync: Sync) -> None:
+    t = uid()
+    po, shop = sync.client("poweroffice"), sync.client("customwebshop")
+    po.create_record("customers", {"IsPerson": True, "FirstName": "Krasj", "LastName": f"Test{t}",
+                                   "Name": f"Krasj Test{t}", "EmailAddress": f"krasj.{t}@example.no"})
+    ws_customer = shop.create_record("customers", {"email": f"krasjweb.{t}@example.no", "first_name": "K",
+                                                   "last_name": f"W{t}"})
+    shop.create_record("orders", {"customer_id": ws_customer["id"], "email": f"krasjweb.{t}@example.no",
+                                  "items": [{"sku": f"KR-{t}", "quantity": 3, "unit_price": 1000}]})
+    # a cycle up to the push, then the pushes of two views run but the process dies before recording
+    sync.cycle(settings=PushSettings(confirm_large=True, dry_run=True))
+    for vkey, system in (("shopify.customer", "shopify"), ("customcrm.customer", "customcrm")):
+        with connect(sync.data / "talk.duckdb") as con:
+            rows, _, _ = load_rows(con, V[vkey])
+            rows = [r for r in rows if r.action == "create" and t in json.dumps(r.payload)]
+            record_intents(con, rows, datetime.now(UTC))
+        assert rows, vkey
+        assert all(o.status == "created" for o in execute(writer_for(system, sync.client(system)), rows))
+    # answers lost on the way back for the orders: the server did the work, the client never heard
+    sync.box.control("customcrm", "PUT", "faults", json={"rate_limit_speed": 50, "lost_response_rate": 1.0, "seed": 3})
+    sync.cycle()
+    sync.faults()
+    sync.until_quiet()
+    assert _count(sync.client("shopify"), "customer", lambda r: r.get("email") == f"krasj.{t}@example.no") == 1
+    assert _count(sync.client("customcrm"), "customers", lambda r: r.get("email") == f"krasjweb.{t}@example.no") == 1
+    crm_orders = _count(sync.client("customcrm"), "orders",
+                        lambda r: any(str(li.get("sku")).upper() == f"KR-{t}".upper() for li in r.get("lines") or []))
+    assert crm_orders == 1, sync.sql("SELECT view, status, error FROM dead_letters WHERE resolved_at IS NULL")
+
+
+def test_a_record_the_target_rejects_is_dead_lettered_and_the_rest_syncs(sync: Sync) -> None:
+    t = uid()
+    shop = sync.client("customwebshop")
+    bad = shop.create_record("customers", {"email": f"utennavn.{t}@example.no"})  # the CRM requires a name
+    good = shop.create_record("customers", {"email": f"mednavn.{t}@example.no", "first_name": "Med",
+                                            "last_name": f"Navn{t}"})
+    sync.cycle()
+    sync.cycle()
+    dead = sync.sql("SELECT status, error FROM dead_letters WHERE view = 'customcrm.customer' AND resolved_at IS NULL "
+                    "AND payload::VARCHAR LIKE ?", [f"%utennavn.{t}%"])
+    assert dead and dead[0][0] == 422 and "name" in dead[0][1], dead
+    assert sync.member(sync.gid_of(V["customwebshop.customer"], good["id"]), V["customcrm.customer"])
+    out = subprocess.run([sys.executable, "-m", "talk_assets.cli", "dlq", "list", "--data-dir", str(sync.data)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "customcrm.customer" in out and "422" in out
+    # fixing the record in the source resolves the dead letter on the next cycle
+    shop.update_record("customers", bad["id"], {"first_name": "Fikset"})
+    sync.until_quiet()
+    assert sync.member(sync.gid_of(V["customwebshop.customer"], bad["id"]), V["customcrm.customer"])
+    left = sync.sql("SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL AND payload::VARCHAR LIKE ?",
+                    [f"%utennavn.{t}%"])[0][0]
+    assert left == 0
+
+
+def test_a_429_storm_and_5xx_errors_slow_the_sync_but_lose_nothing(sync: Sync) -> None:
+    t = uid()
+    po, shop, crm = sync.client("poweroffice"), sync.client("customwebshop"), sync.client("customcrm")
+    emails = [f"storm{i}.{t}@example.no" for i in range(4)]
+    for i, e in enumerate(emails[:2]):
+        po.create_record("customers", {"IsPerson": True, "FirstName": "Storm", "LastName": f"{i}{t}",
+                                       "Name": f"Storm {i}{t}", "EmailAddress": e})
+    for i, e in enumerate(emails[2:]):
+        shop.create_record("customers", {"email": e, "first_name": "Storm", "last_name": f"{i}{t}"})
+    crm.create_record("products", {"sku": f"STORM-{t}", "name": f"Stormvare {t}", "unit_price": "40.00"})
+    sync.reset_stats()
+    sync.faults(error_rate=0.1, storm_429=40, storm_retry_after=0.05, seed=11)
+    for _ in range(3):
+        report = sync.cycle(allow_errors=True)
+        assert all("HTTP 5" in e or "HTTP 429" in e for e in report.errors), report.errors
+    statuses = [sync.box.stats(s)["statuses"] for s in SYSTEM_KEYS]
+    assert sum(int(s.get("429", 0)) for s in statuses) >= 40 * len(SYSTEM_KEYS) * 0.9
+    assert sum(int(s.get(c, 0)) for s in statuses for c in ("500", "502", "503")) > 10
+    sync.faults()
+    sync.until_quiet()
+    shopify, crm_emails = sync.client("shopify"), [r.get("email") for r in crm.iter_records("customers")]
+    for e in emails[:2]:
+        assert _count(shopify, "customer", lambda r, e=e: r.get("email") == e) == 1
+    for e in emails[2:]:
+        assert crm_emails.count(e) == 1
+    skus = [v.get("sku") for p in shopify.iter_records("product") for v in p.get("variants") or []]
+    assert skus.count(f"STORM-{t}") == 1
+
+
+def test_the_circuit_breaker_stops_a_large_update_until_confirmed(sync: Sync, monkeypatch: pytest.MonkeyPatch) -> None:
+    from talk_assets.sync.push import CircuitBreakerOpen
+
+    prices = sync.client("customwebshop")
+    for p in list(prices.iter_records("products"))[:6]:
+        prices.update_record("products", str(p["id"]), {"price": int(p["price"]) + 100})
+    monkeypatch.setenv("TALK_CIRCUIT_BREAKER_SHARE", "0.01")
+    monkeypatch.setenv("TALK_CIRCUIT_BREAKER_MIN_ROWS", "1")
+    clients: dict[str, Any] = {}
+    with pytest.raises(CircuitBreakerOpen, match="more than the 1% limit"):
+        from talk_assets.sync.cycle import push_order
+        from talk_assets.sync.push import push_view
+
+        sync.cycle(settings=PushSettings(dry_run=True))
+        for view in push_order():
+            clients.setdefault(view.system, sync.client(view.system))
+            push_view(view, clients[view.system], connect, PushSettings())
+    monkeypatch.delenv("TALK_CIRCUIT_BREAKER_SHARE")
+    sync.until_quiet()
+
+
+# -- the CLI ------------------------------------------------------------------------------------------
+def test_cli_sync_once_prints_a_summary_and_dry_run_makes_no_writes(sync: Sync) -> None:
+    t = uid()
+    sync.client("customwebshop").create_record("customers", {"email": f"cli.{t}@example.no", "first_name": "Cli",
+                                                              "last_name": f"Test{t}"})
+    sync.reset_stats()
+    dry = subprocess.run([sys.executable, "-m", "talk_assets.cli", "sync", "--dry-run", "--quiet",
+                          "--data-dir", str(sync.data)], capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr
+    assert "customcrm: create customers" in dry.stdout and f"cli.{t}@example.no" in dry.stdout
+    assert sync.writes() == dict.fromkeys(SYSTEM_KEYS, 0)
+    real = subprocess.run([sys.executable, "-m", "talk_assets.cli", "sync", "--once", "--quiet", "--confirm",
+                           "--data-dir", str(sync.data)], capture_output=True, text=True, timeout=300)
+    assert real.returncode == 0, real.stderr
+    header = real.stdout.splitlines()[0].split()
+    assert header[:3] == ["system", "entity", "collected"] and "conflicts" in header and "failed" in header
+    line = next(ln for ln in real.stdout.splitlines() if ln.startswith("customcrm.customer (push)"))
+    assert line.split()[3] == "1"  # created
+    sync.until_quiet()
