@@ -4,8 +4,9 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: run test lint bench sandbox docs clean
+.PHONY: run test test-fast lint bench sandbox docs clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -14,11 +15,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $@
 
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	@touch $@
+
 run: $(STAMP)  ## sandbox + Dagster UI on http://127.0.0.1:3000 with the sync running
 	$(BIN)/talk-assets run
 
-test: $(STAMP)  ## the whole test suite
+test: $(STAMP)  ## the whole suite; installs Chromium for the UI test when it can (skips it with a reason otherwise)
+	-deploy/install-browser.sh $(VENV)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)  ## everything but the UI/deploy tests
+	$(BIN)/python -m pytest -q --ignore=talk_assets_tests/ui
 
 lint: $(STAMP)
 	$(BIN)/ruff check talk_assets talk_assets_tests benchmarks
@@ -29,8 +38,8 @@ sandbox: $(STAMP)  ## only the five sandbox APIs
 docs: $(STAMP)  ## generate the dataflow documents
 	$(BIN)/talk-assets docs --out docs/dataflows
 
-bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+bench: $(BENCH_STAMP)  ## benchmarks (quick sizes; BENCH_ARGS=--full for the scaling run)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) data/talk.duckdb data/dagster_home
+	rm -rf $(VENV) data/talk.duckdb data/dagster_home data/sandbox

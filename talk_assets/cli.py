@@ -112,7 +112,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """One complete cycle (observe, collect, merge, map, push) without the UI."""
     from talk_assets.resources import client_from_env
     from talk_assets.sync.cycle import run_cycle
-    from talk_assets.sync.push import CircuitBreakerOpen, PushSettings
+    from talk_assets.sync.push import PushSettings
 
     _use_data_dir(args)
     clients: dict[str, object] = {}
@@ -127,12 +127,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
     cycles = 0
     while True:
         cycles += 1
-        try:
-            report = run_cycle(client, full=args.full, settings=settings, log=log)
-        except CircuitBreakerOpen as exc:
-            print(f"talk-assets sync: stopped by the circuit breaker: {exc}", file=sys.stderr)
-            return 3
+        report = run_cycle(client, full=args.full, settings=settings, log=log)
         _print_table(report.rows())
+        for b in report.breaker:
+            print(f"stopped by the circuit breaker: {b}", file=sys.stderr)
         if args.dry_run:
             calls = [c for p in report.pushed.values() for c in p.calls]
             print(f"\n{len(calls)} write call(s) would be made:")
@@ -143,7 +141,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if args.once or args.dry_run:
             break
         time.sleep(args.interval)
-    return 1 if report.errors else 0
+    return 3 if report.breaker else 1 if report.errors else 0
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
@@ -198,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("run", help="start the sandbox and the Dagster UI with the sync running (make run)")
     sandbox_opts(sp)
     sp.add_argument("--no-sandbox", action="store_true", help="talk to the systems the TALK_* variables name")
+    sp.add_argument("--fresh-sandbox", action="store_true",
+                    help="seed the sandbox anew instead of restoring its records from data/sandbox/")
     sp.add_argument("--data-dir", default=os.environ.get("TALK_DATA_DIR", str(ROOT / "data")),
                     help="state location (default data/)")
     sp.add_argument("--ui-host", default="127.0.0.1")

@@ -2,8 +2,8 @@
 
 Blocking checks fail (ERROR) when the data shows a bug in merging or mapping rather than one bad
 record: a record linked to two entities, unrelated records collapsed into one, or more than
-`TALK_CHECK_MAX_BAD_SHARE` (default 5 %) of a target's rows missing required fields or
-references. A few bad records alone only warn and are listed: they are rejected one by one at
+`TALK_CHECK_MAX_BAD_SHARE` (default 5 %, and at least `TALK_CHECK_MIN_BAD_ROWS`, default 10) of a
+target's rows missing required fields or references. A few bad records alone only warn and are listed: they are rejected one by one at
 push time, and everything else goes through.
 """
 
@@ -14,22 +14,19 @@ import os
 import dagster as dg
 
 from talk_assets.sync.assets import LINKS_KEY, mapped_key, md_table, merge_key
-from talk_assets.sync.declaration import GENERIC_MAILBOXES, REFERENCES, View
+from talk_assets.sync.declaration import GENERIC_MAILBOXES, REFERENCES, REQUIRED, View
 from talk_assets.sync.mapping import payload_fields, target_views
 from talk_assets.sync.merge import table
 from talk_assets.sync.store import connect, first
 
-# global properties a new record needs in each type (missing -> the create is rejected)
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "customer": ("email",),
-    "product": ("sku",),
-    "order": ("lines",),
-    "user": (),
-}
-
 
 def max_bad_share() -> float:
     return float(os.environ.get("TALK_CHECK_MAX_BAD_SHARE", "0.05"))
+
+
+def min_bad_rows() -> int:
+    """Below this many bad rows a check only warns, whatever the share (small datasets)."""
+    return int(os.environ.get("TALK_CHECK_MIN_BAD_ROWS", "10"))
 
 
 @dg.asset_check(asset=LINKS_KEY, blocking=True, description="No record is linked to two global entities.")
@@ -89,7 +86,8 @@ def _share_result(bad_rows: int, total: int, examples: object, what: str) -> dg.
     limit = max_bad_share()
     return dg.AssetCheckResult(
         passed=bad_rows == 0,
-        severity=dg.AssetCheckSeverity.ERROR if share > limit else dg.AssetCheckSeverity.WARN,
+        severity=dg.AssetCheckSeverity.ERROR if share > limit and bad_rows >= min_bad_rows()
+        else dg.AssetCheckSeverity.WARN,
         metadata={what: bad_rows, "rows": total, "share": round(share, 4), "max_share": limit,
                   "examples": examples},
     )

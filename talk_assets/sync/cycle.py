@@ -17,7 +17,7 @@ from talk_assets.sync.declaration import GLOBAL_TYPES, SOURCES, View
 from talk_assets.sync.links import update_links
 from talk_assets.sync.mapping import map_view, target_views
 from talk_assets.sync.merge import merge_type
-from talk_assets.sync.push import PushResult, PushSettings, push_view
+from talk_assets.sync.push import CircuitBreakerOpen, PushResult, PushSettings, push_view
 from talk_assets.sync.store import connect, session
 
 TYPE_ORDER = ("customer", "user", "product", "order")
@@ -34,6 +34,7 @@ class CycleReport:
     pushed: dict[str, PushResult] = field(default_factory=dict)
     unchanged: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    breaker: list[str] = field(default_factory=list)  # views the circuit breaker stopped
 
     def rows(self) -> list[dict[str, Any]]:
         out = []
@@ -91,6 +92,10 @@ def _run_cycle(
     for view in push_order():
         try:
             res = push_view(view, clients(view.system), connect, settings)
+        except CircuitBreakerOpen as exc:
+            report.breaker.append(str(exc))
+            log(f"push {view.vkey} stopped: {exc}")
+            continue
         except Exception as exc:
             report.errors.append(f"{view.vkey}: {exc}")
             log(f"push {view.vkey} failed: {exc}")

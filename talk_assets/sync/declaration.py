@@ -579,6 +579,14 @@ def synced_props(view: View) -> list[str]:
                     names.append(p.prop)
     return names
 
+# Global properties a new record needs (a create without them is rejected before any API call).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "customer": ("email",),
+    "product": ("sku",),
+    "order": ("lines",),
+    "user": (),
+}
+
 # Records of one global type are the same thing when they share a value of one of these
 # properties (transitively; SKUs compared without case). Orders have none: they are linked only by
 # the sync itself.

@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 
 from talk_assets.core.http import ApiError
-from talk_assets.sync.declaration import REFERENCES, View, source_of
+from talk_assets.sync.declaration import REFERENCES, REQUIRED, View, source_of
 from talk_assets.sync.links import link_mode
 from talk_assets.sync.mapping import payload_fields, ref_namespace
 from talk_assets.sync.merge import table
@@ -364,7 +364,8 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
     check_breaker(view, rows, size, settings)
     writer = writer_for(view.system, client)
     waiting = [r for r in rows if r.action == "create" and _missing_ref(view, r)]
-    rows = [r for r in rows if r not in waiting]
+    incomplete = [r for r in rows if r.action == "create" and r not in waiting and missing_required(view, r)]
+    rows = [r for r in rows if r not in waiting and r not in incomplete]
     if settings.dry_run:
         res = PushResult(view.vkey, skipped=held, pending_refs=len(waiting))
         res.calls = [writer.describe(r, r.changed_fields) for r in rows]
@@ -373,11 +374,20 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
     with connect_fn() as con:
         record_intents(con, rows, now)
     outcomes = execute(writer, rows, progress)
+    outcomes += [Outcome(r, "failed", None, ValueError(
+        f"{view.system} {view.name} for {r.gid}: required field(s) {', '.join(missing_required(view, r))} "
+        "empty in every linked record; not sent")) for r in incomplete]
     with connect_fn() as con:
         res = record_outcomes(con, view, outcomes, datetime.now(UTC), run_id)
     res.skipped += held
     res.pending_refs = len(waiting)
     return res
+
+
+def missing_required(view: View, row: Row) -> list[str]:
+    """Target fields a new record needs that the merged entity has no value for."""
+    return [f for f, p, _ in payload_fields(view)
+            if p in REQUIRED[view.global_type] and row.payload.get(f) in (None, "", "[]")]
 
 
 def _missing_ref(view: View, row: Row) -> bool:

@@ -13,6 +13,7 @@ import os
 import dagster as dg
 
 from talk_assets.config import SYSTEMS
+from talk_assets.core.http import RetryPolicy
 from talk_assets.sync.declaration import SOURCES
 
 DEFAULT_POLL_S = 300
@@ -38,6 +39,7 @@ def build_change_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDef
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         client = getattr(context.resources, system).client()
+        client.retry = RetryPolicy(max_retries=1, max_rate_limit_wait=5.0)  # a tick should answer fast
         try:
             versions = {s.entity: client.probe(s.entity) for s in sources}
         except Exception as exc:  # the API is down: say so, try again next tick
@@ -48,6 +50,10 @@ def build_change_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDef
         cursor = json.dumps(versions, sort_keys=True)
         if previous == versions:
             return dg.SensorResult(skip_reason="no change since the last sync", cursor=cursor)
+        busy = context.instance.get_runs_count(dg.RunsFilter(job_name=job_name, statuses=[
+            dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]))
+        if busy:  # the cursor stays: the change is seen again once the queued run has started
+            return dg.SensorResult(skip_reason="a sync run is already waiting; it will collect this change")
         changed = sorted(e for e in versions if not previous or previous.get(e) != versions[e])
         key = hashlib.sha256(cursor.encode()).hexdigest()[:16]
         return dg.SensorResult(

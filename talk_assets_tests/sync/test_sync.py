@@ -402,13 +402,15 @@ def test_a_429_storm_and_5xx_errors_slow_the_sync_but_lose_nothing(sync: Sync) -
     crm.create_record("products", {"sku": f"STORM-{t}", "name": f"Stormvare {t}", "unit_price": "40.00"})
     sync.reset_stats()
     sync.faults(error_rate=0.1, storm_429=40, storm_retry_after=0.05, seed=11)
-    for _ in range(3):
-        report = sync.cycle(allow_errors=True)
-        assert all("HTTP 5" in e or "HTTP 429" in e for e in report.errors), report.errors
-    statuses = [sync.box.stats(s)["statuses"] for s in SYSTEM_KEYS]
+    try:
+        for _ in range(3):
+            report = sync.cycle(allow_errors=True)
+            assert all("HTTP 5" in e or "HTTP 429" in e for e in report.errors), report.errors
+        statuses = [sync.box.stats(s)["statuses"] for s in SYSTEM_KEYS]
+    finally:
+        sync.faults()
     assert sum(int(s.get("429", 0)) for s in statuses) >= 40 * len(SYSTEM_KEYS) * 0.9
-    assert sum(int(s.get(c, 0)) for s in statuses for c in ("500", "502", "503")) > 10
-    sync.faults()
+    assert sum(int(s.get(c, 0)) for s in statuses for c in ("500", "502", "503")) > 0
     sync.until_quiet()
     shopify, crm_emails = sync.client("shopify"), [r.get("email") for r in crm.iter_records("customers")]
     for e in emails[:2]:
@@ -420,22 +422,18 @@ def test_a_429_storm_and_5xx_errors_slow_the_sync_but_lose_nothing(sync: Sync) -
 
 
 def test_the_circuit_breaker_stops_a_large_update_until_confirmed(sync: Sync, monkeypatch: pytest.MonkeyPatch) -> None:
-    from talk_assets.sync.push import CircuitBreakerOpen
-
     prices = sync.client("customwebshop")
     for p in list(prices.iter_records("products"))[:6]:
         prices.update_record("products", str(p["id"]), {"price": int(p["price"]) + 100})
     monkeypatch.setenv("TALK_CIRCUIT_BREAKER_SHARE", "0.01")
     monkeypatch.setenv("TALK_CIRCUIT_BREAKER_MIN_ROWS", "1")
-    clients: dict[str, Any] = {}
-    with pytest.raises(CircuitBreakerOpen, match="more than the 1% limit"):
-        from talk_assets.sync.cycle import push_order
-        from talk_assets.sync.push import push_view
-
-        sync.cycle(settings=PushSettings(dry_run=True))
-        for view in push_order():
-            clients.setdefault(view.system, sync.client(view.system))
-            push_view(view, clients[view.system], connect, PushSettings())
+    sync.reset_stats()
+    report = sync.cycle(settings=PushSettings(), allow_errors=True)
+    assert report.breaker and all("more than the 1% limit" in b for b in report.breaker), report.breaker
+    assert any("customcrm" in b and "Product" in b for b in report.breaker)
+    assert sync.writes()["customcrm"] == 0  # stopped before any call
+    confirmed = sync.cycle(settings=PushSettings(confirm_large=True))
+    assert confirmed.pushed["customcrm.product"].updated >= 6
     monkeypatch.delenv("TALK_CIRCUIT_BREAKER_SHARE")
     sync.until_quiet()
 

@@ -1,0 +1,206 @@
+"""incremental and latency: whole sync cycles (`run_cycle`) against all five sandboxes.
+
+Setup: seed the sandboxes, switch their rate limits off (the setup's first cycle creates
+thousands of records; pacing is measured by the push benchmark), and run cycles until one
+writes nothing. Edits are made through the systems' own clients to records that are linked
+to a record in another system (Shopify <-> PowerOffice persons, Custom Webshop <-> Custom CRM).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Recorder, Result, Sandboxes, timer
+
+PROFILES = {"quick": {"inc_size": 1_000, "lat_size": 100, "edits": 100, "lat_edits": 10},
+            "full": {"inc_size": 5_000, "lat_size": 500, "edits": 100, "lat_edits": 40}}
+POLL_S = 2.0
+
+# view -> (system, entity, changes for a new first name, the first name read back from a record)
+EDITS: dict[str, tuple[str, str, Callable[[str, dict], dict], Callable[[dict], str]]] = {
+    "shopify.customer": ("shopify", "customer", lambda t, r: {"first_name": t}, lambda r: r.get("first_name") or ""),
+    "poweroffice.customers_person": ("poweroffice", "customers", lambda t, r: {"FirstName": t},
+                                     lambda r: r.get("FirstName") or ""),
+    "customwebshop.customer": ("customwebshop", "customers", lambda t, r: {"first_name": t},
+                               lambda r: r.get("first_name") or ""),
+    "customcrm.customer": ("customcrm", "customers",
+                           lambda t, r: {"name": f"{t} {(r.get('name') or 'X').split()[-1]}"},
+                           lambda r: (r.get("name") or "").split(" ")[0]),
+}
+
+
+class Env:
+    """Sandboxes, a fresh state directory and cached clients, converged (a cycle that writes nothing)."""
+
+    def __init__(self, size: int, seed: int = 7) -> None:
+        from talk_assets.config import SYSTEMS
+
+        self.saved = dict(os.environ)
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-cycle-"))
+        os.environ["TALK_DATA_DIR"] = str(self.tmp)
+        os.environ["TALK_CIRCUIT_BREAKER_SHARE"] = "1.0"
+        for k in SYSTEMS:
+            os.environ[f"TALK_{k.upper()}_MAX_RPS"] = "2000"
+        self.sb = Sandboxes(list(SYSTEMS), size, seed)
+        self.sb.env()
+        self.sb.faults({"rate_limit_enabled": False})
+        self._clients: dict[str, Any] = {}
+        self.setup_cycles: list[tuple[float, int]] = []
+        for _ in range(5):
+            with timer() as t:
+                rep = self.cycle()
+            self.setup_cycles.append((t["s"], rep.writes))
+            if rep.writes == 0:
+                break
+
+    def clients(self, system: str) -> Any:
+        from talk_assets.resources import client_from_env
+
+        if system not in self._clients:
+            self._clients[system] = client_from_env(system)
+        return self._clients[system]
+
+    def cycle(self, full: bool = False) -> Any:
+        from talk_assets.sync.cycle import run_cycle
+
+        return run_cycle(self.clients, full=full)
+
+    def calls(self) -> tuple[int, int]:
+        """(reads, writes) over every sandbox since the last reset."""
+        st = [self.sb.stats(s) for s in self.sb.urls]
+        return sum(s["reads"] for s in st), sum(s["writes"] for s in st)
+
+    def pairs(self) -> list[tuple[str, str, str, str]]:
+        """(view, record id, linked view, linked record id) for linked records the edits can reach."""
+        from talk_assets.sync.store import connect
+
+        views = ", ".join(f"'{v}'" for v in EDITS)
+        with connect() as con:
+            return con.execute(
+                f"""SELECT a.view, a.record_id, b.view, b.record_id FROM links a JOIN links b USING (gid)
+                    LEFT JOIN raw_current c ON c.system = 'customcrm' AND c.entity = 'customers'
+                         AND c.record_id = CASE WHEN a.view = 'customcrm.customer' THEN a.record_id
+                                                WHEN b.view = 'customcrm.customer' THEN b.record_id END
+                    WHERE a.view <> b.view AND a.view IN ({views}) AND b.view IN ({views})
+                      AND (c.record_id IS NULL OR c.payload->>'$.customer_type' = 'person')
+                      AND gid IN (SELECT gid FROM links GROUP BY gid HAVING count(*) = 2)
+                    ORDER BY a.view, a.record_id"""
+            ).fetchall()
+
+    def edit(self, view: str, record_id: str, token: str) -> None:
+        system, entity, change, _ = EDITS[view]
+        client = self.clients(system)
+        current = client.get_record(entity, record_id) or {}
+        client.update_record(entity, record_id, change(token, current))
+
+    def read(self, view: str, record_id: str) -> str:
+        system, entity, _, get = EDITS[view]
+        return get(self.clients(system).get_record(entity, record_id) or {})
+
+    def close(self) -> None:
+        for c in self._clients.values():
+            c.close()
+        self.sb.close()
+        os.environ.clear()
+        os.environ.update(self.saved)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def incremental(rec: Recorder, profile: str) -> None:
+    p = PROFILES[profile]
+    print(f"incremental: sandbox size {p['inc_size']:,} (all five systems), {p['edits']} edits, then one cycle "
+          "vs a full cycle; then a quiet cycle")
+    env = Env(p["inc_size"])
+    try:
+        print("  setup cycles (seconds, writes): " + ", ".join(f"({s:.1f}, {w})" for s, w in env.setup_cycles))
+        rng = random.Random(3)
+        # one edit per linked pair (both sides of one pair edited would merge into one write)
+        pairs = [r if rng.random() < 0.5 else (r[2], r[3], r[0], r[1]) for r in env.pairs() if r[0] < r[2]]
+        linked = len(pairs)
+        picks = rng.sample(pairs, min(p["edits"], len(pairs)))
+        for i, (view, rid, _v2, _r2) in enumerate(picks):
+            env.edit(view, rid, f"Inc{i:04d}")
+        env.sb.reset_stats()
+        with timer() as t_inc:
+            rep_inc = env.cycle()
+        inc_reads, inc_writes = env.calls()
+        env.sb.reset_stats()
+        with timer() as t_quiet:
+            rep_quiet = env.cycle()
+        q_reads, q_writes = env.calls()
+        env.sb.reset_stats()
+        with timer() as t_full:
+            rep_full = env.cycle(full=True)
+        f_reads, f_writes = env.calls()
+    finally:
+        env.close()
+    note = (f"{len(picks)} edits, one per linked pair ({linked:,} pairs); incremental {inc_reads} reads + {inc_writes} writes "
+            f"({rep_inc.writes} pushed); full {f_reads} reads + {f_writes} writes; errors {len(rep_inc.errors)}")
+    rec.add(Result("incremental.api_calls", inc_reads + inc_writes, "calls", "full cycle", f_reads + f_writes,
+                   p["inc_size"], note=note))
+    rec.add(Result("incremental.time", t_inc["s"], "s", "full cycle", t_full["s"], p["inc_size"]))
+    rec.add(Result("incremental.quiet_writes", q_writes, "writes", "target 0", 0, p["inc_size"], ratio=None,
+                   note=f"quiet cycle {t_quiet['s']:.1f}s, {q_reads} reads, engine reported {rep_quiet.writes} writes"
+                        f"; the full cycle after it wrote {rep_full.writes}"))
+
+
+def latency(rec: Recorder, profile: str) -> None:
+    p = PROFILES[profile]
+    print(f"latency: sandbox size {p['lat_size']}, run_cycle every {POLL_S:g}s in a thread, "
+          f"{p['lat_edits']} edits at random times")
+    env = Env(p["lat_size"])
+    stop = threading.Event()
+    cycle_times: list[float] = []
+
+    def poller() -> None:
+        while not stop.is_set():
+            with timer() as t:
+                env.cycle()
+            cycle_times.append(t["s"])
+            stop.wait(POLL_S)
+
+    lat: list[float] = []
+    missed = 0
+    try:
+        rng = random.Random(5)
+        pairs = env.pairs()
+        thread = threading.Thread(target=poller, daemon=True)
+        thread.start()
+        for i, (view, rid, view2, rid2) in enumerate(rng.sample(pairs, min(p["lat_edits"], len(pairs)))):
+            time.sleep(rng.uniform(0.0, 3.0))
+            token = f"Lat{i:03d}x{rng.randrange(1000)}"
+            t0 = time.perf_counter()
+            env.edit(view, rid, token)
+            while time.perf_counter() - t0 < 60:
+                if env.read(view2, rid2) == token:
+                    lat.append(time.perf_counter() - t0)
+                    break
+                time.sleep(0.1)
+            else:
+                missed += 1
+                print(f"  edit {view} {rid} -> {view2} {rid2}: not visible after 60 s")
+        stop.set()
+        thread.join(timeout=120)
+    finally:
+        stop.set()
+        env.close()
+    if not lat:
+        print("  no edit became visible")
+        return
+    qs = statistics.quantiles(lat, n=20) if len(lat) > 1 else [lat[0]] * 19
+    p50, p95 = statistics.median(lat), qs[18]
+    mean_cycle = statistics.mean(cycle_times) if cycle_times else 0.0
+    bound = POLL_S + 2 * mean_cycle  # worst case: just missed a cycle's collect, wait, then one whole cycle
+    note = (f"{len(lat)} visible, {missed} missed; mean cycle {mean_cycle:.2f}s over {len(cycle_times)} cycles; "
+            f"baseline = poll {POLL_S:g}s + 2 x mean cycle (worst case of one pass)")
+    rec.add(Result("latency.p50", p50, "s", "poll+2*cycle", round(bound, 3), p["lat_size"], note=note))
+    rec.add(Result("latency.p95", p95, "s", "poll+2*cycle", round(bound, 3), p["lat_size"]))

@@ -1,0 +1,194 @@
+"""The Dagster UI in headless Chromium, as a new user meets it after `make run`.
+
+Starts `talk-assets run` on free ports, opens the asset graph, follows one dataflow's lineage end to
+end (PowerOffice GO customers -> ... -> pushed to Shopify), materializes an asset from its page and
+waits for the run to succeed. Screenshots go to docs/screenshots/ for the README.
+
+Needs Chromium and the `playwright` package (deploy/install-browser.sh installs both). Without them
+the test skips and says why; with TALK_REQUIRE_BROWSER=1 (CI) it fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from talk_assets_tests.ui.app import RunningApp
+
+pytestmark = pytest.mark.timeout(300)
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-quic"]
+# one dataflow's lineage, source to target: PowerOffice GO customers end up as Shopify customers
+FLOW = ["poweroffice/customers", "poweroffice/collected/customers", "merge/customer", "sync/links",
+        "shopify/mapped/customer", "shopify/pushed/customer"]
+MATERIALIZE = "poweroffice/collected/customers"
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("TALK_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser",
+                      shutil.which("chromium")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def _unavailable(reason: str) -> None:
+    msg = f"{reason}; run deploy/install-browser.sh to install it"
+    if os.environ.get("TALK_REQUIRE_BROWSER") == "1":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the UI test needs the `playwright` Python package, which is not installed")
+    exe = chromium_path()
+    if exe is None:
+        _unavailable("the UI test needs Chromium (/usr/bin/chromium), which is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    running = RunningApp(tmp_path_factory.mktemp("ui") / "data")
+    try:
+        yield running.start()
+    finally:
+        try:
+            running.stop()
+        finally:
+            running.kill()
+
+
+@pytest.fixture
+def page(browser: Any, app: RunningApp) -> Iterator[Any]:
+    ctx = browser.new_context(viewport={"width": 1600, "height": 1000}, base_url=app.url)
+    # Dagster's first-visit "join the community" dialog would cover the screenshots
+    ctx.add_init_script("window.localStorage.setItem('communityNux', '\"1\"')")
+    ctx.set_default_timeout(30_000)
+    pg = ctx.new_page()
+    try:
+        yield pg
+    finally:
+        ctx.close()
+
+
+def shot(page: Any, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def test_sensors_run_by_default(page: Any, app: RunningApp) -> None:
+    assert {s["status"] for s in app.sensors().values()} == {"RUNNING"}
+    page.goto("/automation", wait_until="load")
+    page.get_by_text("poweroffice_changes").first.wait_for()
+    page.wait_for_timeout(1000)
+    shot(page, "automation-sensors")
+
+
+def test_asset_graph_and_flow_lineage(page: Any, app: RunningApp) -> None:
+    # the whole graph, grouped by system
+    page.goto("/asset-groups", wait_until="load")
+    page.get_by_text("Materialize all (").first.wait_for()
+    for group in ("shopify", "poweroffice", "merge", "sync"):
+        page.locator(f"[data-tooltip='{group}']").first.wait_for()
+    page.wait_for_timeout(1500)
+    shot(page, "asset-graph")
+
+    # every asset on a path from the PowerOffice source to the Shopify push: exactly the flow's six
+    selection = f'key:"{FLOW[0]}"+ and +key:"{FLOW[-1]}"'
+    page.goto("/asset-groups~" + urllib.parse.quote(selection, safe="") + "/", wait_until="load")
+    page.get_by_text(f"Materialize all ({len(FLOW) - 1})").or_(
+        page.get_by_text(f"Materialize all ({len(FLOW)})")).first.wait_for()
+    for _ in range(len(FLOW)):  # open the groups so the assets show
+        icons = page.locator("foreignObject.group [aria-label=unfold_more]")
+        if icons.count() == 0:
+            break
+        icons.first.click()
+        page.wait_for_timeout(500)
+    # the UI keeps opened groups; a reload lays the opened graph out to fit a wide window
+    page.set_viewport_size({"width": 2400, "height": 900})
+    page.reload(wait_until="load")
+    page.locator("[data-svg-viewport]").first.wait_for()
+    page.wait_for_timeout(2500)
+    shot(page, "flow-lineage")
+    page.set_viewport_size({"width": 1600, "height": 1000})
+
+    # each hop of the flow, as the asset pages show it: the next asset is linked as downstream
+    for upstream, downstream in zip(FLOW, FLOW[1:], strict=False):
+        page.goto(f"/assets/{upstream}", wait_until="load")
+        page.locator(f'a[href^="/assets/{downstream}"]').first.wait_for()
+        if upstream == "merge/customer":
+            page.wait_for_timeout(1000)
+            shot(page, "asset-merge-customer")
+
+    # and the same edges in the definitions the UI serves
+    nodes = app.graphql("{ assetNodes { assetKey { path } dependencyKeys { path } } }")["assetNodes"]
+    deps = {"/".join(n["assetKey"]["path"]): {"/".join(d["path"]) for d in n["dependencyKeys"]} for n in nodes}
+    for upstream, downstream in zip(FLOW, FLOW[1:], strict=False):
+        assert upstream in deps[downstream], f"{downstream} does not depend on {upstream}"
+
+
+def test_materialize_from_the_ui(page: Any, app: RunningApp) -> None:
+    # The sensors' first ticks queued full sync runs (one run at a time). Stop them and clear the
+    # queue so this run starts now: the test is about the button, and must stay within minutes.
+    app.stop_sensors()
+    time.sleep(2)  # a tick already under way may still request a run
+    app.cancel_runs()
+    before = {r["runId"] for r in app.runs()}
+
+    page.goto(f"/assets/{MATERIALIZE}", wait_until="load")
+    button = page.get_by_role("button").filter(has_text=re.compile(r"^\s*Materialize\s*$"))
+    button.first.wait_for()
+    page.wait_for_timeout(500)
+    button.first.click()
+
+    run_id = None
+    deadline = time.monotonic() + 30
+    while run_id is None and time.monotonic() < deadline:
+        new = [r for r in app.runs() if r["runId"] not in before
+               and [p["path"] for p in r["assetSelection"] or []] == [MATERIALIZE.split("/")]]
+        if new:
+            run_id = new[0]["runId"]
+        else:
+            time.sleep(0.5)
+    assert run_id, "clicking Materialize launched no run"
+    app.cancel_runs(keep={run_id})  # nothing else ahead of it in the one-run queue
+
+    page.goto(f"/runs/{run_id}", wait_until="load")
+    status = "QUEUED"
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        status = app.run_status(run_id)
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(1)
+    page.wait_for_timeout(2500)  # the run page polls every 2 s
+    shot(page, "run-materialize")
+    assert status == "SUCCESS", f"run {run_id} ended {status}:\n{app.log_tail(80)}"
+
+    page.goto(f"/assets/{MATERIALIZE}", wait_until="load")
+    page.locator(f'a[href*="/runs/{run_id}"]').first.wait_for()  # the latest materialization's run
+    page.wait_for_timeout(1000)
+    shot(page, "asset-materialized")
