@@ -61,6 +61,7 @@ MINOR_TO_DEC = "CAST(round(TRY_CAST({v} AS DECIMAL(18,4)) / 100, 2) AS DECIMAL(1
 DEC_TO_MINOR = "CAST(round(TRY_CAST({g} AS DECIMAL(18,4)) * 100) AS BIGINT)::VARCHAR"
 DATE = "CAST(TRY_CAST({v} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS DATE)::VARCHAR"
 UPPER = "nullif(upper(trim({v})), '')"
+NO_COMPANY = "CASE WHEN nullif(trim({v}), '') IS NULL THEN 'true' ELSE 'false' END"
 SAME = "{g}"
 
 
@@ -157,6 +158,7 @@ SHOPIFY_CUSTOMER = View(
         P("first_name", "first_name", "string"),
         P("last_name", "last_name", "string"),
         P("default_address.company", "organization_name", "string"),
+        P("default_address.company", "is_person", "boolean (no company: a person)", NO_COMPANY, write=None),
         P("default_address.phone", "phone", "string", PHONE),
         P("default_address.address1", "address_line1", "string"),
         P("default_address.address2", "address_line2", "string"),
@@ -312,20 +314,23 @@ SQUARESPACE_ORDER = View(
 
 # Custom CRM --------------------------------------------------------------------------------------
 _IS_COMPANY = "coalesce({r}->>'$.customer_type', 'company') = 'company'"
+# a person: said so, or (unknown) no organisation name
+_PERSON = "coalesce({g.is_person} = 'true', {g.organization_name} IS NULL)"
 CUSTOMCRM_CUSTOMER = View(
     "customcrm", "customers", "Customer", "customer",
     description="Custom CRM customers (companies and persons).",
     props=(
         P("email", "email", "string", EMAIL),
         P("name", "organization_name", "string", f"CASE WHEN {_IS_COMPANY} THEN nullif(trim({{v}}), '') END",
-          "coalesce({g.organization_name}, trim(concat_ws(' ', {g.first_name}, {g.last_name})))"),
+          "CASE WHEN " + _PERSON + " THEN nullif(trim(concat_ws(' ', {g.first_name}, {g.last_name})), '') "
+          "ELSE coalesce({g.organization_name}, nullif(trim(concat_ws(' ', {g.first_name}, {g.last_name})), '')) END"),
         P("name", "first_name", "string",
           f"CASE WHEN NOT {_IS_COMPANY} THEN nullif(regexp_extract(trim({{v}}), '^(.*\\S)\\s+\\S+$', 1), '') END", None),
         P("name", "last_name", "string",
           f"CASE WHEN NOT {_IS_COMPANY} THEN nullif(regexp_extract(trim({{v}}), '(\\S+)$', 1), '') END", None),
         P("customer_type", "is_person", "string (company | person)",
           "CASE WHEN {v} = 'person' THEN 'true' WHEN {v} = 'company' THEN 'false' END",
-          "CASE WHEN {g} = 'true' THEN 'person' ELSE 'company' END"),
+          f"CASE WHEN {_PERSON} THEN 'person' ELSE 'company' END"),
         P("organization_number", "organization_number", "string", "nullif(regexp_replace({v}, '[^0-9]', '', 'g'), '')"),
         P("phone", "phone", "string", PHONE),
         P("website", "website", "string"),
@@ -386,6 +391,7 @@ CUSTOMWEBSHOP_CUSTOMER = View(
         P("first_name", "first_name", "string"),
         P("last_name", "last_name", "string"),
         P("company", "organization_name", "string"),
+        P("company", "is_person", "boolean (no company: a person)", NO_COMPANY, write=None),
         P("phone", "phone", "string", PHONE),
         P("billing_address.street", "address_line1", "string"),
         P("billing_address.street2", "address_line2", "string"),

@@ -359,9 +359,11 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
     with connect_fn() as con:
         rows, size, held = load_rows(con, view)
         resolve_refs(con, view, rows)
+        first_push = first(con, "SELECT count(*) FROM push_log WHERE view = ?", [view.vkey])[0] == 0
     if not rows and not held:
         return PushResult(view.vkey)
-    check_breaker(view, rows, size, settings)
+    if not first_push:  # the first sync of a view converges the systems: large by nature
+        check_breaker(view, rows, size, settings)
     writer = writer_for(view.system, client)
     waiting = [r for r in rows if r.action == "create" and _missing_ref(view, r)]
     incomplete = [r for r in rows if r.action == "create" and r not in waiting and missing_required(view, r)]
