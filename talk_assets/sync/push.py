@@ -88,7 +88,10 @@ class Row:
 
     def typed(self, fields: list[str] | None = None) -> dict[str, Any]:
         """The payload (or some fields of it) with values in the API's JSON types."""
-        types = {f: p for f, p in ((pr.field, pr) for pr in self.view.props)}
+        types: dict[str, Any] = {}
+        for pr in self.view.props:  # the field's writing property decides its type
+            if pr.write is not None:
+                types.setdefault(pr.field, pr)
         out = {}
         for f in fields if fields is not None else list(self.payload):
             out[f] = to_json_type(self.payload.get(f), types[f].type if f in types else "string")

@@ -199,6 +199,13 @@ def test_records_created_in_every_source_reach_every_target(sync: Sync) -> None:
             continue  # stock reaches only SKUs the target already has (checked in the two-way test)
         target = sync.member(gid, flow.target)
         assert target, f"{flow.key}: the new record did not reach {flow.target.vkey}"
+    # a person stays a person: the CRM record made from the webshop customer, and the webshop record after
+    crm_id = sync.member(sync.gid_of(V["customwebshop.customer"], ws_customer["id"]), V["customcrm.customer"])
+    crm_record = crm.get_record("customers", crm_id)
+    assert (crm_record["customer_type"], crm_record["name"]) == ("person", f"Webe Kunde{t}")
+    assert shop.get_record("customers", str(ws_customer["id"])).get("company") in (None, "")
+    shop_org = sync.member(sync.gid_of(V["poweroffice.customers_organisation"], org["Id"]), V["shopify.customer"])
+    assert sync.client("shopify").get_record("customer", shop_org)["default_address"]["company"] == f"Testfirma {t} AS"
     shop_customer = sync.member(sync.gid_of(V["poweroffice.customers_person"], person["Id"]), V["shopify.customer"])
     assert sync.client("shopify").get_record("customer", shop_customer)["email"] == f"tove.{t}@example.no"
     variant = sync.member(sync.gid_of(V["poweroffice.product"], po_product["Id"]), V["shopify.sesamproduct"])
