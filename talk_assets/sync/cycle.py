@@ -39,10 +39,10 @@ class CycleReport:
     def rows(self) -> list[dict[str, Any]]:
         out = []
         for key, c in self.collected.items():
-            out.append({"system entity": key, "collected": c.new + c.changed, "read": c.read, "created": "",
-                        "updated": "", "unchanged": "", "conflicts": "", "failed": len(c.bad)})
+            out.append({"system entity": key, "collected": c.new + c.changed, "read": c.read, "created": "-",
+                        "updated": "-", "unchanged": "-", "conflicts": "-", "failed": len(c.bad)})
         for key, p in self.pushed.items():
-            out.append({"system entity": f"{key} (push)", "collected": "", "read": "", "created": p.created,
+            out.append({"system entity": f"{key} (push)", "collected": "-", "read": "-", "created": p.created,
                         "updated": p.updated, "unchanged": self.unchanged.get(key, 0), "conflicts": p.conflicts,
                         "failed": p.failed})
         return out
