@@ -86,8 +86,11 @@ def referencing_views(view: View) -> list[tuple[View, str]]:
     return out
 
 
-def mapped_sql(view: View) -> str:
-    """SQL creating `mapped_<view>`: wanted payload, current payload, changed fields and action."""
+def mapped_sql(view: View, tables: set[str] | None = None) -> str:
+    """SQL creating `mapped_<view>`: wanted payload, current payload, changed fields and action.
+
+    `tables`: the tables that exist (None: assume all do); entities referenced by orders are only
+    looked up once the order merge has made its tables, so a customer view maps before it."""
     gtype = view.global_type
     props = list(GLOBAL_TYPES[gtype])
     creators = [o.vkey for f, o, is_target in counterparts(view) if is_target and f.link_mode in CREATING_MODES]
@@ -96,7 +99,8 @@ def mapped_sql(view: View) -> str:
     referenced = []
     for ov, p in referencing_views(view):
         ocreators = [o.vkey for f, o, t in counterparts(ov) if t and f.link_mode in CREATING_MODES]
-        if ocreators:
+        needed = {f"merged_{ov.global_type}", f"members_{ov.global_type}"}
+        if ocreators and (tables is None or needed <= tables):
             referenced.append(
                 f"SELECT DISTINCT g.{ident(p)} AS gid, 3 FROM {table('merged', ov.global_type)} g "
                 f"JOIN {table('members', ov.global_type)} m USING (gid) "
@@ -138,8 +142,11 @@ def mapped_sql(view: View) -> str:
         f"AND (r.nsid IS NULL OR {'true' if f in updatable else 'false'}) THEN '{f}' END"
         for f, _, _ in fields
     )
-    refs = "json_object(" + ", ".join(f"'{f}', g.{ident(p)}" for f, p, _ in fields if p in REFERENCES) + ")"
-    glob = "json_object(" + ", ".join(f"'{p}', g.{ident(p)}" for p in props if p not in REFERENCES) + ")"
+    # the global values come from `w` (one join of the merged table, not two): a reference's
+    # global id rides along as `<prop>__gid` beside the target's record id
+    want_cols += [f"g.{ident(p)} AS {ident(p + '__gid')}" for p in props if p in REFERENCES]
+    refs = "json_object(" + ", ".join(f"'{f}', w.{ident(p + '__gid')}" for f, p, _ in fields if p in REFERENCES) + ")"
+    glob = "json_object(" + ", ".join(f"'{p}', w.{ident(p)}" for p in props if p not in REFERENCES) + ")"
     changed = f"list_filter([{differs}], lambda x: x IS NOT NULL)" if fields else "[]::VARCHAR[]"
     payload = "json_object(" + ", ".join(f"'{f}', {want[f]}" for f, _, _ in fields) + ")"
     current = "json_object(" + ", ".join(f"'{f}', {have[f]}" for f, _, _ in fields) + ")"
@@ -164,7 +171,7 @@ def mapped_sql(view: View) -> str:
     calc AS (
         SELECT r.gid, r.nsid, r.record_id, r.parent_id, {changed} AS changed_fields,
                {payload} AS payload, {current} AS current, {refs} AS refs, {glob} AS global
-        FROM rows r JOIN w USING (gid) JOIN h USING (gid) JOIN {merged} g USING (gid)
+        FROM rows r JOIN w USING (gid) JOIN h USING (gid)
     )
     SELECT gid, nsid, record_id, parent_id,
            CASE WHEN nsid IS NULL THEN 'create' WHEN len(changed_fields) > 0 THEN 'update' ELSE 'unchanged' END AS action,
@@ -183,7 +190,10 @@ class MapResult:
 
 
 def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
-    con.execute(mapped_sql(view))
+    tables = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = current_schema()"
+    ).fetchall()}
+    con.execute(mapped_sql(view, tables))
     rows, c, u, n = first(con,
         f"SELECT count(*), count(*) FILTER (WHERE action = 'create'), count(*) FILTER (WHERE action = 'update'), "
         f"count(*) FILTER (WHERE action = 'unchanged') FROM {table('mapped', view.vkey)}"

@@ -19,6 +19,7 @@ All set work is SQL generated from the declaration:
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 import duckdb
@@ -35,6 +36,8 @@ from talk_assets.sync.declaration import (
 from talk_assets.sync.store import first
 
 MAX_ITERATIONS = 50
+_EPOCH_SHIFT = 62135596800000000  # microseconds from 0001-01-01 to 1970: keys stay non-negative
+_KEY_WIDTH = 19
 
 
 def ident(name: str) -> str:
@@ -50,13 +53,54 @@ def json_path(field: str) -> str:
     return "$." + field
 
 
-def _expr(template: str, field: str, row: str = "r") -> str:
-    value = f"({row}->>'{json_path(field)}')"
-    return "(" + template.replace("{v}", value).replace("{r}", row) + ")"
+_R_FIELD = re.compile(r"\{r\}->>'\$\.([A-Za-z0-9_.]+)'")
+
+
+def _extract_plan(view: View) -> tuple[list[str], dict[str, str], str, bool]:
+    """The view's reads over one parse of each record.
+
+    `r->>'$.a'` parses the JSON document again for every property; instead every path the view
+    reads (its fields and the `{r}->>'$.x'` lookups in its conversions and `where`) is extracted
+    at once into the list `x` with `json_extract_string(r, [paths])`. Returns (paths, property ->
+    value expression, the `where` condition, whether a conversion still needs the whole record).
+    """
+    paths: list[str] = []
+
+    def at(field: str) -> str:
+        if field not in paths:
+            paths.append(field)
+        return f"x[{paths.index(field) + 1}]"
+
+    def over_x(template: str) -> str:
+        return _R_FIELD.sub(lambda m: at(m.group(1)), template)
+
+    at(view.id_field)
+    reads: dict[str, str] = {}
+    needs_r = False
+    for p in view.read_props:
+        reader = view.reader(p)
+        assert reader is not None and reader.read is not None
+        template = over_x(reader.read)
+        if "{v}" in template:
+            template = template.replace("{v}", at(reader.field))
+        needs_r = needs_r or "{r}" in template
+        reads[p] = "(" + template.replace("{r}", "r") + ")"
+    where = ""
+    if view.where:
+        where = over_x(view.where)
+        needs_r = needs_r or "{r}" in where
+        where = where.replace("{r}", "r")
+    return paths, reads, where, needs_r
 
 
 def norm_sql(view: View) -> str:
-    """SQL creating `norm_<view>` from the stored versions of the view's API entity."""
+    """SQL creating `norm_<view>` from the stored versions of the view's API entity.
+
+    Most records have one stored version: their values are that version's and each property
+    appeared when the version did (if not empty). Only records with several versions take the
+    window walk (`lag` per property, ordered by change and collect time) that finds when each
+    current value appeared; the results are the same, the window is just not paid for everyone.
+    """
     src = source_of(view)
     props = view.read_props
     if view.flatten:
@@ -68,11 +112,19 @@ def norm_sql(view: View) -> str:
     else:
         rows = "SELECT rv.record_id AS parent_id, rv.changed_at AS ts, rv.collected_at, rv.payload AS r FROM raw_versions rv "
     rows += (
-        f"JOIN raw_current cur ON cur.system = rv.system AND cur.entity = rv.entity AND cur.record_id = rv.record_id "
+        f"SEMI JOIN raw_current cur ON cur.system = rv.system AND cur.entity = rv.entity AND cur.record_id = rv.record_id "
         f"AND NOT cur.deleted WHERE rv.system = '{src.system}' AND rv.entity = '{src.entity}'"
     )
-    where = f"WHERE ({view.where.replace('{r}', 'r')})" if view.where else ""
-    reads = ", ".join(f"{_expr(view.reader(p).read, view.reader(p).field)} AS {ident(p)}" for p in props)
+    paths, reads, where, needs_r = _extract_plan(view)
+    path_list = "[" + ", ".join(f"'{json_path(f)}'" for f in paths) + "]"
+    cols = ", ".join(ident(p) for p in props)
+    extracted = f"SELECT parent_id, ts, collected_at, {'r, ' if needs_r else ''}json_extract_string(r, {path_list}) AS x FROM rows"
+    vals = (
+        f"SELECT '{view.namespace}:' || x[1] AS nsid, parent_id, ts, collected_at, "
+        + ", ".join(f"{reads[p]} AS {ident(p)}" for p in props)
+        + f" FROM ({extracted}) {'WHERE (' + where + ')' if where else ''}"
+    )
+    single = ", ".join(f"{ident(p)}, CASE WHEN {ident(p)} IS NOT NULL THEN ts END AS {ident(p + '__ts')}" for p in props)
     marks = ", ".join(
         f"CASE WHEN {ident(p)} IS DISTINCT FROM lag({ident(p)}) OVER w THEN ts END AS {ident(p + '__ts')}" for p in props
     )
@@ -83,17 +135,18 @@ def norm_sql(view: View) -> str:
     return f"""
     CREATE OR REPLACE TABLE {table('norm', view.vkey)} AS
     WITH rows AS ({rows}),
-    vals AS (
-        SELECT '{view.namespace}:' || (r->>'{json_path(view.id_field)}') AS nsid, parent_id, ts, collected_at, {reads}
-        FROM rows {where}
-    ),
+    vals AS MATERIALIZED ({vals}),
+    multi AS (SELECT nsid FROM vals WHERE nsid IS NOT NULL GROUP BY nsid HAVING count(*) > 1),
     marked AS (
-        SELECT nsid, parent_id, ts, collected_at, {', '.join(ident(p) for p in props)}, {marks}
-        FROM vals WINDOW w AS (PARTITION BY nsid ORDER BY ts, collected_at)
+        SELECT nsid, parent_id, ts, collected_at, {cols}, {marks}
+        FROM vals SEMI JOIN multi USING (nsid) WINDOW w AS (PARTITION BY nsid ORDER BY ts, collected_at)
     )
+    SELECT nsid, '{view.vkey}' AS view, parent_id, split_part(nsid, ':', 2) AS record_id, ts AS changed_at, {single}
+    FROM vals ANTI JOIN multi USING (nsid) WHERE nsid IS NOT NULL
+    UNION ALL
     SELECT nsid, '{view.vkey}' AS view, any_value(parent_id) AS parent_id,
            split_part(nsid, ':', 2) AS record_id, max(ts) AS changed_at, {finals}
-    FROM marked WHERE nsid IS NOT NULL GROUP BY nsid
+    FROM marked GROUP BY nsid
     """
 
 
@@ -211,19 +264,41 @@ def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
         FROM {nodes} n JOIN labels l USING (nsid) JOIN comp c USING (label)
         """
     )
-    winners = ", ".join(
-        f"arg_max({ident(p)}, struct_pack(t := {ident(p + '__ts')}, n := nsid)) FILTER (WHERE {ident(p)} IS NOT NULL AND {ident(p)} <> '') AS {ident(p)}, "
-        f"arg_max(struct_pack(nsid := nsid, at := {ident(p + '__ts')}), struct_pack(t := {ident(p + '__ts')}, n := nsid)) "
-        f"FILTER (WHERE {ident(p)} IS NOT NULL AND {ident(p)} <> '') AS {ident(p + '__from')}"
+    # per property the latest non-empty value, ties broken by the larger nsid. An entity of one
+    # record needs no aggregate at all (its non-empty values win); for the others the key is one
+    # text (fixed-width time, then nsid) instead of a struct, so each property costs two plain
+    # aggregates; a NULL time sorts last, as it does inside a struct
+    members = table("members", gtype)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE multi AS SELECT gid FROM {members} GROUP BY gid HAVING count(*) > 1")
+    one = ", ".join(
+        f"CASE WHEN n.{ident(p)} <> '' THEN n.{ident(p)} END AS {ident(p)}, CASE WHEN n.{ident(p)} <> '' "
+        f"THEN struct_pack(nsid := n.nsid, at := n.{ident(p + '__ts')}) END AS {ident(p + '__from')}"
+        for p in props
+    )
+    keys = ", ".join(
+        f"{ident(p)}, CASE WHEN {ident(p)} <> '' THEN coalesce(lpad((epoch_us({ident(p + '__ts')}) + {_EPOCH_SHIFT})::VARCHAR, "
+        f"{_KEY_WIDTH}, '0'), '{'~' * _KEY_WIDTH}') || nsid END AS {ident(p + '__k')}"
+        for p in props
+    )
+    aggs = ", ".join(f"arg_max({ident(p)}, {ident(p + '__k')}) AS {ident(p)}, max({ident(p + '__k')}) AS {ident(p + '__k')}"
+                     for p in props)
+    outs = ", ".join(
+        f"{ident(p)}, CASE WHEN {ident(p + '__k')} IS NOT NULL THEN struct_pack(nsid := substr({ident(p + '__k')}, {_KEY_WIDTH + 1}), "
+        f"at := CASE WHEN {ident(p + '__k')}[1] <> '~' THEN to_timestamp(0) + to_microseconds("
+        f"left({ident(p + '__k')}, {_KEY_WIDTH})::BIGINT - {_EPOCH_SHIFT}) END) END AS {ident(p + '__from')}"
         for p in props
     )
     con.execute(
         f"""
         CREATE OR REPLACE TABLE {table('merged', gtype)} AS
-        SELECT m.gid, count(*) AS record_count, list(n.nsid ORDER BY n.nsid) AS records, max(n.changed_at) AS changed_at,
-               {winners}
-        FROM {nodes} n JOIN {table('members', gtype)} m USING (nsid)
-        GROUP BY m.gid
+        SELECT m.gid, 1::BIGINT AS record_count, [n.nsid] AS records, n.changed_at, {one}
+        FROM {nodes} n JOIN {members} m USING (nsid) ANTI JOIN multi USING (gid)
+        UNION ALL
+        SELECT gid, record_count, records, changed_at, {outs} FROM (
+            SELECT m.gid, count(*) AS record_count, list_sort(list(n.nsid)) AS records, max(n.changed_at) AS changed_at, {aggs}
+            FROM (SELECT nsid, changed_at, {keys} FROM {nodes}) n JOIN {members} m USING (nsid) SEMI JOIN multi USING (gid)
+            GROUP BY m.gid
+        )
         """
     )
     records, entities, groups = first(con,
