@@ -121,8 +121,13 @@ def collect_records(
     )
     # without a change time from the API: a record's first version is "unknown, long ago" (so it
     # never outranks a timed edit elsewhere); a later version changed when we saw it change
+    # ...and dated at the previous read, not now: our own earlier write coming back must not outrank an
+    # edit made elsewhere since (the change happened at some time between the two reads)
     changed_expr = ("coalesce(s.changed_at, CASE WHEN c.record_id IS NULL THEN TIMESTAMPTZ '1970-01-01 00:00:00+00' "
                     "ELSE ?::TIMESTAMPTZ END)")
+    prev_read = first(con, "SELECT last_collected_at FROM collect_state WHERE system = ? AND entity = ?",
+                      [source.system, source.entity])
+    seen = prev_read[0] if prev_read and prev_read[0] else now
     con.register("staged", staged)
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE stage AS SELECT DISTINCT ON (record_id) * FROM staged")
@@ -145,7 +150,7 @@ def collect_records(
               ON c.system = ? AND c.entity = ? AND c.record_id = s.record_id
             WHERE c.record_id IS NULL OR c.hash <> s.hash
             """,
-            [source.system, source.entity, now, now, source.system, source.entity],
+            [source.system, source.entity, seen, now, source.system, source.entity],
         )
         con.execute(
             f"""
@@ -156,7 +161,7 @@ def collect_records(
               ON c.system = ? AND c.entity = ? AND c.record_id = s.record_id
             WHERE c.record_id IS NULL OR c.hash <> s.hash
             """,
-            [source.system, source.entity, now, now, source.system, source.entity],
+            [source.system, source.entity, seen, now, source.system, source.entity],
         )
         prev = first(con,
             "SELECT cursor FROM collect_state WHERE system = ? AND entity = ?", [source.system, source.entity]

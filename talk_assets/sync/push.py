@@ -6,8 +6,9 @@ The rules of a trustworthy sync live here:
 - Optimistic locking: an update names the version last collected; a target that changed since is
   skipped as a conflict and merged on the next cycle (the later edit wins per property).
 - Idempotent creates: the intent is recorded before the POST. Where the API takes an
-  `Idempotency-Key` the retry reuses it; elsewhere an intent whose answer was lost waits for the
-  next collect, which links the record by its merge key (or, for orders, by its fingerprint).
+  `Idempotency-Key` the retry reuses it; elsewhere an intent whose answer was lost (or that met a
+  server error) waits for the next collect, which links the record by its merge key (or, for
+  orders, by its fingerprint); if the collect did not find it, the create is tried again.
 - Every failure stays with its record: retried by the client (5 times with backoff, `Retry-After`
   honoured), then written to the dead-letter table with the status and the response body.
   Nothing else is blocked. A dead letter is retried when its payload changes or when replayed.
@@ -27,7 +28,7 @@ from typing import Any
 
 import duckdb
 
-from talk_assets.core.http import ApiError
+from talk_assets.core.http import TRANSIENT_STATUSES, ApiError
 from talk_assets.sync.declaration import REFERENCES, REQUIRED, View, source_of
 from talk_assets.sync.links import link_mode
 from talk_assets.sync.mapping import payload_fields, ref_namespace
@@ -190,6 +191,8 @@ def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], in
         LEFT JOIN dead_letters d ON d.view = '{view.vkey}' AND d.gid = m.gid AND d.payload_hash = m.payload_hash
              AND d.resolved_at IS NULL AND NOT d.replay
         LEFT JOIN push_intents i ON i.view = '{view.vkey}' AND i.gid = m.gid AND m.action = 'create'
+             AND i.started_at >= coalesce((SELECT last_collected_at FROM collect_state
+                                           WHERE system = '{src.system}' AND entity = '{src.entity}'), i.started_at)
         WHERE m.action IN ('create', 'update')
         ORDER BY m.action, m.gid
         """
@@ -268,8 +271,8 @@ def execute(writer: Writer, rows: list[Row], progress: Callable[[int, int], None
         except ApiError as exc:
             if exc.status in (409, 412) and row.action == "update":
                 out.append(Outcome(row, "conflict", row.record_id, exc))
-            elif exc.status is None and row.action == "create":
-                out.append(Outcome(row, "unknown", None, exc))  # sent, answer lost: verify next cycle
+            elif row.action == "create" and (exc.status is None or exc.status in TRANSIENT_STATUSES):
+                out.append(Outcome(row, "unknown", None, exc))  # may have been done: verify next cycle
             else:
                 out.append(Outcome(row, "failed", row.record_id, exc))
         except (ValueError, TypeError, KeyError) as exc:  # a payload the writer cannot express
@@ -333,18 +336,21 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[O
             existing = first(con, "SELECT id FROM dead_letters WHERE view = ? AND gid = ? AND resolved_at IS NULL",
                              [view.vkey, r.gid])
             body_text = json.dumps(body, ensure_ascii=False)[:4000] if body is not None else None
+            # a server error or a network failure is worth another try next cycle; a rejection waits
+            # until the data changes or someone replays it
+            retry = isinstance(err, ApiError) and err.transient
             if existing:
                 con.execute(
                     "UPDATE dead_letters SET payload = ?, payload_hash = ?, status = ?, error = ?, body = ?, "
-                    "attempts = attempts + 1, last_failed_at = ?, replay = false WHERE id = ?",
-                    [json.dumps(r.payload), r.payload_hash, status, message, body_text, now, existing[0]],
+                    "attempts = attempts + 1, last_failed_at = ?, replay = ? WHERE id = ?",
+                    [json.dumps(r.payload), r.payload_hash, status, message, body_text, now, retry, existing[0]],
                 )
             else:
                 con.execute(
                     "INSERT INTO dead_letters (view, gid, action, record_id, payload, payload_hash, status, error, body, "
-                    "first_failed_at, last_failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "first_failed_at, last_failed_at, replay) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [view.vkey, r.gid, r.action, r.record_id, json.dumps(r.payload), r.payload_hash, status, message,
-                     body_text, now, now],
+                     body_text, now, now, retry],
                 )
     con.execute("INSERT INTO push_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [run_id, view.vkey, now, res.created, res.updated, res.conflicts, res.failed, res.skipped, 0])

@@ -127,6 +127,9 @@ def connect(path: Path | str | None = None, *, read_only: bool = False, wait_s: 
             log.info("state file %s is held by another process; waiting %.2fs", target, delay)
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+    limit = os.environ.get("TALK_DUCKDB_MEMORY_LIMIT")
+    if limit:  # e.g. "3GB": DuckDB spills to disk beyond it (slower, but bounded)
+        con.execute("SET memory_limit = ?", [limit])
     try:
         key = str(target.resolve())
         if not read_only and key not in _READY:
