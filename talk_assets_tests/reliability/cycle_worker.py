@@ -1,0 +1,62 @@
+"""A sync process the reliability tests can kill: runs sync cycles (or holds the state file).
+
+Run as `python -m talk_assets_tests.reliability.cycle_worker --cycles N` with the TALK_* variables of
+the sandbox; prints one JSON line per finished cycle so the parent sees how far it got before a
+SIGKILL. `--hold-lock S` opens the state file read-write and sleeps, to test the single-writer lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import time
+from typing import Any
+
+from talk_assets.core.http import RetryPolicy
+
+
+def fast_client(system: str, timeout: float = 2.0) -> Any:
+    """A client with small timeouts and short backoff: faults cost seconds, not minutes."""
+    cls = importlib.import_module(f"talk_assets.systems.{system}.client").Client
+    return cls.from_env(timeout=(timeout, timeout), retry=RetryPolicy(backoff=0.02, max_backoff=0.2,
+                                                                      default_retry_after=0.1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--cycles", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=2.0)
+    ap.add_argument("--hold-lock", type=float, default=0.0)
+    args = ap.parse_args(argv)
+    if args.hold_lock:
+        from talk_assets.sync.store import connect
+
+        with connect() as con:
+            con.execute("SELECT count(*) FROM links").fetchall()
+            print(json.dumps({"locked": os.getpid()}), flush=True)
+            time.sleep(args.hold_lock)
+        print(json.dumps({"released": os.getpid()}), flush=True)
+        return 0
+    from talk_assets.sync.cycle import run_cycle
+    from talk_assets.sync.push import PushSettings
+
+    clients: dict[str, Any] = {}
+
+    def get(system: str) -> Any:
+        if system not in clients:
+            clients[system] = fast_client(system, args.timeout)
+        return clients[system]
+
+    for i in range(args.cycles):
+        report = run_cycle(get, settings=PushSettings(confirm_large=True))
+        print(json.dumps({"cycle": i, "writes": report.writes, "errors": report.errors[:10],
+                          "breaker": report.breaker}), flush=True)
+    for c in clients.values():
+        c.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
