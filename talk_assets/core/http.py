@@ -126,16 +126,23 @@ class RetryPolicy:
         return base * (0.5 + random.random() / 2)
 
 
-ErrorParser = Callable[[requests.Response], tuple[str, str | None]]
+# A system's error parser reads the JSON error body it knows (message, offending field) and
+# returns None for a body it does not recognise; `parse_error_response` handles the rest.
+ErrorParser = Callable[[Any, requests.Response], "tuple[str, str | None] | None"]
 
 
-def default_error_parser(resp: requests.Response) -> tuple[str, str | None]:
-    """Message and offending field from a JSON error body; the reason phrase otherwise."""
+def default_error_parser(body: Any, resp: requests.Response) -> tuple[str, str | None] | None:
+    """The message of a generic JSON error body."""
+    return _message_from_body(body), None
+
+
+def parse_error_response(resp: requests.Response, parser: ErrorParser) -> tuple[str, str | None]:
+    """Message and field of an error answer: the system's parser for JSON bodies, else the text."""
     try:
         body = resp.json()
     except ValueError:
         return (resp.text[:300] or resp.reason or "error"), None
-    return _message_from_body(body), None
+    return parser(body, resp) or default_error_parser(body, resp) or (resp.reason or "error", None)
 
 
 def _message_from_body(body: Any) -> str:
@@ -256,7 +263,7 @@ class ApiClient:
                 time.sleep(self.retry.delay(attempt))
                 attempt += 1
                 continue
-            message, fld = self.error_parser(resp)
+            message, fld = parse_error_response(resp, self.error_parser)
             try:
                 body = resp.json()
             except ValueError:

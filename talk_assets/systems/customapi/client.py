@@ -13,22 +13,18 @@ from typing import Any, TypeVar
 import requests
 from pydantic import BaseModel
 
-from talk_assets.core.http import ApiClient, Pacer, RetryPolicy, default_error_parser
+from talk_assets.core.http import ApiClient, Pacer, RetryPolicy
 from talk_assets.systems.customapi.spec import SystemSpec
 from talk_assets.systems.customapi.types import ApiRecord, Summary, format_ts
 
 M = TypeVar("M", bound=ApiRecord)
 
 
-def parse_error(resp: requests.Response) -> tuple[str, str | None]:
+def parse_error(body: Any, resp: requests.Response) -> tuple[str, str | None] | None:
     """`{"error": {"code", "message", "field"}}` -> ("code: message", field)."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return default_error_parser(resp)
     err = body.get("error") if isinstance(body, dict) else None
     if not isinstance(err, dict):
-        return default_error_parser(resp)
+        return None
     code, message = err.get("code") or "error", err.get("message") or resp.reason or ""
     return f"{code}: {message}", err.get("field")
 

@@ -47,12 +47,8 @@ READ_ONLY = frozenset({
 })
 
 
-def parse_error(resp: requests.Response) -> tuple[str, str | None]:
+def parse_error(body: Any, resp: requests.Response) -> tuple[str, str | None] | None:
     """Message and field from ProblemDetails (either casing), Azure APIM or OAuth error bodies."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return (resp.text[:300] or resp.reason or "error"), None
     if not isinstance(body, dict):
         return str(body)[:300], None
     low = {k.lower(): v for k, v in body.items()}

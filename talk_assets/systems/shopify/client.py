@@ -30,12 +30,8 @@ RESOURCES: dict[str, tuple[str, str, str, type[BaseModel]]] = {
 }
 
 
-def parse_error(resp: requests.Response) -> tuple[str, str | None]:
+def parse_error(body: Any, resp: requests.Response) -> tuple[str, str | None] | None:
     """Shopify's `{"errors": "text"}` or `{"errors": {"field": ["message", ...]}}` -> (message, field)."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return (resp.text[:300] or resp.reason or "error"), None
     errors = body.get("errors", body.get("error")) if isinstance(body, dict) else body
     if isinstance(errors, str):
         return errors, None

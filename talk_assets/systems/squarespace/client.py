@@ -40,12 +40,8 @@ def derive_key(*parts: Any) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:64]
 
 
-def parse_error(resp: requests.Response) -> tuple[str, str | None]:
+def parse_error(body: Any, resp: requests.Response) -> tuple[str, str | None] | None:
     """Message and offending field from Squarespace's error envelope."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return (resp.text[:300] or resp.reason or "error"), None
     if not isinstance(body, dict):
         return str(body)[:300], None
     kind = "/".join(str(x) for x in (body.get("type"), body.get("subtype")) if x)
