@@ -51,7 +51,12 @@ def test_run_starts_stops_cleanly_and_keeps_state(tmp_path: Path) -> None:
         r = requests.put(_shopify(app, f"customers/{cid}.json"), headers=SHOPIFY_TOKEN,
                          json={"customer": {"id": cid, "note": note}}, timeout=10)
         r.raise_for_status()
-        runs_before = {r["runId"] for r in app.runs()}
+        deadline = time.monotonic() + 120  # the daemon's first sensor ticks come some seconds after start
+        runs_before: set[str] = set()
+        while not runs_before and time.monotonic() < deadline:
+            runs_before = {r["runId"] for r in app.runs()}
+            if not runs_before:
+                time.sleep(2)
         assert runs_before, "the sensors' first ticks requested no run"
 
         # -- SIGTERM: everything stops, nothing is left --------------------------------------------
