@@ -1,11 +1,13 @@
 """Everything Dagster loads: `dagster dev -w workspace.yaml` reads `defs` from here."""
 
+import importlib
 import warnings
 
 import dagster as dg
 
+from talk_assets.config import SYSTEMS
 from talk_assets.resources import build_resources
-from talk_assets.sync.assets import all_assets
+from talk_assets.sync.assets import sync_assets
 from talk_assets.sync.checks import all_checks
 from talk_assets.sync.sensors import all_sensors
 
@@ -28,8 +30,11 @@ automation = dg.AutomationConditionSensorDefinition(
                 "links -> mapped -> pushed).",
 )
 
+# each system's folder holds its assets (talk_assets/systems/<system>/assets.py); merge and links are shared
+system_assets = [a for key in SYSTEMS for a in importlib.import_module(f"talk_assets.systems.{key}.assets").assets]
+
 defs = dg.Definitions(
-    assets=all_assets(),
+    assets=[*system_assets, *sync_assets()],
     asset_checks=all_checks(),
     resources=build_resources(),
     jobs=[sync_job],

@@ -21,7 +21,6 @@ from dagster import AssetExecutionContext
 from talk_assets.config import SYSTEMS
 from talk_assets.sync.collect import collect_records, collect_since
 from talk_assets.sync.declaration import (
-    DATAFLOWS,
     GLOBAL_TYPES,
     MERGE_KEYS,
     REFERENCES,
@@ -329,16 +328,20 @@ def build_push_asset(view: View) -> dg.AssetsDefinition:
     return _push
 
 
-def all_assets() -> Sequence[dg.AssetsDefinition | dg.SourceAsset]:
+def system_assets(system: str) -> list[dg.AssetsDefinition | dg.SourceAsset]:
+    """One system's assets: its entities (source, collected) and its targets (mapped, pushed)."""
     out: list[dg.AssetsDefinition | dg.SourceAsset] = []
     for src in SOURCES:
-        out += [build_source_asset(src), build_collect_asset(src)]
-    out += [build_merge_asset(t) for t in GLOBAL_TYPES]
-    out.append(links_asset)
-    out += [build_mapped_asset(v) for v in target_views()]
-    out += [build_push_asset(v) for v in target_views()]
-    return out
+        if src.system == system:
+            out += [build_source_asset(src), build_collect_asset(src)]
+    views = [v for v in target_views() if v.system == system]
+    return out + [build_mapped_asset(v) for v in views] + [build_push_asset(v) for v in views]
 
 
-def flows_by_target() -> dict[str, list[str]]:
-    return {v.vkey: [f.key for f in DATAFLOWS if f.target is v] for v in target_views()}
+def sync_assets() -> list[dg.AssetsDefinition]:
+    """The assets shared by all systems: the merge per global type and the link table."""
+    return [*(build_merge_asset(t) for t in GLOBAL_TYPES), links_asset]
+
+
+def all_assets() -> Sequence[dg.AssetsDefinition | dg.SourceAsset]:
+    return [a for s in SYSTEMS for a in system_assets(s)] + sync_assets()
