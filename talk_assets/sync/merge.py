@@ -18,7 +18,6 @@ All set work is SQL generated from the declaration:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -305,7 +304,3 @@ def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
         f"SELECT sum(record_count), count(*), count(*) FILTER (WHERE record_count > 1) FROM {table('merged', gtype)}"
     )
     return MergeResult(gtype, int(records or 0), int(entities or 0), int(groups or 0), iterations)
-
-
-def stable_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
