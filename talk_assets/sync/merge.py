@@ -2,18 +2,20 @@
 
 All set work is SQL generated from the declaration:
 
-1. `norm_<view>`: one row per record of the view (flattened variants become rows), its global
-   properties in canonical text, and per property the time its current value appeared (found by
-   walking the record's stored versions), so "latest change wins" is decided per property, not
-   per record.
+1. `nodes_<type>`: one row per record of every view of the type (flattened variants become
+   rows), its global properties in canonical text, and per property the time its current value
+   appeared (found by walking the record's stored versions), so "latest change wins" is decided
+   per property, not per record. `norm_<view>` is a view over it with that view's columns. One
+   table is written, not one per view plus their union: writing a table costs more than reading it.
 2. Components: records sharing a merge-key value (e-mail, organisation number, SKU, GTIN...) or
    an existing link are one entity, transitively (label propagation until nothing changes).
    Unsafe keys never connect anything: an e-mail carried by two records of one view (a shared
    mailbox), a generic mailbox (post@, info@...) on a person, an empty SKU.
 3. `merged_<type>`: per global entity and property, the latest non-empty value wins; its
    provenance (record, system, time) is kept beside it. An empty value never overwrites.
-4. `members_<type>`: global id <-> record, the rows the link table is made of; `nodes_<type>`:
-   every record of the type with all global properties (references resolved to global ids).
+4. `members_<type>`: global id <-> record, the rows the link table is made of. References (an
+   order's customer) stay namespaced record ids in `nodes_<type>` and become global ids in
+   `merged_<type>`.
 """
 
 from __future__ import annotations
@@ -32,11 +34,10 @@ from talk_assets.sync.declaration import (
     source_of,
     views_of_type,
 )
-from talk_assets.sync.store import first
+from talk_assets.sync.store import first, rebuilding
 
 MAX_ITERATIONS = 50
 _EPOCH_SHIFT = 62135596800000000  # microseconds from 0001-01-01 to 1970: keys stay non-negative
-_KEY_WIDTH = 19
 
 
 def ident(name: str) -> str:
@@ -92,8 +93,8 @@ def _extract_plan(view: View) -> tuple[list[str], dict[str, str], str, bool]:
     return paths, reads, where, needs_r
 
 
-def norm_sql(view: View) -> str:
-    """SQL creating `norm_<view>` from the stored versions of the view's API entity.
+def norm_select(view: View) -> str:
+    """SQL selecting the view's `nodes_<type>` rows from the stored versions of its API entity.
 
     Most records have one stored version: their values are that version's and each property
     appeared when the version did (if not empty). Only records with several versions take the
@@ -132,7 +133,6 @@ def norm_sql(view: View) -> str:
         for p in props
     )
     return f"""
-    CREATE OR REPLACE TABLE {table('norm', view.vkey)} AS
     WITH rows AS ({rows}),
     vals AS MATERIALIZED ({vals}),
     multi AS (SELECT nsid FROM vals WHERE nsid IS NOT NULL GROUP BY nsid HAVING count(*) > 1),
@@ -189,64 +189,133 @@ class MergeResult:
     iterations: int
 
 
-def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
-    """Normalise the views of `gtype` and merge them into `merged_<gtype>` / `members_<gtype>`."""
-    views = views_of_type(gtype)
+def _drop_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop `name` if it is a table (state files from before `norm_<view>` became a view)."""
+    if first(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = current_schema() "
+                  "AND database_name = current_database()", [name])[0]:
+        con.execute(f"DROP TABLE {ident(name)}")
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(first(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])[0])
+
+
+def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> None:
+    """Write `nodes_<type>` (every view's records, view by view) and a `norm_<view>` view per view."""
     props = list(GLOBAL_TYPES[gtype])
-    for v in views:
-        con.execute(norm_sql(v))
-    union = " UNION ALL ".join(
-        "SELECT nsid, view, record_id, parent_id, changed_at, "
-        + ", ".join(
-            f"{ident(p)}, {ident(p + '__ts')}" if p in v.read_props else f"NULL::VARCHAR AS {ident(p)}, NULL::TIMESTAMPTZ AS {ident(p + '__ts')}"
-            for p in props
-        )
-        + f" FROM {table('norm', v.vkey)}"
-        for v in views
-    )
     nodes = table("nodes", gtype)
-    con.execute(f"CREATE OR REPLACE TABLE {nodes} AS {union}")
-    # references (an order's customer) point at namespaced ids; resolve them to global ids
-    for p in props:
-        if p in REFERENCES:
-            members = table("members", REFERENCES[p])
-            exists = first(con,
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                [f"members_{REFERENCES[p]}"],
-            )[0]
-            if exists:
-                con.execute(
-                    f"UPDATE {nodes} SET {ident(p)} = coalesce(m.gid, 'unresolved:' || {nodes}.{ident(p)}) "
-                    f"FROM (SELECT n.nsid AS ref, m.gid FROM (SELECT DISTINCT {ident(p)} AS nsid FROM {nodes}) n "
-                    f"LEFT JOIN {members} m ON m.nsid = n.nsid) m WHERE {nodes}.{ident(p)} = m.ref"
-                )
+    cols = ", ".join(f"{ident(p)} VARCHAR, {ident(p + '__ts')} TIMESTAMPTZ" for p in props)
+    con.execute(f"CREATE OR REPLACE TABLE {nodes} (nsid VARCHAR, view VARCHAR, record_id VARCHAR, parent_id VARCHAR, "
+                f"changed_at TIMESTAMPTZ, {cols})")
+    for v in views:
+        con.execute(f"INSERT INTO {nodes} BY NAME {norm_select(v)}")
+        norm = f"norm_{v.vkey.replace('.', '_')}"
+        _drop_table(con, norm)
+        own = ", ".join(f"{ident(p)}, {ident(p + '__ts')}" for p in v.read_props)
+        con.execute(f"CREATE OR REPLACE VIEW {ident(norm)} AS SELECT nsid, view, parent_id, record_id, changed_at, {own} "
+                    f"FROM {nodes} WHERE view = '{v.vkey}'")
+
+
+def _components(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> int:
+    """Temp table `labels` (nsid, label): records sharing a key are one component, transitively.
+
+    Label propagation over the record <-> key graph: each key takes the smallest label of its
+    records, each record the smallest label of its keys. When every record's keys already agree
+    on one label, the labels are final (every key's records then share it), so the pass that
+    finds no change is not needed: data whose records have one key each settle in one pass.
+    """
+    nodes = table("nodes", gtype)
     con.execute(f"CREATE OR REPLACE TEMP TABLE edges AS SELECT DISTINCT nsid, k FROM ({_key_edges_sql(gtype, views)}) "
                 f"WHERE nsid IN (SELECT nsid FROM {nodes})")
-    # connected components by label propagation over the record <-> key graph
     con.execute(f"CREATE OR REPLACE TEMP TABLE labels AS SELECT nsid, nsid AS label FROM {nodes}")
     iterations = 0
     while iterations < MAX_ITERATIONS:
         iterations += 1
         con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE klabels AS
-            SELECT e.k, min(l.label) AS label FROM edges e JOIN labels l USING (nsid) GROUP BY e.k
-            """
+            "CREATE OR REPLACE TEMP TABLE klabels AS "
+            "SELECT e.k, min(l.label) AS label FROM edges e JOIN labels l USING (nsid) GROUP BY e.k"
         )
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE labels2 AS
-            SELECT l.nsid, least(l.label, coalesce(min(kl.label), l.label)) AS label
+            SELECT l.nsid, least(l.label, coalesce(min(kl.label), l.label)) AS label,
+                   coalesce(min(kl.label) <> max(kl.label), false) AS unsettled
             FROM labels l LEFT JOIN edges e USING (nsid) LEFT JOIN klabels kl USING (k)
             GROUP BY l.nsid, l.label
             """
         )
-        changed = first(con,
-            "SELECT count(*) FROM labels2 JOIN labels USING (nsid) WHERE labels2.label <> labels.label"
-        )[0]
-        con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT * FROM labels2")
-        if changed == 0:
+        unsettled = first(con, "SELECT count(*) FILTER (WHERE unsettled) FROM labels2")[0]
+        con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT nsid, label FROM labels2")
+        if unsettled == 0:
             break
+    return iterations
+
+
+# A per-property "latest wins" key: the time the value appeared (microseconds, shifted so it is
+# never negative; no time at all sorts last) in the high bits, the record's rank by nsid within its
+# entity in the low 32, so ties go to the larger nsid and the winner is `records[rank]`.
+_NO_TIME = 1 << 62
+
+
+def _merged(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
+    """Write `merged_<type>`: per entity and property the latest non-empty value, and its provenance."""
+    props = list(GLOBAL_TYPES[gtype])
+    nodes, members = table("nodes", gtype), table("members", gtype)
+    # references point at namespaced ids; the merged entity holds the referenced global id
+    refs = [(p, table("members", REFERENCES[p])) for p in props
+            if p in REFERENCES and _table_exists(con, f"members_{REFERENCES[p]}")]
+    src = nodes
+    if refs:
+        replace = ", ".join(f"coalesce(r_{p}.gid, 'unresolved:' || n.{ident(p)}) AS {ident(p)}" for p, _ in refs)
+        joins = " ".join(f"LEFT JOIN {m} r_{p} ON r_{p}.nsid = n.{ident(p)}" for p, m in refs)
+        src = f"(SELECT n.* REPLACE ({replace}) FROM {nodes} n {joins})"
+    # an entity of one record needs no aggregate at all: its non-empty values win
+    con.execute(f"CREATE OR REPLACE TEMP TABLE multi AS SELECT gid FROM {members} GROUP BY gid HAVING count(*) > 1")
+    one = ", ".join(
+        f"CASE WHEN n.{ident(p)} <> '' THEN n.{ident(p)} END AS {ident(p)}, CASE WHEN n.{ident(p)} <> '' "
+        f"THEN struct_pack(nsid := n.nsid, at := n.{ident(p + '__ts')}) END AS {ident(p + '__from')}"
+        for p in props
+    )
+    keys = ", ".join(
+        f"{ident(p)}, CASE WHEN {ident(p)} <> '' THEN (coalesce(epoch_us({ident(p + '__ts')}) + {_EPOCH_SHIFT}, "
+        f"{_NO_TIME})::HUGEINT << 32) + rk END AS {ident(p + '__k')}"
+        for p in props
+    )
+    aggs = ", ".join(f"arg_max({ident(p)}, {ident(p + '__k')}) AS {ident(p)}, max({ident(p + '__k')}) AS {ident(p + '__k')}"
+                     for p in props)
+    outs = ", ".join(
+        f"{ident(p)}, CASE WHEN {ident(p + '__k')} IS NOT NULL THEN struct_pack("
+        f"nsid := records[({ident(p + '__k')} & 4294967295)::BIGINT], "
+        f"at := CASE WHEN ({ident(p + '__k')} >> 32) <> {_NO_TIME} THEN to_timestamp(0) + to_microseconds("
+        f"({ident(p + '__k')} >> 32)::BIGINT - {_EPOCH_SHIFT}) END) END AS {ident(p + '__from')}"
+        for p in props
+    )
+    ranked = (f"SELECT m.gid, n.*, row_number() OVER (PARTITION BY m.gid ORDER BY n.nsid) AS rk "
+              f"FROM {src} n JOIN {members} m USING (nsid) SEMI JOIN multi USING (gid)")
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {table('merged', gtype)} AS
+        SELECT m.gid, 1::BIGINT AS record_count, [n.nsid] AS records, n.changed_at, {one}
+        FROM {src} n JOIN {members} m USING (nsid) ANTI JOIN multi USING (gid)
+        UNION ALL
+        SELECT gid, record_count, records, changed_at, {outs} FROM (
+            SELECT gid, count(*) AS record_count, list_sort(list(nsid)) AS records, max(changed_at) AS changed_at, {aggs}
+            FROM (SELECT gid, nsid, changed_at, {keys} FROM ({ranked})) GROUP BY gid
+        )
+        """
+    )
+
+
+def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
+    """Normalise the views of `gtype` and merge them into `merged_<gtype>` / `members_<gtype>`."""
+    with rebuilding(con):
+        return _merge_type(con, gtype)
+
+
+def _merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
+    views = views_of_type(gtype)
+    _nodes(con, gtype, views)
+    iterations = _components(con, gtype, views)
     # global ids: keep an existing one (the smallest, when two entities merged), else derive one
     con.execute(
         f"""
@@ -260,46 +329,10 @@ def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
         f"""
         CREATE OR REPLACE TABLE {table('members', gtype)} AS
         SELECT c.gid, n.nsid, n.view, n.record_id, n.parent_id, n.changed_at
-        FROM {nodes} n JOIN labels l USING (nsid) JOIN comp c USING (label)
+        FROM {table('nodes', gtype)} n JOIN labels l USING (nsid) JOIN comp c USING (label)
         """
     )
-    # per property the latest non-empty value, ties broken by the larger nsid. An entity of one
-    # record needs no aggregate at all (its non-empty values win); for the others the key is one
-    # text (fixed-width time, then nsid) instead of a struct, so each property costs two plain
-    # aggregates; a NULL time sorts last, as it does inside a struct
-    members = table("members", gtype)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE multi AS SELECT gid FROM {members} GROUP BY gid HAVING count(*) > 1")
-    one = ", ".join(
-        f"CASE WHEN n.{ident(p)} <> '' THEN n.{ident(p)} END AS {ident(p)}, CASE WHEN n.{ident(p)} <> '' "
-        f"THEN struct_pack(nsid := n.nsid, at := n.{ident(p + '__ts')}) END AS {ident(p + '__from')}"
-        for p in props
-    )
-    keys = ", ".join(
-        f"{ident(p)}, CASE WHEN {ident(p)} <> '' THEN coalesce(lpad((epoch_us({ident(p + '__ts')}) + {_EPOCH_SHIFT})::VARCHAR, "
-        f"{_KEY_WIDTH}, '0'), '{'~' * _KEY_WIDTH}') || nsid END AS {ident(p + '__k')}"
-        for p in props
-    )
-    aggs = ", ".join(f"arg_max({ident(p)}, {ident(p + '__k')}) AS {ident(p)}, max({ident(p + '__k')}) AS {ident(p + '__k')}"
-                     for p in props)
-    outs = ", ".join(
-        f"{ident(p)}, CASE WHEN {ident(p + '__k')} IS NOT NULL THEN struct_pack(nsid := substr({ident(p + '__k')}, {_KEY_WIDTH + 1}), "
-        f"at := CASE WHEN {ident(p + '__k')}[1] <> '~' THEN to_timestamp(0) + to_microseconds("
-        f"left({ident(p + '__k')}, {_KEY_WIDTH})::BIGINT - {_EPOCH_SHIFT}) END) END AS {ident(p + '__from')}"
-        for p in props
-    )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE {table('merged', gtype)} AS
-        SELECT m.gid, 1::BIGINT AS record_count, [n.nsid] AS records, n.changed_at, {one}
-        FROM {nodes} n JOIN {members} m USING (nsid) ANTI JOIN multi USING (gid)
-        UNION ALL
-        SELECT gid, record_count, records, changed_at, {outs} FROM (
-            SELECT m.gid, count(*) AS record_count, list_sort(list(n.nsid)) AS records, max(n.changed_at) AS changed_at, {aggs}
-            FROM (SELECT nsid, changed_at, {keys} FROM {nodes}) n JOIN {members} m USING (nsid) SEMI JOIN multi USING (gid)
-            GROUP BY m.gid
-        )
-        """
-    )
+    _merged(con, gtype)
     records, entities, groups = first(con,
         f"SELECT sum(record_count), count(*), count(*) FILTER (WHERE record_count > 1) FROM {table('merged', gtype)}"
     )

@@ -140,6 +140,21 @@ def connect(path: Path | str | None = None, *, read_only: bool = False, wait_s: 
         con.close()
 
 
+@contextmanager
+def rebuilding(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """For statements that rebuild derived tables (nodes, members, merged, mapped) every cycle.
+
+    DuckDB's FSST string compression makes writing a table ~3x slower than the query that fills
+    it (its analysis runs on every string column); a table that lives for one cycle is better
+    written fast and a little larger. The stored records (`raw_*`) keep the default compression.
+    """
+    con.execute("SET disabled_compression_methods = 'fsst,dict_fsst'")
+    try:
+        yield con
+    finally:
+        con.execute("RESET disabled_compression_methods")
+
+
 def first(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
     """The first row of a query, or None; reads the whole result so the connection is free again
     (DuckDB 2 keeps a half-read result open)."""
