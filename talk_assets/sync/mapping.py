@@ -26,7 +26,7 @@ from talk_assets.sync.declaration import (
     synced_props,
 )
 from talk_assets.sync.merge import ident, table
-from talk_assets.sync.store import first
+from talk_assets.sync.store import first, rebuilding
 
 CREATING_MODES = ("merge-or-create", "always-insert")
 
@@ -102,7 +102,7 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
         needed = {f"merged_{ov.global_type}", f"members_{ov.global_type}"}
         if ocreators and (tables is None or needed <= tables):
             referenced.append(
-                f"SELECT DISTINCT g.{ident(p)} AS gid, 3 FROM {table('merged', ov.global_type)} g "
+                f"SELECT g.{ident(p)} AS gid FROM {table('merged', ov.global_type)} g "
                 f"JOIN {table('members', ov.global_type)} m USING (gid) "
                 f"WHERE m.view IN ({', '.join(repr(k) for k in ocreators)}) AND g.{ident(p)} IS NOT NULL"
             )
@@ -121,8 +121,8 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
             ns = ref_namespace(view, p)
             rm = table("members", REFERENCES[p])
             joins.append(
-                f"LEFT JOIN (SELECT DISTINCT ON (gid) gid, record_id FROM {rm} WHERE nsid LIKE '{ns}:%' "
-                f"ORDER BY gid, nsid) r_{p} ON r_{p}.gid = g.{ident(p)}"
+                f"LEFT JOIN (SELECT gid, arg_min(record_id, nsid) AS record_id FROM {rm} WHERE nsid LIKE '{ns}:%' "
+                f"GROUP BY gid) r_{p} ON r_{p}.gid = g.{ident(p)}"
             )
             fallback = REFERENCE_FALLBACK.get(REFERENCES[p])
             alt = (f"(SELECT x.{ident(fallback)} FROM {table('merged', REFERENCES[p])} x WHERE x.gid = g.{ident(p)})"
@@ -153,19 +153,16 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
     return f"""
     CREATE OR REPLACE TABLE {table('mapped', view.vkey)} AS
     WITH target AS (
-        SELECT DISTINCT ON (gid) gid, nsid, record_id, parent_id FROM {members} WHERE view = '{view.vkey}'
-        ORDER BY gid, nsid
+        SELECT gid, min(nsid) AS nsid, arg_min(record_id, nsid) AS record_id, arg_min(parent_id, nsid) AS parent_id
+        FROM {members} WHERE view = '{view.vkey}' GROUP BY gid
     ),
     wanted AS (
-        SELECT gid, 1 AS why FROM {members} WHERE view IN ({in_list(creators)})
+        SELECT gid FROM {members} WHERE view IN ({in_list(creators)})
         UNION
-        SELECT gid, 2 FROM {members} WHERE view IN ({in_list(partners)}) AND gid IN (SELECT gid FROM target)
+        SELECT gid FROM {members} WHERE view IN ({in_list(partners)}) AND gid IN (SELECT gid FROM target)
         {''.join(' UNION ' + q for q in referenced)}
     ),
-    rows AS (
-        SELECT DISTINCT ON (wanted.gid) wanted.gid, t.nsid, t.record_id, t.parent_id
-        FROM wanted LEFT JOIN target t USING (gid) ORDER BY wanted.gid, wanted.why
-    ),
+    rows AS (SELECT wanted.gid, t.nsid, t.record_id, t.parent_id FROM wanted LEFT JOIN target t USING (gid)),
     w AS (SELECT r.gid, {', '.join(want_cols)} FROM rows r JOIN {merged} g USING (gid) {' '.join(joins)}),
     h AS (SELECT r.gid, {', '.join(have_cols)} FROM rows r LEFT JOIN {norm} n ON n.nsid = r.nsid),
     calc AS (
@@ -193,7 +190,8 @@ def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
     tables = {r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = current_schema()"
     ).fetchall()}
-    con.execute(mapped_sql(view, tables))
+    with rebuilding(con):
+        con.execute(mapped_sql(view, tables))
     rows, c, u, n = first(con,
         f"SELECT count(*), count(*) FILTER (WHERE action = 'create'), count(*) FILTER (WHERE action = 'update'), "
         f"count(*) FILTER (WHERE action = 'unchanged') FROM {table('mapped', view.vkey)}"
