@@ -8,11 +8,14 @@ previous good version stays current, and every other record of the batch is stor
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 
+from talk_assets.sync.assets import build_collect_asset
 from talk_assets.sync.collect import collect_records
 from talk_assets.sync.declaration import SOURCES_BY_KEY, VIEWS
 from talk_assets.sync.merge import merge_type
@@ -109,3 +112,36 @@ def test_every_converting_read_is_a_declared_number_or_date() -> None:
             elif p.read and p.type.startswith(("integer", "decimal")):  # only references (`ref()`) stay text
                 assert p.read.startswith("CASE WHEN nullif(trim({v}), '') IS NOT NULL THEN '"), (view.vkey, p.field)
 
+
+class _Client:
+    """Stands in for a system's API client: serves a fixed batch."""
+
+    def __init__(self, records: list[dict]) -> None:
+        self.records = records
+
+    def iter_records(self, entity: str, since: datetime | None = None) -> list[dict]:
+        return self.records
+
+    def close(self) -> None:
+        pass
+
+
+class _Resource:
+    def __init__(self, records: list[dict]) -> None:
+        self.records = records
+
+    def client(self) -> _Client:
+        return _Client(self.records)
+
+
+def test_the_collect_asset_shows_each_rejected_record_in_its_metadata_and_log(data_dir: Path) -> None:
+    src = SOURCES_BY_KEY["customwebshop.products"]
+    batch = [webshop_product(1, 1), webshop_product(2, 1, price="tolv kroner")]
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([build_collect_asset(src)], resources={"customwebshop": _Resource(batch)}, instance=instance)
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    message = "customwebshop products record 2: field 'price' is not a number: 'tolv kroner'"
+    assert meta["rejected"].value == 1 and meta["new"].value == 1
+    assert meta["rejected_records"].value == f"- {message}"
+    warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
+    assert f"rejected: {message}" in warnings, warnings
