@@ -129,6 +129,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         cycles += 1
         report = run_cycle(client, full=args.full, settings=settings, log=log)
         _print_table(report.rows())
+        for line in report.rejected:
+            print(f"rejected: {line}", file=sys.stderr)
         for b in report.breaker:
             print(f"stopped by the circuit breaker: {b}", file=sys.stderr)
         if args.dry_run:

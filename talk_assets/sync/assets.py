@@ -19,7 +19,7 @@ import pandas as pd
 from dagster import AssetExecutionContext
 
 from talk_assets.config import SYSTEMS
-from talk_assets.sync.collect import collect_records, collect_since
+from talk_assets.sync.collect import bad_lines, collect_records, collect_since
 from talk_assets.sync.declaration import (
     GLOBAL_TYPES,
     MERGE_KEYS,
@@ -152,11 +152,12 @@ def build_collect_asset(src: Source) -> dg.AssetsDefinition:
                 "SELECT record_id, changed_at, hash FROM raw_current WHERE system = ? AND entity = ? "
                 "ORDER BY changed_at DESC NULLS LAST LIMIT ?", [src.system, src.entity, PREVIEW_ROWS]
             ).df()
-        for bad in res.bad[:50]:
-            context.log.warning(str(bad))
+        rejected = bad_lines(res.bad)
+        for line in rejected:
+            context.log.warning(f"rejected: {line}")
         return dg.MaterializeResult(
             metadata={**res.as_metadata(), "records": int(total), "latest": md_table(preview),
-                      "rejected_records": dg.MetadataValue.md("\n".join(f"- {b}" for b in res.bad[:50]) or "none")},
+                      "rejected_records": dg.MetadataValue.md("\n".join(f"- {b}" for b in rejected) or "none")},
         )
 
     return _collect

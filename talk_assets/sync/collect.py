@@ -4,6 +4,11 @@ The cursor is the newest change time seen; each run re-reads from `cursor - look
 APIs commit late (a record can appear with a change time older than one already read). A record
 whose content hash equals its current version is "unchanged" and stores nothing, so re-reading
 the lookback window costs nothing downstream. "Full sync" ignores the cursor.
+
+Bad input is rejected by name (`BadRecord`: system, entity, record, field) and the rest of the
+batch is stored: a record that is not a JSON object, has no id or a broken change time, or holds a
+value one of its views cannot convert (a price of "tolv kroner", see `merge.unconvertible_sql`).
+A rejected record stores nothing, so its previous good version stays current.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import duckdb
 import pandas as pd
 
 from talk_assets.sync.declaration import Source
+from talk_assets.sync.merge import unconvertible_sql
 from talk_assets.sync.store import first
 
 log = logging.getLogger("talk_assets.collect")
@@ -51,14 +57,27 @@ class CollectResult:
     unchanged: int = 0
     cursor: datetime | None = None
     since: datetime | None = None
-    bad: list[BadRecord] = field(default_factory=list)
+    bad: list[BadRecord] = field(default_factory=list)  # one per bad field: a record can have several
+
+    @property
+    def rejected(self) -> int:
+        """How many records were rejected (not stored)."""
+        return len({b.record for b in self.bad})
 
     def as_metadata(self) -> dict[str, Any]:
         return {
             "read": self.read, "new": self.new, "changed": self.changed, "unchanged": self.unchanged,
-            "rejected": len(self.bad), "since": self.since.isoformat() if self.since else "full",
+            "rejected": self.rejected, "since": self.since.isoformat() if self.since else "full",
             "cursor": self.cursor.isoformat() if self.cursor else "",
         }
+
+
+def bad_lines(bad: list[BadRecord], limit: int = 50) -> list[str]:
+    """The messages to show a user (Dagster logs and metadata, the CLI): the first `limit`, then a count."""
+    lines = [str(b) for b in bad[:limit]]
+    if len(bad) > limit:
+        lines.append(f"... and {len(bad) - limit} more")
+    return lines
 
 
 def content_hash(record: dict[str, Any]) -> str:
@@ -130,7 +149,9 @@ def collect_records(
     seen = prev_read[0] if prev_read and prev_read[0] else now
     con.register("staged", staged)
     try:
-        con.execute("CREATE OR REPLACE TEMP TABLE stage AS SELECT DISTINCT ON (record_id) * FROM staged")
+        con.execute("CREATE OR REPLACE TEMP TABLE stage AS SELECT DISTINCT ON (record_id) record_id, hash, changed_at, "
+                    "payload::JSON AS payload FROM staged")
+        res.bad += reject_unconvertible(con, source)
         counts = first(con,
             """
             SELECT count(*) FILTER (WHERE c.record_id IS NULL),
@@ -175,6 +196,23 @@ def collect_records(
     finally:
         con.unregister("staged")
     return res
+
+
+def reject_unconvertible(con: duckdb.DuckDBPyConnection, source: Source) -> list[BadRecord]:
+    """Take the records of the batch in `stage` that hold a value their views cannot convert out of
+    it, and name them: one `BadRecord` per record and field, e.g. "field 'price' is not a number:
+    'tolv kroner'" (the value cut to 40 characters)."""
+    checks = [sql for v in source.views if (sql := unconvertible_sql(v, "stage"))]
+    if not checks:
+        return []
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE stage_bad AS SELECT record_id, field, min(value) AS value, min(problem) AS problem "
+        f"FROM ({' UNION ALL '.join(f'({c})' for c in checks)}) GROUP BY record_id, field"
+    )
+    con.execute("DELETE FROM stage WHERE record_id IN (SELECT record_id FROM stage_bad)")
+    rows = con.execute("SELECT record_id, field, value, problem FROM stage_bad ORDER BY record_id, field").fetchall()
+    return [BadRecord(source.system, source.entity, rid, fld, f"{problem}: {value[:40]!r}")
+            for rid, fld, value, problem in rows]
 
 
 def collect_since(

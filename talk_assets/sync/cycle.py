@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from talk_assets.sync.collect import CollectResult, collect_records, collect_since
+from talk_assets.sync.collect import CollectResult, bad_lines, collect_records, collect_since
 from talk_assets.sync.declaration import GLOBAL_TYPES, SOURCES, View
 from talk_assets.sync.links import update_links
 from talk_assets.sync.mapping import map_view, target_views
@@ -40,12 +40,17 @@ class CycleReport:
         out = []
         for key, c in self.collected.items():
             out.append({"system entity": key, "collected": c.new + c.changed, "read": c.read, "created": "-",
-                        "updated": "-", "unchanged": "-", "conflicts": "-", "failed": len(c.bad)})
+                        "updated": "-", "unchanged": "-", "conflicts": "-", "failed": c.rejected})
         for key, p in self.pushed.items():
             out.append({"system entity": f"{key} (push)", "collected": "-", "read": "-", "created": p.created,
                         "updated": p.updated, "unchanged": self.unchanged.get(key, 0), "conflicts": p.conflicts,
                         "failed": p.failed})
         return out
+
+    @property
+    def rejected(self) -> list[str]:
+        """The records collect rejected (bad input), by system, record and field."""
+        return [line for c in self.collected.values() for line in bad_lines(c.bad)]
 
     @property
     def writes(self) -> int:

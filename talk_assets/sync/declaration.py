@@ -16,6 +16,7 @@ that both its source and target views map.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 # -- global types --------------------------------------------------------------------------------
@@ -94,6 +95,9 @@ def ref(view: str) -> str:
 
 
 # -- declarations ----------------------------------------------------------------------------------
+_CONVERSION = re.compile(r"TRY_CAST\(\{v\} AS ([A-Z]+(?:\(\d+,\s*\d+\))?)\)")
+
+
 @dataclass(frozen=True)
 class Prop:
     """One field of a system view mapped to one global property."""
@@ -107,6 +111,24 @@ class Prop:
 
     def __post_init__(self) -> None:
         assert self.read is None or "{v}" in self.read or "{r}" in self.read, f"bad read of {self.field}"
+
+    @property
+    def converts_to(self) -> str | None:
+        """The SQL type the read converts the field's value to (`TRY_CAST({v} AS ...)`: DEC, INT, DATE...),
+        None when the value is read as text. A non-empty value that does not convert is bad input: collect
+        rejects the record by name instead of letting the read turn it into an empty value."""
+        m = _CONVERSION.search(self.read or "")
+        return m.group(1) if m else None
+
+    @property
+    def expects(self) -> str:
+        """What a converting read expects, in words ("a number", "a date")."""
+        kind = (self.converts_to or "").split("(")[0]
+        if kind in ("DECIMAL", "NUMERIC", "DOUBLE", "FLOAT", "REAL", "BIGINT", "INTEGER", "INT", "SMALLINT", "HUGEINT"):
+            return "a number"
+        if kind.startswith(("TIMESTAMP", "DATE")):
+            return "a date"
+        return f"a {kind.lower()}" if kind else "text"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ All set work is SQL generated from the declaration:
    appeared (found by walking the record's stored versions), so "latest change wins" is decided
    per property, not per record. `norm_<view>` is a view over it with that view's columns. One
    table is written, not one per view plus their union: writing a table costs more than reading it.
+   The same reads check each batch at collect first (`unconvertible_sql`): a value they would turn
+   into an empty one (a price of "tolv kroner") rejects its record by name.
 2. Components: records sharing a merge-key value (e-mail, organisation number, SKU, GTIN...) or
    an existing link are one entity, transitively (label propagation until nothing changes).
    Unsafe keys never connect anything: an e-mail carried by two records of one view (a shared
@@ -56,13 +58,21 @@ def json_path(field: str) -> str:
 _R_FIELD = re.compile(r"\{r\}->>'\$\.([A-Za-z0-9_.]+)'")
 
 
-def _extract_plan(view: View) -> tuple[list[str], dict[str, str], str, bool]:
-    """The view's reads over one parse of each record.
+@dataclass
+class _Plan:
+    paths: list[str]  # every path the reads need, extracted at once into the list `x`
+    reads: dict[str, str]  # global property -> its read, an expression over `x` (and `r`)
+    values: dict[str, str]  # global property -> the field's value as read (`x[i]`), for reads of `{v}`
+    where: str  # the view's `where` condition over `x`, or ""
+    needs_r: bool  # whether a conversion still needs the whole record `r`
+
+
+def _extract_plan(view: View, props: list[str] | None = None) -> _Plan:
+    """The view's reads (of `props`, default all) over one parse of each record.
 
     `r->>'$.a'` parses the JSON document again for every property; instead every path the view
     reads (its fields and the `{r}->>'$.x'` lookups in its conversions and `where`) is extracted
-    at once into the list `x` with `json_extract_string(r, [paths])`. Returns (paths, property ->
-    value expression, the `where` condition, whether a conversion still needs the whole record).
+    at once into the list `x` with `json_extract_string(r, [paths])`.
     """
     paths: list[str] = []
 
@@ -76,13 +86,15 @@ def _extract_plan(view: View) -> tuple[list[str], dict[str, str], str, bool]:
 
     at(view.id_field)
     reads: dict[str, str] = {}
+    values: dict[str, str] = {}
     needs_r = False
-    for p in view.read_props:
+    for p in view.read_props if props is None else props:
         reader = view.reader(p)
         assert reader is not None and reader.read is not None
         template = over_x(reader.read)
         if "{v}" in template:
-            template = template.replace("{v}", at(reader.field))
+            values[p] = at(reader.field)
+            template = template.replace("{v}", values[p])
         needs_r = needs_r or "{r}" in template
         reads[p] = "(" + template.replace("{r}", "r") + ")"
     where = ""
@@ -90,7 +102,55 @@ def _extract_plan(view: View) -> tuple[list[str], dict[str, str], str, bool]:
         where = over_x(view.where)
         needs_r = needs_r or "{r}" in where
         where = where.replace("{r}", "r")
-    return paths, reads, where, needs_r
+    return _Plan(paths, reads, values, where, needs_r)
+
+
+def _record_rows(view: View, src: str, payload: str) -> str:
+    """`r AS ... FROM src`: one row `r` per record of the view, from the JSON column `payload` of
+    `src`; a flattened view's array items become rows (the item merged into its record)."""
+    if view.flatten:
+        return (f"json_merge_patch({payload}, json_object('{view.flatten}', u.item)) AS r "
+                f"FROM {src}, unnest(json_extract({payload}, '$.{view.flatten}[*]')) AS u(item)")
+    return f"{payload} AS r FROM {src}"
+
+
+def _extract_sql(plan: _Plan, cols: str, rows: str, within: str = "") -> str:
+    """`x` for every row of `rows`; `within`: `r` is one item of that array (the paths are the item's)."""
+    path_list = "[" + ", ".join(f"'{json_path(f.removeprefix(within))}'" for f in plan.paths) + "]"
+    return f"SELECT {cols}, {'r, ' if plan.needs_r else ''}json_extract_string(r, {path_list}) AS x FROM {rows}"
+
+
+def unconvertible_sql(view: View, batch: str) -> str | None:
+    """SQL listing the bad values of a batch of records (`batch`: a table of `record_id`, `payload`
+    JSON) for `view`: (record_id, field, value, problem) for every non-empty value of a field whose
+    read converts it (`Prop.converts_to`: numbers, dates) but gets nothing, the value `norm_<view>`
+    would otherwise read as empty. The reads are the very ones `norm_select` uses. In a flattened view
+    the record is the parent (a product, for a variant's price). None when the view converts nothing.
+    """
+    props = [p for p in view.read_props if (r := view.reader(p)) is not None and r.converts_to and "{v}" in (r.read or "")]
+    if not props:
+        return None
+    plan = _extract_plan(view, props)
+    item = f"{view.flatten}." if view.flatten else ""
+    if item and not plan.needs_r and all(f.startswith(item) for f in plan.paths):
+        # only the items' own fields are read: the items alone, without merging each into its record
+        rows = f"SELECT record_id, u.item AS r FROM {batch}, unnest(json_extract(payload, '$.{view.flatten}[*]')) AS u(item)"
+    else:
+        rows, item = "SELECT record_id, " + _record_rows(view, batch, "payload"), ""
+    extracted = _extract_sql(plan, "record_id", f"({rows})", item) + (f" WHERE ({plan.where})" if plan.where else "")
+    checks = []
+    for p in props:
+        reader = view.reader(p)
+        assert reader is not None and reader.converts_to
+        value = plan.values[p]
+        loose = "DOUBLE" if reader.expects == "a number" else reader.converts_to  # a number, if not in range
+        checks.append(
+            f"SELECT record_id, '{reader.field}' AS field, {value} AS value, "
+            f"CASE WHEN TRY_CAST({value} AS {loose}) IS NULL THEN 'is not {reader.expects}' "
+            f"ELSE 'is out of range' END AS problem FROM checked "
+            f"WHERE nullif(trim({value}), '') IS NOT NULL AND {plan.reads[p]} IS NULL"
+        )
+    return f"WITH checked AS MATERIALIZED ({extracted}) " + " UNION ALL ".join(checks)
 
 
 def norm_select(view: View) -> str:
@@ -103,26 +163,19 @@ def norm_select(view: View) -> str:
     """
     src = source_of(view)
     props = view.read_props
-    if view.flatten:
-        rows = (
-            "SELECT rv.record_id AS parent_id, rv.changed_at AS ts, rv.collected_at, "
-            f"json_merge_patch(rv.payload, json_object('{view.flatten}', u.item)) AS r "
-            f"FROM raw_versions rv, unnest(json_extract(rv.payload, '$.{view.flatten}[*]')) AS u(item) "
-        )
-    else:
-        rows = "SELECT rv.record_id AS parent_id, rv.changed_at AS ts, rv.collected_at, rv.payload AS r FROM raw_versions rv "
+    rows = ("SELECT rv.record_id AS parent_id, rv.changed_at AS ts, rv.collected_at, "
+            + _record_rows(view, "raw_versions rv", "rv.payload"))
     rows += (
-        f"SEMI JOIN raw_current cur ON cur.system = rv.system AND cur.entity = rv.entity AND cur.record_id = rv.record_id "
+        f" SEMI JOIN raw_current cur ON cur.system = rv.system AND cur.entity = rv.entity AND cur.record_id = rv.record_id "
         f"AND NOT cur.deleted WHERE rv.system = '{src.system}' AND rv.entity = '{src.entity}'"
     )
-    paths, reads, where, needs_r = _extract_plan(view)
-    path_list = "[" + ", ".join(f"'{json_path(f)}'" for f in paths) + "]"
+    plan = _extract_plan(view)
     cols = ", ".join(ident(p) for p in props)
-    extracted = f"SELECT parent_id, ts, collected_at, {'r, ' if needs_r else ''}json_extract_string(r, {path_list}) AS x FROM rows"
+    extracted = _extract_sql(plan, "parent_id, ts, collected_at", "rows")
     vals = (
         f"SELECT '{view.namespace}:' || x[1] AS nsid, parent_id, ts, collected_at, "
-        + ", ".join(f"{reads[p]} AS {ident(p)}" for p in props)
-        + f" FROM ({extracted}) {'WHERE (' + where + ')' if where else ''}"
+        + ", ".join(f"{plan.reads[p]} AS {ident(p)}" for p in props)
+        + f" FROM ({extracted}) {'WHERE (' + plan.where + ')' if plan.where else ''}"
     )
     single = ", ".join(f"{ident(p)}, CASE WHEN {ident(p)} IS NOT NULL THEN ts END AS {ident(p + '__ts')}" for p in props)
     marks = ", ".join(
