@@ -38,10 +38,10 @@ def writable_props(view: View) -> list[str]:
         pr.write is not None for pr in view.props_for(p))]
 
 
-def _write_expr(template: str, prop: str, src: str) -> str:
-    """A write conversion over the global values in table alias `src`."""
-    out = re.sub(r"\{g\.([a-z_]+)\}", lambda m: f"{src}.{ident(m.group(1))}", template)
-    return "(" + out.replace("{g}", f"{src}.{ident(prop)}") + ")"
+def _write_expr(template: str, prop: str, side: str) -> str:
+    """A write conversion over one side's values: the columns `<side>__<prop>` (w: wanted, h: held)."""
+    out = re.sub(r"\{g\.([a-z_]+)\}", lambda m: ident(f"{side}__{m.group(1)}"), template)
+    return "(" + out.replace("{g}", ident(f"{side}__{prop}")) + ")"
 
 
 def ref_namespace(view: View, prop: str) -> str | None:
@@ -127,12 +127,12 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
             fallback = REFERENCE_FALLBACK.get(REFERENCES[p])
             alt = (f"(SELECT x.{ident(fallback)} FROM {table('merged', REFERENCES[p])} x WHERE x.gid = g.{ident(p)})"
                    if fallback and ns and ns.endswith(f"-{REFERENCES[p]}") else "NULL")
-            want_cols.append(f"coalesce(r_{p}.record_id, {alt}) AS {ident(p)}")
+            want_cols.append(f"coalesce(r_{p}.record_id, {alt}) AS {ident('w__' + p)}")
             have = f"split_part(n.{ident(p)}, ':', 2)" if p in view.read_props else "NULL::VARCHAR"
-            have_cols.append(f"{have} AS {ident(p)}")
+            have_cols.append(f"{have} AS {ident('h__' + p)}")
         else:
-            want_cols.append(f"g.{ident(p)}")
-            have_cols.append(f"n.{ident(p)}" if p in view.read_props else f"NULL::VARCHAR AS {ident(p)}")
+            want_cols.append(f"g.{ident(p)} AS {ident('w__' + p)}")
+            have_cols.append(f"{'n.' + ident(p) if p in view.read_props else 'NULL::VARCHAR'} AS {ident('h__' + p)}")
     fields = payload_fields(view)
     want = {f: _write_expr(t, p, "w") for f, p, t in fields}
     have = {f: _write_expr(t, p, "h") for f, p, t in fields}
@@ -142,11 +142,11 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
         f"AND (r.nsid IS NULL OR {'true' if f in updatable else 'false'}) THEN '{f}' END"
         for f, _, _ in fields
     )
-    # the global values come from `w` (one join of the merged table, not two): a reference's
-    # global id rides along as `<prop>__gid` beside the target's record id
-    want_cols += [f"g.{ident(p)} AS {ident(p + '__gid')}" for p in props if p in REFERENCES]
-    refs = "json_object(" + ", ".join(f"'{f}', w.{ident(p + '__gid')}" for f, p, _ in fields if p in REFERENCES) + ")"
-    glob = "json_object(" + ", ".join(f"'{p}', w.{ident(p)}" for p in props if p not in REFERENCES) + ")"
+    # one row per entity with both sides' values (one join of the merged table and one of the
+    # target's records): a reference's global id rides along as `g__<prop>` beside the record id
+    want_cols += [f"g.{ident(p)} AS {ident('g__' + p)}" for p in props if p in REFERENCES]
+    refs = "json_object(" + ", ".join(f"'{f}', {ident('g__' + p)}" for f, p, _ in fields if p in REFERENCES) + ")"
+    glob = "json_object(" + ", ".join(f"'{p}', {ident('w__' + p)}" for p in props if p not in REFERENCES) + ")"
     changed = f"list_filter([{differs}], lambda x: x IS NOT NULL)" if fields else "[]::VARCHAR[]"
     payload = "json_object(" + ", ".join(f"'{f}', {want[f]}" for f, _, _ in fields) + ")"
     current = "json_object(" + ", ".join(f"'{f}', {have[f]}" for f, _, _ in fields) + ")"
@@ -163,12 +163,14 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
         {''.join(' UNION ' + q for q in referenced)}
     ),
     rows AS (SELECT wanted.gid, t.nsid, t.record_id, t.parent_id FROM wanted LEFT JOIN target t USING (gid)),
-    w AS (SELECT r.gid, {', '.join(want_cols)} FROM rows r JOIN {merged} g USING (gid) {' '.join(joins)}),
-    h AS (SELECT r.gid, {', '.join(have_cols)} FROM rows r LEFT JOIN {norm} n ON n.nsid = r.nsid),
+    sides AS (
+        SELECT r.gid, r.nsid, r.record_id, r.parent_id, {', '.join(want_cols + have_cols)}
+        FROM rows r JOIN {merged} g USING (gid) LEFT JOIN {norm} n ON n.nsid = r.nsid {' '.join(joins)}
+    ),
     calc AS (
-        SELECT r.gid, r.nsid, r.record_id, r.parent_id, {changed} AS changed_fields,
+        SELECT gid, nsid, record_id, parent_id, {changed} AS changed_fields,
                {payload} AS payload, {current} AS current, {refs} AS refs, {glob} AS global
-        FROM rows r JOIN w USING (gid) JOIN h USING (gid)
+        FROM sides r
     )
     SELECT gid, nsid, record_id, parent_id,
            CASE WHEN nsid IS NULL THEN 'create' WHEN len(changed_fields) > 0 THEN 'update' ELSE 'unchanged' END AS action,
