@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS link_versions (
 """
 
 
+DEFAULT_MEMORY_LIMIT = "2GB"
 _READY: set[str] = set()  # state files whose schema this process has already created
 
 
@@ -127,9 +128,10 @@ def connect(path: Path | str | None = None, *, read_only: bool = False, wait_s: 
             log.info("state file %s is held by another process; waiting %.2fs", target, delay)
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
-    limit = os.environ.get("TALK_DUCKDB_MEMORY_LIMIT")
-    if limit:  # e.g. "3GB": DuckDB spills to disk beyond it (slower, but bounded)
-        con.execute("SET memory_limit = ?", [limit])
+    # DuckDB's own default is 80 % of RAM, most of it a cache of pages it has already written; a
+    # sync that shares its machine gets a fixed budget and spills to disk beyond it (measured at
+    # 3M customers: no slower than unbounded, see benchmarks/README.md)
+    con.execute("SET memory_limit = ?", [os.environ.get("TALK_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT])
     try:
         key = str(target.resolve())
         if not read_only and key not in _READY:
