@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -186,15 +187,18 @@ _AGREE = ("SELECT view, action, count(*), bit_xor(hash(payload_hash)) FROM {t} "
 
 def worker(path: str, mode: str) -> dict[str, Any]:
     """Run one side on the state file and report seconds, peak RSS and output row counts."""
-    import duckdb
+    with ExitStack() as stack:
+        return _work(stack, path, mode)
 
+
+def _work(stack: ExitStack, path: str, mode: str) -> dict[str, Any]:
     from talk_assets.sync.mapping import map_view, target_views
     from talk_assets.sync.merge import merge_type
-    from talk_assets.sync.store import SCHEMA, rebuilding
+    from talk_assets.sync.store import connect, rebuilding
 
-    con = duckdb.connect(path)
+    # the engine's own connection (its settings, e.g. TALK_DUCKDB_MEMORY_LIMIT), for both sides
+    con = stack.enter_context(connect(path))
     con.execute("SET enable_progress_bar = false")
-    con.execute(SCHEMA)
     if mode == "real":
         # mapping customers reads the order tables (customers created when an order references
         # them); there are no orders here, so these merges are empty and stay outside the timing
@@ -216,7 +220,6 @@ def worker(path: str, mode: str) -> dict[str, Any]:
     mapped = ("(SELECT 'shopify.customer' AS view, action, payload_hash FROM mapped_shopify_customer UNION ALL "
               "SELECT 'poweroffice.customers_person', action, payload_hash FROM mapped_poweroffice_customers_person)")
     out["agree"] = [list(r) for r in con.execute(_AGREE.format(t="hand_mapped" if mode == "hand" else mapped)).fetchall()]
-    con.close()
     out.update(seconds=t["s"], peak_mb=mem.peak_mb)
     return out
 
