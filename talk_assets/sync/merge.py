@@ -284,17 +284,19 @@ def _components(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -
     iterations = 0
     while iterations < MAX_ITERATIONS:
         iterations += 1
+        # every record starts as its own label, so the first pass needs no join for it
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE klabels AS "
-            "SELECT e.k, min(l.label) AS label FROM edges e JOIN labels l USING (nsid) GROUP BY e.k"
+            "CREATE OR REPLACE TEMP TABLE klabels AS " + (
+                "SELECT k, min(nsid) AS label FROM edges GROUP BY k" if iterations == 1 else
+                "SELECT e.k, min(l.label) AS label FROM edges e JOIN labels l USING (nsid) GROUP BY e.k")
         )
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE labels2 AS
-            SELECT l.nsid, least(l.label, coalesce(min(kl.label), l.label)) AS label,
-                   coalesce(min(kl.label) <> max(kl.label), false) AS unsettled
-            FROM labels l LEFT JOIN edges e USING (nsid) LEFT JOIN klabels kl USING (k)
-            GROUP BY l.nsid, l.label
+            SELECT l.nsid, least(l.label, coalesce(x.lo, l.label)) AS label, coalesce(x.lo <> x.hi, false) AS unsettled
+            FROM labels l LEFT JOIN (
+                SELECT e.nsid, min(kl.label) AS lo, max(kl.label) AS hi FROM edges e JOIN klabels kl USING (k) GROUP BY e.nsid
+            ) x USING (nsid)
             """
         )
         unsettled = first(con, "SELECT count(*) FILTER (WHERE unsettled) FROM labels2")[0]
