@@ -6,7 +6,7 @@ requests/s, and run real cycles until one writes nothing: every link in the stat
 the engine. The world is the sandbox's own (no special shape): about 8.9 link rows in linked
 groups per unit of `size`, so the full profile's size 11,500 gives ~100,000 linked records
 (records in one system linked to a record in another) across customers, products, orders and users.
-That setup takes ~5-6 minutes on 2 cores (first cycle ~190 s for ~42,000 writes).
+That setup takes ~5 minutes on 2 cores (first cycle 170-190 s for ~42,000 writes).
 Edits are made through the systems' own clients to records that are linked to a record in another
 system (Shopify <-> PowerOffice persons, Custom Webshop <-> Custom CRM), one per linked pair.
 """
