@@ -9,6 +9,7 @@ status and the server's message but never a credential.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import logging
 import os
 import random
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -131,6 +133,13 @@ class RetryPolicy:
 ErrorParser = Callable[[Any, requests.Response], "tuple[str, str | None] | None"]
 
 
+def _server_time(resp: requests.Response) -> datetime | None:
+    try:
+        return email.utils.parsedate_to_datetime(resp.headers["Date"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def default_error_parser(body: Any, resp: requests.Response) -> tuple[str, str | None] | None:
     """The message of a generic JSON error body."""
     return _message_from_body(body), None
@@ -192,6 +201,7 @@ class ApiClient:
         self.error_parser = error_parser
         self.call_limit_header = call_limit_header
         self.calls = 0
+        self.first_server_time: datetime | None = None  # see `server_time_since`
 
     # -- hooks for subclasses -------------------------------------------------------------
     def prepare(self, headers: dict[str, str]) -> None:
@@ -246,6 +256,8 @@ class ApiClient:
                     continue
                 raise ApiError(self.system, method, endpoint, None, self._clean(f"{type(exc).__name__}: {exc}")) from None
             self._observe_limits(resp)
+            if self.first_server_time is None:
+                self.first_server_time = _server_time(resp)
             status = resp.status_code
             if status < 400 or status in ok:
                 return resp
@@ -269,6 +281,13 @@ class ApiClient:
             except ValueError:
                 body = resp.text[:2000]
             raise ApiError(self.system, method, endpoint, status, self._clean(message), body, fld)
+
+    def server_time_since(self) -> Callable[[], datetime | None]:
+        """Start watching the server's clock: the returned function gives the `Date` of the first
+        response after this call (None if the server sends none). A read of changes that began then
+        has seen every record committed before it, by the server's own clock, not ours."""
+        self.first_server_time = None
+        return lambda: self.first_server_time
 
     def _observe_limits(self, resp: requests.Response) -> None:
         if not self.call_limit_header:

@@ -453,6 +453,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s: " + format, self.server.app.name, *args)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """`Date` by the sandbox's clock (which `/_sandbox/clock` advances), as a real server's is its own."""
+        return super().date_time_string(self.server.app.now().timestamp() if timestamp is None else timestamp)
+
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""

@@ -10,16 +10,15 @@ Lineage, left to right:
 
 
 
-import os
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
 from talk_assets.config import SYSTEMS
-from talk_assets.sync.collect import bad_lines, collect_records, collect_since
+from talk_assets.sync.collect import bad_lines, collect_records, collect_since, read_changes
 from talk_assets.sync.declaration import (
     GLOBAL_TYPES,
     MERGE_KEYS,
@@ -117,10 +116,6 @@ class CollectConfig(dg.Config):
     """Re-read every record instead of what changed since the cursor (Sesam's "Full Sync")."""
 
 
-def _lookback() -> timedelta:
-    return timedelta(seconds=float(os.environ.get("TALK_COLLECT_LOOKBACK_S", "300")))
-
-
 def build_collect_asset(src: Source) -> dg.AssetsDefinition:
     @dg.asset(
         key=collected_key(src),
@@ -138,14 +133,14 @@ def build_collect_asset(src: Source) -> dg.AssetsDefinition:
     )
     def _collect(context: AssetExecutionContext, config: CollectConfig) -> dg.MaterializeResult:
         with connect() as con:
-            since = collect_since(con, src, full=config.full_sync, lookback=_lookback())
+            since = collect_since(con, src, full=config.full_sync)
         client = getattr(context.resources, src.system).client()
         try:
-            records = list(client.iter_records(src.entity, since=since))
+            records, read_from = read_changes(client, src, since)
         finally:
             client.close()
         with connect() as con:
-            res = collect_records(con, src, records, since=since, now=datetime.now(UTC))
+            res = collect_records(con, src, records, since=since, now=datetime.now(UTC), read_from=read_from)
             total = first(con, "SELECT count(*) FROM raw_current WHERE system = ? AND entity = ?",
                           [src.system, src.entity])[0]
             preview = con.execute(

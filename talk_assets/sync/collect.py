@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -99,9 +100,13 @@ def collect_records(
     *,
     since: datetime | None,
     now: datetime | None = None,
+    read_from: datetime | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> CollectResult:
-    """Store `records` (one API entity's, as JSON dicts) as new versions where their content changed."""
+    """Store `records` (one API entity's, as JSON dicts) as new versions where their content changed.
+
+    `read_from`: the server's time when the read of `records` began (`read_changes`), where the
+    next read may start (minus the lookback) even if nothing has changed since an old burst."""
     now = now or datetime.now(UTC)
     res = CollectResult(source.system, source.entity, since=since)
     ids: list[str] = []
@@ -189,8 +194,9 @@ def collect_records(
         )
         cursor = max([t for t in (newest, prev[0] if prev else None) if t is not None], default=None)
         con.execute(
-            "INSERT OR REPLACE INTO collect_state VALUES (?, ?, ?, ?)",
-            [source.system, source.entity, cursor, now],
+            "INSERT OR REPLACE INTO collect_state (system, entity, cursor, last_collected_at, read_from) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [source.system, source.entity, cursor, now, read_from],
         )
         res.cursor = cursor
     finally:
@@ -215,15 +221,35 @@ def reject_unconvertible(con: duckdb.DuckDBPyConnection, source: Source) -> list
             for rid, fld, value, problem in rows]
 
 
+def lookback_window() -> timedelta:
+    """How far before the last read a read of changes starts: APIs commit late (`TALK_COLLECT_LOOKBACK_S`)."""
+    return timedelta(seconds=float(os.environ.get("TALK_COLLECT_LOOKBACK_S", DEFAULT_LOOKBACK.total_seconds())))
+
+
 def collect_since(
-    con: duckdb.DuckDBPyConnection, source: Source, *, full: bool, lookback: timedelta = DEFAULT_LOOKBACK
+    con: duckdb.DuckDBPyConnection, source: Source, *, full: bool, lookback: timedelta | None = None
 ) -> datetime | None:
-    """Where the next incremental read starts: None for a full read."""
+    """Where the next incremental read starts: None for a full read.
+
+    From the later of the newest change seen (the cursor) and the server's time when the last read
+    began, minus the lookback: every record committed before that read began was in it, and one
+    committed since carries a change time no earlier than the read's start minus its commit delay.
+    Both are the server's clock, never ours. Without the second, an entity whose last change was a
+    burst (an import, the first sync's creates) would re-read that burst every cycle until it
+    changes again.
+    """
     if full:
         return None
-    row = first(con,
-        "SELECT cursor FROM collect_state WHERE system = ? AND entity = ?", [source.system, source.entity]
-    )
+    row = first(con, "SELECT cursor, read_from FROM collect_state WHERE system = ? AND entity = ?",
+                [source.system, source.entity])
     if not row or row[0] is None:
         return None
-    return row[0] - lookback
+    cursor, read_from = row
+    return max(cursor, read_from or cursor) - (lookback if lookback is not None else lookback_window())
+
+
+def read_changes(client: Any, source: Source, since: datetime | None) -> tuple[list[dict[str, Any]], datetime | None]:
+    """The entity's records changed since `since`, and the server's time when the read began."""
+    started = client.server_time_since() if hasattr(client, "server_time_since") else (lambda: None)
+    records = list(client.iter_records(source.entity, since=since))
+    return records, started()

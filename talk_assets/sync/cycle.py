@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from talk_assets.sync.collect import CollectResult, bad_lines, collect_records, collect_since
+from talk_assets.sync.collect import CollectResult, bad_lines, collect_records, collect_since, read_changes
 from talk_assets.sync.declaration import GLOBAL_TYPES, SOURCES, View
 from talk_assets.sync.links import update_links
 from talk_assets.sync.mapping import map_view, target_views
@@ -77,13 +77,14 @@ def _run_cycle(
         with connect() as con:
             since = collect_since(con, src, full=full)
         try:
-            records = list(clients(src.system).iter_records(src.entity, since=since))
+            records, read_from = read_changes(clients(src.system), src, since)
         except Exception as exc:  # one system down must not stop the others
             report.errors.append(f"{src.key}: {exc}")
             log(f"collect {src.key} failed: {exc}")
             continue
         with connect() as con:
-            report.collected[src.key] = collect_records(con, src, records, since=since, now=datetime.now(UTC))
+            report.collected[src.key] = collect_records(con, src, records, since=since, now=datetime.now(UTC),
+                                                        read_from=read_from)
         log(f"collected {src.key}: {report.collected[src.key].as_metadata()}")
     with connect() as con:
         for gtype in TYPE_ORDER:

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS collect_state (
     system VARCHAR NOT NULL, entity VARCHAR NOT NULL, cursor TIMESTAMPTZ, last_collected_at TIMESTAMPTZ,
     PRIMARY KEY (system, entity)
 );
+ALTER TABLE collect_state ADD COLUMN IF NOT EXISTS read_from TIMESTAMPTZ;
 CREATE TABLE IF NOT EXISTS links (
     gid VARCHAR NOT NULL, global_type VARCHAR NOT NULL, nsid VARCHAR NOT NULL, view VARCHAR NOT NULL,
     system VARCHAR NOT NULL, entity VARCHAR NOT NULL, record_id VARCHAR NOT NULL,

@@ -19,7 +19,7 @@ import pytest
 
 from talk_assets.resources import client_from_env
 from talk_assets.sync.cycle import CycleReport, run_cycle
-from talk_assets.sync.declaration import DATAFLOWS, VIEWS_BY_KEY, Dataflow, View
+from talk_assets.sync.declaration import DATAFLOWS, SOURCES_BY_KEY, VIEWS_BY_KEY, Dataflow, View
 from talk_assets.sync.mapping import update_fields
 from talk_assets.sync.merge import table
 from talk_assets.sync.push import PushSettings, Row, execute, load_rows, record_intents
@@ -464,3 +464,22 @@ def test_cli_sync_once_prints_a_summary_and_dry_run_makes_no_writes(sync: Sync) 
     line = next(ln for ln in real.stdout.splitlines() if ln.startswith("customcrm.customer (push)"))
     assert line.split()[header.index("created")] == "1"
     sync.until_quiet()
+
+
+def test_a_quiet_cycle_reads_nothing_once_the_last_burst_is_older_than_the_lookback(sync: Sync) -> None:
+    """The next read starts at the server's time of the last read (minus the lookback), not at the
+    newest change seen: the first sync's thousands of writes are not read again every cycle."""
+    sync.until_quiet()
+    for s in SYSTEM_KEYS:
+        sync.box.control(s, "POST", "clock", json={"advance_s": 3600})
+    sync.cycle()  # begins an hour after the burst: the last read in the old window
+    quiet = sync.cycle()
+    timed = [k for k in quiet.collected if SOURCES_BY_KEY[k].changed_field]
+    assert len(timed) >= 10 and all(quiet.collected[k].read == 0 for k in timed), \
+        {k: c.read for k, c in quiet.collected.items()}
+    # ...and an edit made now is read, alone
+    rid = sync.sql("SELECT record_id FROM raw_current WHERE system = 'customwebshop' AND entity = 'customers' LIMIT 1")[0][0]
+    sync.client("customwebshop").update_record("customers", rid, {"phone": f"9{uid()[:7].zfill(7)}"})
+    edited = sync.cycle()
+    assert edited.collected["customwebshop.customers"].read == 1
+    assert edited.collected["customwebshop.customers"].changed == 1
