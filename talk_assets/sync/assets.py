@@ -192,7 +192,7 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
             ).df()
         return dg.MaterializeResult(metadata={
             "records": res.records, "entities": res.entities, "merged_groups": res.merged_groups,
-            "iterations": res.iterations, "preview": md_table(preview),
+            "iterations": res.iterations, "rebuilt": not res.reused, "preview": md_table(preview),
         })
 
     return _merge
@@ -256,6 +256,7 @@ def build_mapped_asset(view: View) -> dg.AssetsDefinition:
             ).df()
         return dg.MaterializeResult(metadata={
             "rows": res.rows, "create": res.create, "update": res.update, "unchanged": res.unchanged,
+            "rebuilt": not res.reused,
             "pending": res.create + res.update, "pending_preview": md_table(preview),
         })
 

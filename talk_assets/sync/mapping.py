@@ -13,7 +13,7 @@ formats, made by the declaration's `write` conversions. An empty global value ne
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import duckdb
 
@@ -26,7 +26,7 @@ from talk_assets.sync.declaration import (
     synced_props,
 )
 from talk_assets.sync.merge import ident, table
-from talk_assets.sync.store import first, rebuilding
+from talk_assets.sync.store import Derived, code_digest, digest_of, first, rebuilding
 
 CREATING_MODES = ("merge-or-create", "always-insert")
 
@@ -186,19 +186,35 @@ class MapResult:
     create: int
     update: int
     unchanged: int
+    reused: bool = False  # the merges it reads did not change: the last mapping was kept
 
 
 def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
+    """Build `mapped_<view>`; skipped (the last result kept) when the merges it reads did not change."""
     tables = {r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = current_schema()"
     ).fetchall()}
+    sql = mapped_sql(view, tables)
+    build = Derived(con, f"map:{view.vkey}", [code_digest(), sql] + [digest_of(con, f"merge:{t}") for t in read_types(view)],
+                    [f"mapped_{view.vkey.replace('.', '_')}"])
+    if (kept := build.reusable()) is not None:
+        return MapResult(**{**kept, "reused": True})
     with rebuilding(con):
-        con.execute(mapped_sql(view, tables))
+        con.execute(sql)
     rows, c, u, n = first(con,
         f"SELECT count(*), count(*) FILTER (WHERE action = 'create'), count(*) FILTER (WHERE action = 'update'), "
         f"count(*) FILTER (WHERE action = 'unchanged') FROM {table('mapped', view.vkey)}"
     )
-    return MapResult(view.vkey, int(rows), int(c), int(u), int(n))
+    res = MapResult(view.vkey, int(rows), int(c), int(u), int(n))
+    build.built({k: v for k, v in asdict(res).items() if k != "reused"})
+    return res
+
+
+def read_types(view: View) -> list[str]:
+    """The global types whose merged tables `mapped_sql(view)` reads."""
+    types = {view.global_type} | {REFERENCES[p] for p in GLOBAL_TYPES[view.global_type] if p in REFERENCES}
+    types |= {ov.global_type for ov, _p in referencing_views(view)}
+    return sorted(types)
 
 
 def target_views() -> list[View]:

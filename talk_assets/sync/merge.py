@@ -23,7 +23,7 @@ All set work is SQL generated from the declaration:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import duckdb
 
@@ -36,7 +36,7 @@ from talk_assets.sync.declaration import (
     source_of,
     views_of_type,
 )
-from talk_assets.sync.store import first, rebuilding
+from talk_assets.sync.store import Derived, code_digest, digest_of, first, rebuilding, rows_digest
 
 MAX_ITERATIONS = 50
 _EPOCH_SHIFT = 62135596800000000  # microseconds from 0001-01-01 to 1970: keys stay non-negative
@@ -240,6 +240,7 @@ class MergeResult:
     entities: int
     merged_groups: int
     iterations: int
+    reused: bool = False  # nothing it reads changed since the last merge: its tables were kept
 
 
 def _drop_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -362,9 +363,33 @@ def _merged(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
 
 
 def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
-    """Normalise the views of `gtype` and merge them into `merged_<gtype>` / `members_<gtype>`."""
+    """Normalise the views of `gtype` and merge them into `merged_<gtype>` / `members_<gtype>`.
+    Skipped (the last result kept) when nothing the merge reads has changed since."""
+    views = views_of_type(gtype)
+    build = Derived(con, f"merge:{gtype}", merge_inputs(con, gtype, views),
+                    [f"nodes_{gtype}", f"members_{gtype}", f"merged_{gtype}"])
+    if (kept := build.reusable()) is not None:
+        return MergeResult(**{**kept, "reused": True})
     with rebuilding(con):
-        return _merge_type(con, gtype)
+        res = _merge_type(con, gtype)
+    build.built({k: v for k, v in asdict(res).items() if k != "reused"})
+    return res
+
+
+def merge_inputs(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> list[str]:
+    """What the merge of `gtype` reads: its sources' current records, the type's links, the create
+    intents (orders are recognised by them) and the merges of the types it references."""
+    sources = sorted({(source_of(v).system, source_of(v).entity) for v in views})
+    out = [code_digest()]
+    for system, entity in sources:
+        out.append(rows_digest(con, "SELECT hash(record_id, hash, deleted) AS h FROM raw_current "
+                                    "WHERE system = ? AND entity = ?", [system, entity]))
+    out.append(rows_digest(con, "SELECT hash(gid, nsid) AS h FROM links WHERE global_type = ?", [gtype]))
+    if not MERGE_KEYS[gtype]:
+        out.append(rows_digest(con, "SELECT hash(view, gid, status, started_at, fingerprint) AS h FROM push_intents "
+                                    "WHERE view IN (SELECT unnest(?::VARCHAR[]))", [[v.vkey for v in views]]))
+    out += [digest_of(con, f"merge:{REFERENCES[p]}") for p in GLOBAL_TYPES[gtype] if p in REFERENCES]
+    return out
 
 
 def _merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:

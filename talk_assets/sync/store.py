@@ -8,6 +8,9 @@ waits and retries instead of failing, so the lock never surfaces to a user as an
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import logging
 import os
 import time
@@ -63,6 +66,9 @@ CREATE TABLE IF NOT EXISTS push_intents (
 CREATE TABLE IF NOT EXISTS push_log (
     run_id VARCHAR, view VARCHAR, logged_at TIMESTAMPTZ, created INTEGER, updated INTEGER, conflicts INTEGER,
     failed INTEGER, skipped INTEGER, pending INTEGER
+);
+CREATE TABLE IF NOT EXISTS derived_state (
+    name VARCHAR PRIMARY KEY, inputs VARCHAR NOT NULL, result VARCHAR, built_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS link_versions (
     version INTEGER PRIMARY KEY, data_version VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL,
@@ -156,6 +162,53 @@ def rebuilding(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnec
         yield con
     finally:
         con.execute("RESET disabled_compression_methods")
+
+
+class Derived:
+    """A derived table set (a type's merge, a view's mapping) rebuilt only when what it reads changed.
+
+    `inputs` is a digest of everything the build reads (its SQL, the rows of its input tables, the
+    digests of the builds it depends on); when the last build had the same digest and its tables
+    still exist, the build is skipped and its result reused. A quiet cycle then costs the reads
+    of the digests, not a rebuild of every table over all the data.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, inputs: list[str], tables: list[str]) -> None:
+        self.con, self.name, self.tables = con, name, tables
+        self.inputs = hashlib.md5("\x1f".join(inputs).encode()).hexdigest()
+
+    def reusable(self) -> dict | None:
+        """The last build's result if its inputs were the same and its tables are all there."""
+        row = first(self.con, "SELECT result FROM derived_state WHERE name = ? AND inputs = ?", [self.name, self.inputs])
+        if row is None:
+            return None
+        have = first(self.con, "SELECT count(*) FROM duckdb_tables() WHERE table_name IN (SELECT unnest(?::VARCHAR[])) "
+                               "AND schema_name = current_schema() AND database_name = current_database()",
+                     [self.tables])[0]
+        return json.loads(row[0]) if have == len(self.tables) else None
+
+    def built(self, result: dict) -> None:
+        self.con.execute("INSERT OR REPLACE INTO derived_state VALUES (?, ?, ?, now())",
+                         [self.name, self.inputs, json.dumps(result)])
+
+
+@functools.cache
+def code_digest() -> str:
+    """The sync engine's SQL-generating code (declaration, merge, mapping): a new release rebuilds."""
+    here = Path(__file__).parent
+    return hashlib.md5(b"".join((here / f).read_bytes() for f in ("declaration.py", "merge.py", "mapping.py"))).hexdigest()
+
+
+def digest_of(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """The input digest of a derived build (empty before its first build)."""
+    row = first(con, "SELECT inputs FROM derived_state WHERE name = ?", [name])
+    return row[0] if row else ""
+
+
+def rows_digest(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> str:
+    """Count and order-independent checksum of `sql`'s single column `h` (a hash per row)."""
+    row = first(con, f"SELECT count(*) || ':' || coalesce(sum(h)::HUGEINT, 0) FROM ({sql})", params)
+    return row[0]
 
 
 def first(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:

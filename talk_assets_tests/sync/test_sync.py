@@ -483,3 +483,21 @@ def test_a_quiet_cycle_reads_nothing_once_the_last_burst_is_older_than_the_lookb
     edited = sync.cycle()
     assert edited.collected["customwebshop.customers"].read == 1
     assert edited.collected["customwebshop.customers"].changed == 1
+
+
+def test_a_quiet_cycle_rebuilds_no_merge_or_mapping_and_an_edit_rebuilds_only_what_reads_it(sync: Sync) -> None:
+    sync.until_quiet()
+    built = dict(sync.sql("SELECT name, built_at FROM derived_state"))
+    assert len(built) == 4 + 16, sorted(built)  # a merge per global type, a mapping per target view
+    sync.cycle()
+    assert dict(sync.sql("SELECT name, built_at FROM derived_state")) == built
+    rid = sync.sql("SELECT record_id FROM raw_current WHERE system = 'customwebshop' AND entity = 'products' LIMIT 1")[0][0]
+    sync.client("customwebshop").update_record("products", rid, {"description": f"Ny tekst {uid()}"})
+    sync.cycle()
+    after = dict(sync.sql("SELECT name, built_at FROM derived_state"))
+    rebuilt = {n for n in built if after[n] != built[n]}
+    assert "merge:product" in rebuilt and "map:customcrm.product" in rebuilt, rebuilt
+    assert not rebuilt & {"merge:customer", "merge:user", "map:shopify.customer", "map:customcrm.customer"}, rebuilt
+    # what the edit reached is in the target, so the mechanism skipped nothing it needed
+    crm = sync.member(sync.gid_of(V["customwebshop.product"], rid), V["customcrm.product"])
+    assert crm and sync.client("customcrm").get_record("products", crm)["description"].startswith("Ny tekst")
