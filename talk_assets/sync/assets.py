@@ -214,7 +214,7 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
 )
 def links_asset(context: AssetExecutionContext) -> dg.MaterializeResult:
     with connect() as con:
-        v = update_links(con, datetime.now(UTC), context.run_id)
+        v = update_links(con, datetime.now(UTC), context.run.run_id)
         per_system = con.execute(
             "SELECT system, global_type, count(*) AS records, count(DISTINCT gid) AS entities FROM links "
             "GROUP BY ALL ORDER BY ALL"
@@ -303,7 +303,7 @@ def build_push_asset(view: View) -> dg.AssetsDefinition:
         settings = PushSettings(confirm_large=config.confirm_large_change, dry_run=config.dry_run)
         client = getattr(context.resources, view.system).client()
         try:
-            res = push_view(view, client, connect, settings, run_id=context.run_id,
+            res = push_view(view, client, connect, settings, run_id=context.run.run_id,
                             progress=lambda i, n: context.log.info(f"{view.vkey}: {i}/{n} records written"))
         except CircuitBreakerOpen as exc:
             raise dg.Failure(description=str(exc)) from None
@@ -317,7 +317,7 @@ def build_push_asset(view: View) -> dg.AssetsDefinition:
             # only a write changes the link table (a new link, a new last-written hash): a push that wrote
             # nothing leaves it as the links asset made it earlier in this run, so no rebuild is needed
             if res.created or res.updated:
-                links_version = update_links(con, datetime.now(UTC), context.run_id).version
+                links_version = update_links(con, datetime.now(UTC), context.run.run_id).version
             else:
                 links_version = first(con, "SELECT max(version) FROM link_versions")[0]
             dead = first(con, "SELECT count(*) FROM dead_letters WHERE view = ? AND resolved_at IS NULL", [view.vkey])[0]
