@@ -97,16 +97,20 @@ class Env:
 
     def pairs(self) -> list[tuple[str, str, str, str]]:
         """(view, record id, linked view, linked record id) for linked records the edits can reach."""
+        from talk_assets.sync.declaration import DATAFLOWS
         from talk_assets.sync.store import connect
 
-        views = ", ".join(f"'{v}'" for v in EDITS)
+        # pairs of views a dataflow connects (a Shopify customer that shares its e-mail with a CRM
+        # customer is one entity, but no dataflow carries its first name between the two)
+        flows = {(f.source.vkey, f.target.vkey) for f in DATAFLOWS if f.source.vkey in EDITS and f.target.vkey in EDITS}
+        pairs = " OR ".join(f"(a.view = '{x}' AND b.view = '{y}') OR (a.view = '{y}' AND b.view = '{x}')" for x, y in flows)
         with connect() as con:
             return con.execute(
                 f"""SELECT a.view, a.record_id, b.view, b.record_id FROM links a JOIN links b USING (gid)
                     LEFT JOIN raw_current c ON c.system = 'customcrm' AND c.entity = 'customers'
                          AND c.record_id = CASE WHEN a.view = 'customcrm.customer' THEN a.record_id
                                                 WHEN b.view = 'customcrm.customer' THEN b.record_id END
-                    WHERE a.view <> b.view AND a.view IN ({views}) AND b.view IN ({views})
+                    WHERE ({pairs})
                       AND (c.record_id IS NULL OR c.payload->>'$.customer_type' = 'person')
                       AND gid IN (SELECT gid FROM links GROUP BY gid HAVING count(*) = 2)
                     ORDER BY a.view, a.record_id"""
