@@ -16,7 +16,7 @@ import pandas as pd
 
 from talk_assets.sync.declaration import DATAFLOWS, GLOBAL_TYPES, VIEWS_BY_KEY
 from talk_assets.sync.merge import table
-from talk_assets.sync.store import first
+from talk_assets.sync.store import first, table_names
 
 LINK_COLUMNS = ("gid", "global_type", "nsid", "view", "system", "entity", "record_id", "link_mode", "origin",
                 "last_written_hash")
@@ -45,11 +45,9 @@ def update_links(con: duckdb.DuckDBPyConnection, now: datetime, run_id: str = ""
     con.register("view_modes", modes)
     try:
         parts = []
+        tables = table_names(con)
         for gtype in GLOBAL_TYPES:
-            exists = first(con,
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [f"members_{gtype}"]
-            )[0]
-            if exists:
+            if f"members_{gtype}" in tables:
                 parts.append(f"SELECT gid, '{gtype}' AS global_type, nsid, view, record_id FROM {table('members', gtype)}")
         if not parts:
             raise RuntimeError("no merged entities yet: materialize the merge assets first")

@@ -26,7 +26,7 @@ from talk_assets.sync.declaration import (
     synced_props,
 )
 from talk_assets.sync.merge import ident, table
-from talk_assets.sync.store import Derived, code_digest, digest_of, first, rebuilding
+from talk_assets.sync.store import Derived, code_digest, digest_of, first, rebuilding, table_names
 
 CREATING_MODES = ("merge-or-create", "always-insert")
 
@@ -191,10 +191,7 @@ class MapResult:
 
 def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
     """Build `mapped_<view>`; skipped (the last result kept) when the merges it reads did not change."""
-    tables = {r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = current_schema()"
-    ).fetchall()}
-    sql = mapped_sql(view, tables)
+    sql = mapped_sql(view, table_names(con))
     build = Derived(con, f"map:{view.vkey}", [code_digest(), sql] + [digest_of(con, f"merge:{t}") for t in read_types(view)],
                     [f"mapped_{view.vkey.replace('.', '_')}"])
     if (kept := build.reusable()) is not None:

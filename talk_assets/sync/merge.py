@@ -36,7 +36,15 @@ from talk_assets.sync.declaration import (
     source_of,
     views_of_type,
 )
-from talk_assets.sync.store import Derived, code_digest, digest_of, first, rebuilding, rows_digest
+from talk_assets.sync.store import (
+    Derived,
+    code_digest,
+    digest_of,
+    first,
+    rebuilding,
+    rows_digest,
+    table_names,
+)
 
 MAX_ITERATIONS = 50
 _EPOCH_SHIFT = 62135596800000000  # microseconds from 0001-01-01 to 1970: keys stay non-negative
@@ -245,13 +253,8 @@ class MergeResult:
 
 def _drop_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """Drop `name` if it is a table (state files from before `norm_<view>` became a view)."""
-    if first(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = current_schema() "
-                  "AND database_name = current_database()", [name])[0]:
+    if name in table_names(con):
         con.execute(f"DROP TABLE {ident(name)}")
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(first(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])[0])
 
 
 def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> None:
@@ -318,8 +321,9 @@ def _merged(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
     props = list(GLOBAL_TYPES[gtype])
     nodes, members = table("nodes", gtype), table("members", gtype)
     # references point at namespaced ids; the merged entity holds the referenced global id
+    tables = table_names(con)
     refs = [(p, table("members", REFERENCES[p])) for p in props
-            if p in REFERENCES and _table_exists(con, f"members_{REFERENCES[p]}")]
+            if p in REFERENCES and f"members_{REFERENCES[p]}" in tables]
     src = nodes
     if refs:
         replace = ", ".join(f"coalesce(r_{p}.gid, 'unresolved:' || n.{ident(p)}) AS {ident(p)}" for p, _ in refs)

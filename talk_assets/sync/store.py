@@ -182,14 +182,18 @@ class Derived:
         row = first(self.con, "SELECT result FROM derived_state WHERE name = ? AND inputs = ?", [self.name, self.inputs])
         if row is None:
             return None
-        have = first(self.con, "SELECT count(*) FROM duckdb_tables() WHERE table_name IN (SELECT unnest(?::VARCHAR[])) "
-                               "AND schema_name = current_schema() AND database_name = current_database()",
-                     [self.tables])[0]
-        return json.loads(row[0]) if have == len(self.tables) else None
+        return json.loads(row[0]) if set(self.tables) <= table_names(self.con) else None
 
     def built(self, result: dict) -> None:
         self.con.execute("INSERT OR REPLACE INTO derived_state VALUES (?, ?, ?, now())",
                          [self.name, self.inputs, json.dumps(result)])
+
+
+def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The tables (not views) of the state file's own schema."""
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = current_schema()"
+    ).fetchall()}
 
 
 @functools.cache
