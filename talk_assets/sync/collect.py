@@ -1,9 +1,10 @@
 """Collect: read what changed in one API entity since its cursor and keep every version in DuckDB.
 
-The cursor is the newest change time seen; each run re-reads from `cursor - lookback` because
-APIs commit late (a record can appear with a change time older than one already read). A record
-whose content hash equals its current version is "unchanged" and stores nothing, so re-reading
-the lookback window costs nothing downstream. "Full sync" ignores the cursor.
+The cursor is the newest change time seen; each run reads from the later of the cursor and the
+server's time when the last read began, minus a lookback, because APIs commit late (a record can
+appear with a change time older than one already read); see `collect_since`. A record whose
+content hash equals its current version is "unchanged" and stores nothing, so re-reading the
+lookback window costs nothing downstream. "Full sync" ignores the cursor.
 
 Bad input is rejected by name (`BadRecord`: system, entity, record, field) and the rest of the
 batch is stored: a record that is not a JSON object, has no id or a broken change time, or holds a
@@ -226,9 +227,7 @@ def lookback_window() -> timedelta:
     return timedelta(seconds=float(os.environ.get("TALK_COLLECT_LOOKBACK_S", DEFAULT_LOOKBACK.total_seconds())))
 
 
-def collect_since(
-    con: duckdb.DuckDBPyConnection, source: Source, *, full: bool, lookback: timedelta | None = None
-) -> datetime | None:
+def collect_since(con: duckdb.DuckDBPyConnection, source: Source, *, full: bool) -> datetime | None:
     """Where the next incremental read starts: None for a full read.
 
     From the later of the newest change seen (the cursor) and the server's time when the last read
@@ -245,7 +244,7 @@ def collect_since(
     if not row or row[0] is None:
         return None
     cursor, read_from = row
-    return max(cursor, read_from or cursor) - (lookback if lookback is not None else lookback_window())
+    return max(cursor, read_from or cursor) - lookback_window()
 
 
 def read_changes(client: Any, source: Source, since: datetime | None) -> tuple[list[dict[str, Any]], datetime | None]:
