@@ -47,10 +47,7 @@ def _write_expr(template: str, prop: str, side: str) -> str:
 def ref_namespace(view: View, prop: str) -> str | None:
     """The namespace a reference field of `view` points into (e.g. 'shopify-customer')."""
     reader = view.reader(prop)
-    if reader is None or reader.read is None:
-        return None
-    m = re.search(r"'([a-z]+-[a-z]+):'", reader.read)
-    return m.group(1) if m else None
+    return reader.namespace if reader is not None else None  # declared by the conversion (`ref(view)`)
 
 
 def payload_fields(view: View) -> list[tuple[str, str, str]]:

@@ -36,6 +36,8 @@ from talk_assets.sync.links import link_mode
 from talk_assets.sync.mapping import payload_fields, ref_namespace
 from talk_assets.sync.merge import table
 from talk_assets.sync.store import first
+from talk_assets.sync.writer import Row, Writer, nest, to_json_type
+from talk_assets.sync.writers import writer_class, writer_for
 
 log = logging.getLogger("talk_assets.push")
 
@@ -65,98 +67,6 @@ class PushSettings:
         system = view.system.upper()
         entity = view.entity.upper()
         return _env_bool(f"TALK_SHARE_{system}_{entity}", _env_bool(f"TALK_SHARE_{system}", True))
-
-
-@dataclass
-class Row:
-    """One pending mapped row, as the writer sees it."""
-
-    view: View
-    gid: str
-    action: str
-    nsid: str | None
-    record_id: str | None
-    parent_id: str | None
-    changed_fields: list[str]
-    payload: dict[str, Any]
-    refs: dict[str, Any]
-    glob: dict[str, Any]
-    payload_hash: str
-    version: str | None
-
-    @property
-    def idem_key(self) -> str:
-        """Stable for the view and entity, so a retried create is recognised (<= 64 URL-safe chars)."""
-        return "talk-" + hashlib.sha256(f"{self.view.vkey}|{self.gid}".encode()).hexdigest()[:40]
-
-    def typed(self, fields: list[str] | None = None) -> dict[str, Any]:
-        """The payload (or some fields of it) with values in the API's JSON types."""
-        types: dict[str, Any] = {}
-        for pr in self.view.props:  # the field's writing property decides its type
-            if pr.write is not None:
-                types.setdefault(pr.field, pr)
-        out = {}
-        for f in fields if fields is not None else list(self.payload):
-            out[f] = to_json_type(self.payload.get(f), types[f].type if f in types else "string")
-        return out
-
-
-def to_json_type(value: Any, type_text: str) -> Any:
-    if value is None:
-        return None
-    t = type_text.lower()
-    if t.startswith("list"):
-        return value if isinstance(value, list) else json.loads(value)
-    if t.startswith("integer"):
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return value
-    if t.startswith("decimal") and "string" not in t:
-        return float(value)
-    if t.startswith("boolean"):
-        return str(value).lower() == "true"
-    return str(value)
-
-
-def nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """{"a.b": 1} -> {"a": {"b": 1}}."""
-    out: dict[str, Any] = {}
-    for path, value in flat.items():
-        node = out
-        parts = path.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return out
-
-
-class Writer:
-    """Turns rows into the system's API calls. The default nests dotted fields into the body and
-    uses the client's uniform `create_record` / `update_record`; systems override what differs."""
-
-    supports_idempotency_key = False
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def create(self, row: Row) -> dict[str, Any]:
-        body = {k: v for k, v in nest(row.typed()).items() if v is not None}
-        return self.client.create_record(row.view.entity, body, idempotency_key=row.idem_key)
-
-    def update(self, row: Row, fields: list[str]) -> dict[str, Any]:
-        changes = nest(row.typed(fields))
-        return self.client.update_record(row.view.entity, row.record_id, changes, expected_version=row.version)
-
-    def new_record_id(self, row: Row, created: dict[str, Any]) -> str:
-        return str(created[source_of(row.view).id_field])
-
-    def describe(self, row: Row, fields: list[str] | None = None) -> str:
-        """The call for `--dry-run`."""
-        if row.action == "create":
-            return f"{row.view.system}: create {row.view.entity} {json.dumps(row.typed(), ensure_ascii=False)[:200]}"
-        return (f"{row.view.system}: update {row.view.entity} {row.record_id} "
-                f"{json.dumps(row.typed(fields), ensure_ascii=False)[:200]}")
 
 
 @dataclass
@@ -211,8 +121,6 @@ def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], in
 
 
 def _retry_unverified(view: View) -> bool:
-    from talk_assets.sync.writers import writer_class
-
     return writer_class(view.system).supports_idempotency_key
 
 
@@ -430,8 +338,6 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[O
 def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings: PushSettings | None = None,
               run_id: str = "", progress: Callable[[int, int], None] | None = None) -> PushResult:
     """One view's pending changes to its system. `connect_fn` opens the state file (briefly)."""
-    from talk_assets.sync.writers import writer_for
-
     settings = settings or PushSettings()
     if not settings.share_enabled(view):
         return PushResult(view.vkey)

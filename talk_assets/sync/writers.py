@@ -1,20 +1,17 @@
-"""Which writer each system uses (the system-specific ones live in the system's folder)."""
+"""Which writer each system uses: the one its `System` declares (the generic `Writer` by default)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from talk_assets.sync.push import Writer
+from talk_assets.systems import system
+from talk_assets.sync.writer import Writer
 
 
-def writer_class(system: str) -> type[Writer]:
-    try:
-        module = importlib.import_module(f"talk_assets.systems.{system}.writer")
-    except ModuleNotFoundError:
-        return Writer
-    return module.SystemWriter
+def writer_class(key: str) -> type[Writer]:
+    return system(key).writer
 
 
-def writer_for(system: str, client: Any) -> Writer:
-    return writer_class(system)(client)
+def writer_for(key: str, client: Any) -> Writer:
+    s = system(key)
+    return s.writer(client, s.sources)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from talk_assets.config import SystemInfo
+from talk_assets.settings import SystemInfo
 from talk_assets.systems.customapi.types import SERVER_FIELDS, ApiRecord
 
 Record = dict[str, Any]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from talk_assets.sync.push import Writer
+from talk_assets.sync.writer import Writer
 
 
 class CustomApiWriter(Writer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from talk_assets.config import CUSTOMCRM
+from talk_assets.systems.customcrm.info import INFO as CUSTOMCRM
 from talk_assets.systems.customapi.spec import EntitySpec, Record, SystemSpec
 from talk_assets.systems.customcrm.models import Contact, Customer, Order, Product, Quote, User
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import jsonpatch
 
-from talk_assets.config import POWEROFFICE
+from talk_assets.systems.poweroffice.info import INFO as POWEROFFICE
 from talk_assets.sandbox.server import HttpError, Request, Response, SandboxApp, WindowLimiter
 from talk_assets.sandbox.store import Record, Table
 from talk_assets.sandbox.world import CURRENCY, build_world, maybe, vary_email, vary_phone

@@ -3,7 +3,7 @@ nested changes, e.g. /MailAddress/City), guarded by the last collected LastChang
 
 from __future__ import annotations
 
-from talk_assets.sync.push import Writer
+from talk_assets.sync.writer import Writer
 
 
 class SystemWriter(Writer):

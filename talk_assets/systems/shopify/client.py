@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import requests
 from pydantic import BaseModel
 
-from talk_assets import config
+from talk_assets.systems.shopify.info import INFO as SHOPIFY
 from talk_assets.core.http import ApiClient, ApiError, Pacer, RetryPolicy
 from talk_assets.systems.shopify.models import Customer, InventoryLevel, Location, Order, Product
 
@@ -75,7 +75,7 @@ class Client(ApiClient):
 
     @classmethod
     def from_env(cls, **kw: Any) -> Client:
-        s = config.SHOPIFY
+        s = SHOPIFY
         return cls(s.url(), s.value("access_token"), s.value("api_version"), **kw)
 
     # -- low level ------------------------------------------------------------------------------

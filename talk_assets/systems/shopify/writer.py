@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from talk_assets.core.http import ApiError
-from talk_assets.sync.push import Row, Writer, nest
+from talk_assets.sync.writer import Row, Writer, nest
 
 STOCK = "variants.inventory_quantity"
 

@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
-from talk_assets.config import SQUARESPACE
+from talk_assets.systems.squarespace.info import INFO as SQUARESPACE
 from talk_assets.sandbox.server import (
     HttpError,
     Request,

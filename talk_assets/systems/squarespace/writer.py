@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from talk_assets.sync.push import Row, Writer, nest
+from talk_assets.sync.writer import Row, Writer, nest
 
 
 def _name(row: Row) -> str:

@@ -1,0 +1,157 @@
+"""Every setting, read from the environment in this one module.
+
+Two kinds: the engine's (`Settings`: where the state lives, how far back a collect reads, the
+circuit breaker, the checks' thresholds, per-system pace and polling, what may be written) and each
+system's connection settings (`SystemInfo`: URL, keys; declared in the system's folder). Code asks
+`settings()` for the values in force instead of reading `os.environ` itself, so a variable is named,
+parsed and validated once; an invalid value raises `SettingError` naming the variable (never echoing a
+secret's value).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+SANDBOX_HOST = "127.0.0.1"
+DEFAULT_PORT_BASE = 8701
+
+T = TypeVar("T")
+
+
+class SettingError(ValueError):
+    """An environment variable holds a value the setting cannot take; the message names the variable."""
+
+
+# -- system connection settings --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, its sandbox default and whether it is a secret."""
+
+    env: str
+    default: str
+    secret: bool = False
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class SystemInfo:
+    """A connected system's identity and connection settings: key, display name, sandbox port offset."""
+
+    key: str
+    title: str
+    port_offset: int
+    url_env: str
+    settings: dict[str, Setting] = field(default_factory=dict)
+
+    def sandbox_url(self, host: str = SANDBOX_HOST, port_base: int = DEFAULT_PORT_BASE) -> str:
+        return f"http://{host}:{port_base + self.port_offset}"
+
+    def url(self) -> str:
+        """The origin to talk to: the environment's, or the sandbox's default."""
+        return os.environ.get(self.url_env) or self.sandbox_url()
+
+    def value(self, name: str) -> str:
+        s = self.settings[name]
+        return os.environ.get(s.env) or s.default
+
+    def is_set(self, name: str) -> bool:
+        """Whether the environment sets this setting (`url` or a settings name), not the sandbox default."""
+        return bool(os.environ.get(self.url_env if name == "url" else self.settings[name].env))
+
+    def env_name(self, name: str) -> str:
+        return self.url_env if name == "url" else self.settings[name].env
+
+    def secrets(self) -> list[str]:
+        """Every secret value in force, so error messages and logs can redact them."""
+        return [self.value(n) for n, s in self.settings.items() if s.secret and self.value(n)]
+
+
+# -- engine settings -------------------------------------------------------------------------------
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _parse(env: Mapping[str, str], name: str, default: T, conv: Callable[[str], T], expects: str,
+           ok: Callable[[T], bool] = lambda _v: True) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = conv(raw.strip())
+    except (TypeError, ValueError):
+        raise SettingError(f"{name}={raw.strip()[:40]!r} is not {expects}") from None
+    if not ok(value):
+        raise SettingError(f"{name}={raw.strip()[:40]!r} is not {expects}")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    v = raw.lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The engine-wide settings in force (see the README's settings table)."""
+
+    data_dir: Path = Path("data")  # TALK_DATA_DIR: the DuckDB state file's folder
+    collect_lookback_s: float = 300.0  # TALK_COLLECT_LOOKBACK_S: an incremental read starts this early
+    duckdb_memory_limit: str = "2GB"  # TALK_DUCKDB_MEMORY_LIMIT
+    poll_interval_s: int = 300  # TALK_POLL_INTERVAL_S (Sesam's default), per system TALK_<SYSTEM>_POLL_INTERVAL_S
+    circuit_breaker_share: float = 0.5  # TALK_CIRCUIT_BREAKER_SHARE
+    circuit_breaker_min_rows: int = 50  # TALK_CIRCUIT_BREAKER_MIN_ROWS
+    check_max_bad_share: float = 0.05  # TALK_CHECK_MAX_BAD_SHARE
+    check_min_bad_rows: int = 10  # TALK_CHECK_MIN_BAD_ROWS
+    sandbox_fresh: bool = False  # TALK_SANDBOX_FRESH=1: the CLI starts a fresh sandbox
+    extra_systems: tuple[str, ...] = ()  # TALK_EXTRA_SYSTEMS: module paths of plugin systems
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        count = "a whole number >= 0"
+        share = "a number between 0 and 1"
+        return cls(
+            data_dir=Path(e.get("TALK_DATA_DIR") or "data"),
+            collect_lookback_s=_parse(e, "TALK_COLLECT_LOOKBACK_S", 300.0, float, "a number of seconds >= 0",
+                                      lambda v: v >= 0),
+            duckdb_memory_limit=e.get("TALK_DUCKDB_MEMORY_LIMIT") or "2GB",
+            poll_interval_s=_parse(e, "TALK_POLL_INTERVAL_S", 300, int, "a whole number of seconds > 0",
+                                   lambda v: v > 0),
+            circuit_breaker_share=_parse(e, "TALK_CIRCUIT_BREAKER_SHARE", 0.5, float, share, lambda v: 0 <= v <= 1),
+            circuit_breaker_min_rows=_parse(e, "TALK_CIRCUIT_BREAKER_MIN_ROWS", 50, int, count, lambda v: v >= 0),
+            check_max_bad_share=_parse(e, "TALK_CHECK_MAX_BAD_SHARE", 0.05, float, share, lambda v: 0 <= v <= 1),
+            check_min_bad_rows=_parse(e, "TALK_CHECK_MIN_BAD_ROWS", 10, int, count, lambda v: v >= 0),
+            sandbox_fresh=_parse(e, "TALK_SANDBOX_FRESH", False, _bool, "true or false (1/0)"),
+            extra_systems=tuple(m.strip() for m in (e.get("TALK_EXTRA_SYSTEMS") or "").split(",") if m.strip()),
+            env=e,
+        )
+
+    def poll_interval(self, system: str) -> int:
+        """`TALK_<SYSTEM>_POLL_INTERVAL_S`, else `TALK_POLL_INTERVAL_S`, else 300 s."""
+        return _parse(self.env, f"TALK_{system.upper()}_POLL_INTERVAL_S", self.poll_interval_s, int,
+                      "a whole number of seconds > 0", lambda v: v > 0)
+
+    def max_rps(self, system: str) -> float | None:
+        """`TALK_<SYSTEM>_MAX_RPS`: the pace of calls to a system (0: unpaced); None: the documented pace."""
+        return _parse(self.env, f"TALK_{system.upper()}_MAX_RPS", None, float, "a number >= 0",
+                      lambda v: v is None or v >= 0)
+
+    def share_enabled(self, system: str, entity: str) -> bool:
+        """`TALK_SHARE_<SYSTEM>_<ENTITY>` / `TALK_SHARE_<SYSTEM>` = false turns writing off."""
+        s, e = system.upper(), entity.upper()
+        whole = _parse(self.env, f"TALK_SHARE_{s}", True, _bool, "true or false")
+        return _parse(self.env, f"TALK_SHARE_{s}_{e}", whole, _bool, "true or false")
+
+
+def settings() -> Settings:
+    """The settings in force now (read afresh: tests and the CLI change the environment)."""
+    return Settings.from_env()

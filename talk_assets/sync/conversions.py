@@ -1,0 +1,80 @@
+"""The library of conversions systems declare their fields with (part of the model: `model.Conversion`).
+
+Each is typed: besides its read and write SQL it says the SQL type the read converts to (collect
+rejects a value that does not convert), the JSON type written where it is not the field's declared
+type, and the global type it references. The SQL text of each is what the engine has always run
+(changing it changes every derived table's digest, so the state is rebuilt).
+"""
+
+from __future__ import annotations
+
+from talk_assets.sync.model import TEXT, Conversion, View
+
+__all__ = [
+    "DATE", "DEC", "EMAIL", "INT", "MINOR_INCL_VAT", "MINOR_TO_DEC", "NO_COMPANY", "ORG_NUMBER", "PHONE",
+    "PRICE_INCL_VAT", "SAME", "TEXT", "UPPER", "VAT", "lines", "ref",
+]
+
+VAT = "1.25"  # Norwegian standard VAT (25 %), used where a system stores prices including VAT
+SAME = "{g}"  # the default write: the global value as it is
+
+EMAIL = Conversion("nullif(lower(trim({v})), '')")
+PHONE = Conversion(
+    "nullif(CASE WHEN regexp_full_match(regexp_replace({v}, '[ \\-]', '', 'g'), '[0-9]{8}') "
+    "THEN '+47' || regexp_replace({v}, '[ \\-]', '', 'g') ELSE regexp_replace({v}, '[ \\-]', '', 'g') END, '')"
+)
+DEC = Conversion("CAST(round(TRY_CAST({v} AS DECIMAL(18,4)), 2) AS DECIMAL(18,2))::VARCHAR", sql_type="DECIMAL(18,4)")
+INT = Conversion("TRY_CAST(TRY_CAST({v} AS DOUBLE) AS BIGINT)::VARCHAR", sql_type="DOUBLE")
+# a price stored including VAT, global ex. VAT
+PRICE_INCL_VAT = Conversion(
+    f"CAST(round(TRY_CAST({{v}} AS DECIMAL(18,4)) / {VAT}, 2) AS DECIMAL(18,2))::VARCHAR",
+    f"CAST(round(TRY_CAST({{g}} AS DECIMAL(18,4)) * {VAT}, 2) AS DECIMAL(18,2))::VARCHAR",
+    sql_type="DECIMAL(18,4)",
+)
+# a price in minor units (øre) including VAT
+MINOR_INCL_VAT = Conversion(
+    f"CAST(round(TRY_CAST({{v}} AS DECIMAL(18,4)) / 100 / {VAT}, 2) AS DECIMAL(18,2))::VARCHAR",
+    f"CAST(round(TRY_CAST({{g}} AS DECIMAL(18,4)) * {VAT} * 100) AS BIGINT)::VARCHAR",
+    sql_type="DECIMAL(18,4)",
+)
+# an amount in minor units (øre)
+MINOR_TO_DEC = Conversion(
+    "CAST(round(TRY_CAST({v} AS DECIMAL(18,4)) / 100, 2) AS DECIMAL(18,2))::VARCHAR",
+    "CAST(round(TRY_CAST({g} AS DECIMAL(18,4)) * 100) AS BIGINT)::VARCHAR",
+    sql_type="DECIMAL(18,4)",
+)
+DATE = Conversion("CAST(TRY_CAST({v} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS DATE)::VARCHAR", sql_type="TIMESTAMPTZ")
+UPPER = Conversion("nullif(upper(trim({v})), '')")
+# no company name: a person
+NO_COMPANY = Conversion("CASE WHEN nullif(trim({v}), '') IS NULL THEN 'true' ELSE 'false' END", None)
+ORG_NUMBER = Conversion("nullif(regexp_replace({v}, '[^0-9]', '', 'g'), '')")
+
+
+def ref(view: View) -> Conversion:
+    """A reference field: the referenced record's id, namespaced by `view` (whose global type it refers to)."""
+    return Conversion(f"CASE WHEN nullif(trim({{v}}), '') IS NOT NULL THEN '{view.namespace}:' || trim({{v}}) END",
+                      refers_to=view.global_type, namespace=view.namespace)
+
+
+def lines(path: str, sku: str, qty: str, read_price: str, write_price: str, sku_fallback: str = "") -> Conversion:
+    """Order lines: canonical JSON list of {sku, quantity, unit_price_ex_vat}, sorted by SKU; they refer
+    to products by SKU.
+
+    `read_price` is an SQL expression over `l` (one line as JSON) giving the unit price ex. VAT;
+    `write_price` the target line's price field(s) as `struct_pack` arguments over `l.unit_price_ex_vat`;
+    `sku_fallback` names the field that carries the SKU of a line without one (a custom line item).
+    """
+    sku_expr = f"coalesce(nullif(l->>'$.{sku}', ''), l->>'$.{sku_fallback}')" if sku_fallback else f"l->>'$.{sku}'"
+    read = (
+        "to_json(list_sort(list_transform(json_extract({r}, '$." + path + "[*]'), lambda l: struct_pack("
+        f"sku := trim({sku_expr}), quantity := TRY_CAST(l->>'$.{qty}' AS INTEGER), "
+        f"unit_price_ex_vat := CAST(round({read_price}, 2) AS DECIMAL(18,2))))))::VARCHAR"
+    )
+    write = (
+        "to_json(list_transform(from_json({g}, '[{\"sku\":\"VARCHAR\",\"quantity\":\"INTEGER\","
+        "\"unit_price_ex_vat\":\"DECIMAL(18,2)\"}]'), lambda l: struct_pack("
+        f"{sku} := l.sku, {qty} := l.quantity, {write_price})))::JSON"
+    )
+    return Conversion(read, write, json_type="list", refers_to="product")
+
+

@@ -1,0 +1,60 @@
+"""The Custom Webshop's entities as the sync sees them: the API entities collected and the views read from them."""
+
+from __future__ import annotations
+
+from talk_assets.sync.conversions import DATE, EMAIL, INT, MINOR_INCL_VAT, MINOR_TO_DEC, NO_COMPANY, PHONE, UPPER, VAT
+from talk_assets.sync.conversions import lines, ref
+from talk_assets.sync.model import Source, View
+from talk_assets.sync.model import Prop as P
+
+SOURCES: tuple[Source, ...] = (
+    Source("customwebshop", "customers", "Customers", "id", "updated_at", "version"),
+    Source("customwebshop", "products", "Products", "id", "updated_at", "version"),
+    Source("customwebshop", "orders", "Orders", "id", "updated_at", "version"),
+)
+
+CUSTOMER = View(
+    "customwebshop", "customers", "Customer", "customer",
+    description="Custom Webshop customers.",
+    props=(
+        P("email", "email", "string", EMAIL),
+        P("first_name", "first_name", "string"),
+        P("last_name", "last_name", "string"),
+        P("company", "organization_name", "string"),
+        P("company", "is_person", "boolean (no company: a person)", NO_COMPANY),
+        P("phone", "phone", "string", PHONE),
+        P("billing_address.street", "address_line1", "string"),
+        P("billing_address.street2", "address_line2", "string"),
+        P("billing_address.postal_code", "zip_code", "string"),
+        P("billing_address.city", "city", "string"),
+        P("billing_address.country_code", "country_code", "string", UPPER),
+    ),
+)
+PRODUCT = View(
+    "customwebshop", "products", "Product", "product",
+    description="Custom Webshop products, one per SKU (prices in øre, VAT included).",
+    props=(
+        P("sku", "sku", "string"),
+        P("title", "name", "string"),
+        P("description", "description", "string"),
+        P("price", "price_ex_vat", "integer (minor units, incl. VAT)", MINOR_INCL_VAT),
+        P("gtin", "gtin", "string"),
+        P("stock", "stock", "integer", INT),
+    ),
+)
+ORDER = View(
+    "customwebshop", "orders", "Order", "order",
+    description="Custom Webshop orders (amounts in øre, VAT included).",
+    props=(
+        P("customer_id", "customer", "integer (customer id)", ref(CUSTOMER)),
+        P("email", "email", "string", EMAIL),
+        P("currency", "currency", "string", UPPER),
+        P("total", "total_amount", "integer (minor units, computed from the items)", MINOR_TO_DEC, writes=False),
+        P("placed_at", "order_date", "datetime", DATE, writes=False),
+        P("items", "lines", "list of order items",
+          lines("items", "sku", "quantity", f"TRY_CAST(l->>'$.unit_price' AS DECIMAL(18,4)) / 100 / {VAT}",
+                f"unit_price := CAST(round(l.unit_price_ex_vat * {VAT} * 100) AS BIGINT)")),
+    ),
+)
+
+VIEWS: tuple[View, ...] = (CUSTOMER, PRODUCT, ORDER)

@@ -1,0 +1,79 @@
+"""PowerOffice GO's entities as the sync sees them: the API entities collected and the views read from them."""
+
+from __future__ import annotations
+
+from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, ORG_NUMBER, PHONE, UPPER, lines, ref
+from talk_assets.sync.model import Conversion, Source, View
+from talk_assets.sync.model import Prop as P
+
+SOURCES: tuple[Source, ...] = (
+    Source("poweroffice", "customers", "Customers", "Id", "LastChangedDateTimeOffset"),
+    Source("poweroffice", "products", "Products", "Id", "LastChangedDateTimeOffset"),
+    Source("poweroffice", "salesorders", "Sales orders", "Id", "LastChangedDateTimeOffset"),
+)
+
+_ADDRESS = (
+    P("MailAddress.AddressLine1", "address_line1", "string"),
+    P("MailAddress.AddressLine2", "address_line2", "string"),
+    P("MailAddress.ZipCode", "zip_code", "string"),
+    P("MailAddress.City", "city", "string"),
+    P("MailAddress.CountryCode", "country_code", "string", UPPER),
+)
+PERSON = View(
+    "poweroffice", "customers", "Customers (human data)", "customer", key="poweroffice.customers_person",
+    changed_field="LastChangedDateTimeOffset", id_field="Id", where="({r}->>'$.IsPerson') = 'true'",
+    description="PowerOffice GO customers that are persons (`IsPerson` true).",
+    props=(
+        P("EmailAddress", "email", "string", EMAIL),
+        P("FirstName", "first_name", "string"),
+        P("LastName", "last_name", "string"),
+        P("Name", "last_name", "string", Conversion(None, "trim(concat_ws(' ', {g.first_name}, {g.last_name}))")),
+        P("IsPerson", "is_person", "boolean", Conversion("lower({v})", None)),
+        P("PhoneNumber", "phone", "string", PHONE),
+        *_ADDRESS,
+    ),
+)
+ORGANISATION = View(
+    "poweroffice", "customers", "Customers", "customer", key="poweroffice.customers_organisation",
+    changed_field="LastChangedDateTimeOffset", id_field="Id", where="coalesce({r}->>'$.IsPerson', 'false') <> 'true'",
+    description="PowerOffice GO customers that are organisations.",
+    props=(
+        P("EmailAddress", "email", "string", EMAIL),
+        P("Name", "organization_name", "string"),
+        P("OrganizationNumber", "organization_number", "string", ORG_NUMBER),
+        P("IsPerson", "is_person", "boolean", Conversion("lower(coalesce({v}, 'false'))", None)),
+        P("PhoneNumber", "phone", "string", PHONE),
+        *_ADDRESS,
+    ),
+)
+PRODUCT = View(
+    "poweroffice", "products", "Product", "product", changed_field="LastChangedDateTimeOffset", id_field="Id",
+    description="PowerOffice GO products (`/v2/Products`), one per SKU (`Code`).",
+    props=(
+        P("Code", "sku", "string"),
+        P("Name", "name", "string"),
+        P("Description", "variant_title", "string"),
+        P("UnitPrice", "price_ex_vat", "decimal (ex. VAT)", DEC),
+        P("UnitCost", "cost", "decimal", DEC),
+        P("Gtin", "gtin", "string"),
+        P("StockOnHand", "stock", "decimal", INT),
+    ),
+)
+SALESORDER = View(
+    "poweroffice", "salesorders", "Salesorders", "order", changed_field="LastChangedDateTimeOffset", id_field="Id",
+    description="PowerOffice GO sales orders with their lines.",
+    props=(
+        P("CustomerId", "customer", "integer (customer id)", ref(PERSON)),
+        P("CurrencyCode", "currency", "string", UPPER),
+        P("NetAmount", "net_amount", "decimal", DEC),
+        P("TotalAmount", "total_amount", "decimal", DEC),
+        P("PurchaseOrderReference", "po_number", "string"),
+        P("SalesOrderDate", "order_date", "date", DATE),
+        P("Lines", "lines", "list of SalesOrderLine",
+          lines("Lines", "ProductCode", "Quantity", "TRY_CAST(l->>'$.ProductUnitPrice' AS DECIMAL(18,4))",
+                "ProductUnitPrice := l.unit_price_ex_vat", sku_fallback="Description"),
+          on_update=False),  # GO changes lines through the line endpoints, not the order
+    ),
+)
+
+VIEWS: tuple[View, ...] = (PERSON, ORGANISATION, PRODUCT, SALESORDER)
