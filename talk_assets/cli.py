@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from talk_assets.config import DEFAULT_PORT_BASE, SANDBOX_HOST, SYSTEMS
+from talk_assets.settings import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Sandbox + `dagster dev` together, the way `make run` starts the product (see devserver.py)."""
     from talk_assets.devserver import run_dev
 
-    fresh = bool(getattr(args, "fresh_sandbox", False)) or os.environ.get("TALK_SANDBOX_FRESH") == "1"
+    fresh = bool(getattr(args, "fresh_sandbox", False)) or settings().sandbox_fresh
     return run_dev(data_dir=Path(args.data_dir), ui_host=args.ui_host, ui_port=args.ui_port,
                    sandbox=not args.no_sandbox, host=args.host, port_base=args.port_base, seed=args.seed,
                    size=args.size, fresh_sandbox=fresh)

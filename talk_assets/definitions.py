@@ -1,6 +1,5 @@
 """Everything Dagster loads: `dagster dev -w workspace.yaml` reads `defs` from here."""
 
-import importlib
 import warnings
 
 import dagster as dg
@@ -8,6 +7,7 @@ import dagster as dg
 from talk_assets.config import SYSTEMS
 from talk_assets.resources import build_resources
 from talk_assets.sync.assets import sync_assets
+from talk_assets.sync.assets import system_assets as assets_of
 from talk_assets.sync.checks import all_checks
 from talk_assets.sync.sensors import all_sensors
 
@@ -30,8 +30,8 @@ automation = dg.AutomationConditionSensorDefinition(
                 "links -> mapped -> pushed).",
 )
 
-# each system's folder holds its assets (talk_assets/systems/<system>/assets.py); merge and links are shared
-system_assets = [a for key in SYSTEMS for a in importlib.import_module(f"talk_assets.systems.{key}.assets").assets]
+# every registered system's assets, generated from its declaration; merge and links are shared
+system_assets = [a for key in SYSTEMS for a in assets_of(key)]
 
 defs = dg.Definitions(
     assets=[*system_assets, *sync_assets()],

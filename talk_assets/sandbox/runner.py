@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from talk_assets.config import DEFAULT_PORT_BASE, SANDBOX_HOST, SYSTEMS
 from talk_assets.sandbox.server import SandboxApp, SandboxServer
 from talk_assets.sandbox.world import build_world
+from talk_assets.systems import system
 
 
 def load_app(key: str, seed: int, size: int) -> SandboxApp:
-    """The sandbox app of system `key` (`talk_assets/systems/<key>/sandbox.py`, class `App`)."""
-    module = importlib.import_module(f"talk_assets.systems.{key}.sandbox")
-    return module.App(seed=seed, size=size)
+    """The sandbox app of system `key` (its `System.sandbox`, e.g. `talk_assets/systems/<key>/sandbox.py`'s `App`)."""
+    return system(key).sandbox(seed=seed, size=size)
 
 
 def start_all(

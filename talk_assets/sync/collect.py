@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,13 +25,14 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from talk_assets.settings import Settings, settings
 from talk_assets.sync.declaration import Source
 from talk_assets.sync.merge import unconvertible_sql
 from talk_assets.sync.store import first
 
 log = logging.getLogger("talk_assets.collect")
 
-DEFAULT_LOOKBACK = timedelta(minutes=5)
+DEFAULT_LOOKBACK = timedelta(seconds=Settings().collect_lookback_s)
 
 
 @dataclass
@@ -224,7 +224,7 @@ def reject_unconvertible(con: duckdb.DuckDBPyConnection, source: Source) -> list
 
 def lookback_window() -> timedelta:
     """How far before the last read a read of changes starts: APIs commit late (`TALK_COLLECT_LOOKBACK_S`)."""
-    return timedelta(seconds=float(os.environ.get("TALK_COLLECT_LOOKBACK_S", DEFAULT_LOOKBACK.total_seconds())))
+    return timedelta(seconds=settings().collect_lookback_s)
 
 
 def collect_since(con: duckdb.DuckDBPyConnection, source: Source, *, full: bool) -> datetime | None:

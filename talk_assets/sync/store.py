@@ -12,7 +12,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,9 @@ from contextvars import ContextVar
 from pathlib import Path
 
 import duckdb
+
+from talk_assets.settings import Settings, settings
+from talk_assets.sync.declaration import content_digest
 
 log = logging.getLogger("talk_assets.store")
 
@@ -77,13 +79,13 @@ CREATE TABLE IF NOT EXISTS link_versions (
 """
 
 
-DEFAULT_MEMORY_LIMIT = "2GB"
+DEFAULT_MEMORY_LIMIT = Settings().duckdb_memory_limit  # TALK_DUCKDB_MEMORY_LIMIT overrides it
 _READY: set[str] = set()  # state files whose schema this process has already created
 
 
 def data_dir() -> Path:
     """Where the state lives: `TALK_DATA_DIR`, default `data/` in the working directory."""
-    return Path(os.environ.get("TALK_DATA_DIR") or "data")
+    return settings().data_dir
 
 
 def db_path() -> Path:
@@ -138,7 +140,7 @@ def connect(path: Path | str | None = None, *, read_only: bool = False, wait_s: 
     # DuckDB's own default is 80 % of RAM; a sync that shares its machine gets a fixed budget and
     # spills to disk beyond it. Measured at 3M customers (benchmarks/README.md): merge and map take
     # 53 s within 2GB (2.1 GB peak) instead of 38 s with DuckDB's default (6.4 GB peak)
-    con.execute("SET memory_limit = ?", [os.environ.get("TALK_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT])
+    con.execute("SET memory_limit = ?", [settings().duckdb_memory_limit])
     try:
         key = str(target.resolve())
         if not read_only and key not in _READY:
@@ -198,9 +200,12 @@ def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 @functools.cache
 def code_digest() -> str:
-    """The sync engine's SQL-generating code (declaration, merge, mapping): a new release rebuilds."""
+    """What derived state is built from besides the data: the declaration's content (views, conversions'
+    SQL, flows, global rules; `declaration.content_digest`) and the engine's SQL-generating code (merge,
+    mapping). A changed declaration or a new release rebuilds; moving a view between files does not."""
     here = Path(__file__).parent
-    return hashlib.md5(b"".join((here / f).read_bytes() for f in ("declaration.py", "merge.py", "mapping.py"))).hexdigest()
+    code = b"".join((here / f).read_bytes() for f in ("merge.py", "mapping.py"))
+    return hashlib.md5(content_digest().encode() + code).hexdigest()
 
 
 def digest_of(con: duckdb.DuckDBPyConnection, name: str) -> str:
