@@ -14,7 +14,7 @@ from typing import Any
 from talk_assets.settings import DEFAULT_PORT_BASE, SANDBOX_HOST, Setting, SystemInfo
 from talk_assets.systems import systems
 
-__all__ = ["DEFAULT_PORT_BASE", "SANDBOX_HOST", "SYSTEMS", "Setting", "SystemInfo", "all_secrets"]
+__all__ = ["DEFAULT_PORT_BASE", "SANDBOX_HOST", "SYSTEMS", "Setting", "SystemInfo", "all_secrets"]  # noqa: F822 - SYSTEMS via __getattr__
 
 
 def __getattr__(name: str) -> Any:

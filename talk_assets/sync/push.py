@@ -17,7 +17,6 @@ The rules of a trustworthy sync live here:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -36,7 +35,7 @@ from talk_assets.sync.links import link_mode
 from talk_assets.sync.mapping import payload_fields, ref_namespace
 from talk_assets.sync.merge import table
 from talk_assets.sync.store import first
-from talk_assets.sync.writer import Row, Writer, nest, to_json_type
+from talk_assets.sync.writer import Row, Writer, nest, to_json_type  # noqa: F401 - still importable from here
 from talk_assets.sync.writers import writer_class, writer_for
 
 log = logging.getLogger("talk_assets.push")

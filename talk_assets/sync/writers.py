@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from talk_assets.systems import system
 from talk_assets.sync.writer import Writer
+from talk_assets.systems import system
 
 
 def writer_class(key: str) -> type[Writer]:

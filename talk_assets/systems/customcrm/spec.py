@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from talk_assets.systems.customcrm.info import INFO as CUSTOMCRM
 from talk_assets.systems.customapi.spec import EntitySpec, Record, SystemSpec
+from talk_assets.systems.customcrm.info import INFO as CUSTOMCRM
 from talk_assets.systems.customcrm.models import Contact, Customer, Order, Product, Quote, User
 
 CENT = Decimal("0.01")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from talk_assets.systems.customwebshop.info import INFO as CUSTOMWEBSHOP
 from talk_assets.systems.customapi.spec import EntitySpec, Record, SystemSpec
+from talk_assets.systems.customwebshop.info import INFO as CUSTOMWEBSHOP
 from talk_assets.systems.customwebshop.models import Customer, Order, Product
 
 

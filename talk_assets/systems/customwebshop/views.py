@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from talk_assets.sync.conversions import DATE, EMAIL, INT, MINOR_INCL_VAT, MINOR_TO_DEC, NO_COMPANY, PHONE, UPPER, VAT
-from talk_assets.sync.conversions import lines, ref
-from talk_assets.sync.model import Source, View
+from talk_assets.sync.conversions import (
+    DATE,
+    EMAIL,
+    INT,
+    MINOR_INCL_VAT,
+    MINOR_TO_DEC,
+    NO_COMPANY,
+    PHONE,
+    UPPER,
+    VAT,
+    lines,
+    ref,
+)
 from talk_assets.sync.model import Prop as P
+from talk_assets.sync.model import Source, View
 
 SOURCES: tuple[Source, ...] = (
     Source("customwebshop", "customers", "Customers", "id", "updated_at", "version"),

@@ -19,8 +19,8 @@ from typing import Any
 
 import requests
 
-from talk_assets.systems.poweroffice.info import INFO as POWEROFFICE
 from talk_assets.core.http import ApiClient, ApiError, Pacer, RetryPolicy
+from talk_assets.systems.poweroffice.info import INFO as POWEROFFICE
 from talk_assets.systems.poweroffice.models import (
     Customer,
     Product,

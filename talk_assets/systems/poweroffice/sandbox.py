@@ -24,10 +24,10 @@ from typing import Any
 
 import jsonpatch
 
-from talk_assets.systems.poweroffice.info import INFO as POWEROFFICE
 from talk_assets.sandbox.server import HttpError, Request, Response, SandboxApp, WindowLimiter
 from talk_assets.sandbox.store import Record, Table
 from talk_assets.sandbox.world import CURRENCY, build_world, maybe, vary_email, vary_phone
+from talk_assets.systems.poweroffice.info import INFO as POWEROFFICE
 
 DEFAULT_TOKEN_TTL = 1200  # seconds, as the real token endpoint says in expires_in
 DEFAULT_PAGE_SIZE = 5000

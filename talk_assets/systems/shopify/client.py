@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import requests
 from pydantic import BaseModel
 
-from talk_assets.systems.shopify.info import INFO as SHOPIFY
 from talk_assets.core.http import ApiClient, ApiError, Pacer, RetryPolicy
+from talk_assets.systems.shopify.info import INFO as SHOPIFY
 from talk_assets.systems.shopify.models import Customer, InventoryLevel, Location, Order, Product
 
 M = TypeVar("M", bound=BaseModel)

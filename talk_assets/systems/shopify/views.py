@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from talk_assets.sync.conversions import DEC, EMAIL, INT, NO_COMPANY, PHONE, PRICE_INCL_VAT, UPPER, VAT, lines, ref
+from talk_assets.sync.conversions import (
+    DEC,
+    EMAIL,
+    INT,
+    NO_COMPANY,
+    PHONE,
+    PRICE_INCL_VAT,
+    UPPER,
+    VAT,
+    lines,
+    ref,
+)
 from talk_assets.sync.model import Conversion, Source, View
 from talk_assets.sync.model import Prop as P
 

@@ -18,8 +18,8 @@ from typing import Any
 import requests
 
 from talk_assets import __version__
-from talk_assets.systems.squarespace.info import INFO as SQUARESPACE
 from talk_assets.core.http import ApiClient, ApiError, Pacer, RetryPolicy
+from talk_assets.systems.squarespace.info import INFO as SQUARESPACE
 
 from .models import InventoryAdjustment, InventoryItem, Order, OrderImport, Product, StorePage, Variant
 

@@ -20,7 +20,6 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
-from talk_assets.systems.squarespace.info import INFO as SQUARESPACE
 from talk_assets.sandbox.server import (
     HttpError,
     Request,
@@ -32,6 +31,7 @@ from talk_assets.sandbox.server import (
 )
 from talk_assets.sandbox.store import Record, Table
 from talk_assets.sandbox.world import CURRENCY, ascii_slug, build_world, maybe, vary_email, vary_phone
+from talk_assets.systems.squarespace.info import INFO as SQUARESPACE
 
 ROOT = "/1.0/commerce"
 PAGE_SIZE = 50  # fixed by the real API; there is no limit parameter
