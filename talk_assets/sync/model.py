@@ -10,7 +10,8 @@ merging and conflict resolution, never written back). What a conversion means be
 SQL type it converts to, the JSON type written, the entity it references) is declared on it, never
 read back out of the SQL.
 
-This module imports nothing of the project: systems declare themselves with it, the engine reads it.
+This module imports nothing of the project when it loads (`Source.views` looks the views up in the
+declaration when asked): systems declare themselves with it, the engine reads it.
 """
 
 from __future__ import annotations
