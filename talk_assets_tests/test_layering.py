@@ -116,3 +116,25 @@ def test_every_system_module_imports_alone() -> None:
             "print(bad)")
     proc = subprocess.run([sys.executable, "-c", code, *mods], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.stdout.strip() == "[]", proc.stderr[-3000:]
+
+
+def test_every_registered_system_is_complete() -> None:
+    """Each `System` carries a client implementing the protocol, a writer, a sandbox app and a resource
+    whose fields are the system's settings; its views read only its own sources."""
+    from talk_assets.sandbox.server import SandboxApp
+    from talk_assets.sync.model import SystemClient
+    from talk_assets.sync.writer import Writer
+    from talk_assets.systems import systems
+
+    found = systems()
+    assert list(found)[:5] == ["shopify", "poweroffice", "squarespace", "customcrm", "customwebshop"]
+    for key, s in found.items():
+        client = s.client.from_env()
+        try:
+            assert isinstance(client, SystemClient), key
+            assert client.system == key
+            assert {src.entity for src in s.sources} <= set(client.entities), key
+        finally:
+            client.close()
+        assert issubclass(s.writer, Writer) and issubclass(s.sandbox, SandboxApp), key
+        assert set(s.resource.model_fields) == {"url", *s.settings}, key
