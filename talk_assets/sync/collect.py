@@ -26,8 +26,8 @@ import duckdb
 import pandas as pd
 
 from talk_assets.settings import Settings, settings
-from talk_assets.sync.model import Source
 from talk_assets.sync.merge import unconvertible_sql
+from talk_assets.sync.model import Source
 from talk_assets.sync.store import first
 
 log = logging.getLogger("talk_assets.collect")
