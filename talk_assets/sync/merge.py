@@ -22,7 +22,6 @@ All set work is SQL generated from the declaration:
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 
 import duckdb
@@ -36,6 +35,7 @@ from talk_assets.sync.declaration import (
     source_of,
     views_of_type,
 )
+from talk_assets.sync.model import record_field
 from talk_assets.sync.store import (
     Derived,
     code_digest,
@@ -63,9 +63,6 @@ def json_path(field: str) -> str:
     return "$." + field
 
 
-_R_FIELD = re.compile(r"\{r\}->>'\$\.([A-Za-z0-9_.]+)'")
-
-
 @dataclass
 class _Plan:
     paths: list[str]  # every path the reads need, extracted at once into the list `x`
@@ -79,7 +76,7 @@ def _extract_plan(view: View, props: list[str] | None = None) -> _Plan:
     """The view's reads (of `props`, default all) over one parse of each record.
 
     `r->>'$.a'` parses the JSON document again for every property; instead every path the view
-    reads (its fields and the `{r}->>'$.x'` lookups in its conversions and `where`) is extracted
+    reads (its fields and the record fields its conversions and `where` declare) is extracted
     at once into the list `x` with `json_extract_string(r, [paths])`.
     """
     paths: list[str] = []
@@ -89,8 +86,10 @@ def _extract_plan(view: View, props: list[str] | None = None) -> _Plan:
             paths.append(field)
         return f"x[{paths.index(field) + 1}]"
 
-    def over_x(template: str) -> str:
-        return _R_FIELD.sub(lambda m: at(m.group(1)), template)
+    def over_x(template: str, fields: tuple[str, ...]) -> str:
+        for f in fields:  # the record fields it looks up, as declared (in order of appearance)
+            template = template.replace(record_field(f), at(f))
+        return template
 
     at(view.id_field)
     reads: dict[str, str] = {}
@@ -99,7 +98,7 @@ def _extract_plan(view: View, props: list[str] | None = None) -> _Plan:
     for p in view.read_props if props is None else props:
         reader = view.reader(p)
         assert reader is not None and reader.read is not None
-        template = over_x(reader.read)
+        template = over_x(reader.read, reader.conversion.record_fields)
         if "{v}" in template:
             values[p] = at(reader.field)
             template = template.replace("{v}", values[p])
@@ -107,7 +106,7 @@ def _extract_plan(view: View, props: list[str] | None = None) -> _Plan:
         reads[p] = "(" + template.replace("{r}", "r") + ")"
     where = ""
     if view.where:
-        where = over_x(view.where)
+        where = over_x(view.where, view.where_fields)
         needs_r = needs_r or "{r}" in where
         where = where.replace("{r}", "r")
     return _Plan(paths, reads, values, where, needs_r)

@@ -47,10 +47,13 @@ class Conversion:
     json_type: str | None = None
     refers_to: str | None = None
     namespace: str | None = None
+    record_fields: tuple[str, ...] = ()  # other fields of the record the read uses (`record_field(path)`), in order
 
     def __post_init__(self) -> None:
         assert self.read is None or "{v}" in self.read or "{r}" in self.read, f"bad read {self.read!r}"
         assert self.json_type is None or self.json_type in JSON_TYPES, self.json_type
+        if self.read is not None:
+            check_record_fields(self.read, self.record_fields)
 
     def read_only(self) -> Conversion:
         return replace(self, write=None)
@@ -71,6 +74,27 @@ class Conversion:
     def sql(self) -> tuple[str | None, str | None, str | None, str | None, str | None, str | None]:
         """Everything the conversion means, for digests."""
         return (self.read, self.write, self.sql_type, self.json_type, self.refers_to, self.namespace)
+
+
+def record_field(path: str) -> str:
+    """SQL of another field of the same record (`{r}->>'$.<path>'`), for a read or a view's `where`; the
+    conversion declares the path in `record_fields` (the view in `where_fields`), so the engine extracts
+    every field a view needs at once without reading the SQL back."""
+    return "{r}->>'$." + path + "'"
+
+
+def check_record_fields(sql: str, fields: tuple[str, ...]) -> None:
+    """The fields declared are the record fields `sql` looks up, in order of first appearance."""
+    rest = sql
+    for f in fields:
+        if record_field(f) not in sql:
+            raise ValueError(f"declares {f!r} but does not read it: {sql!r}")
+        rest = rest.replace(record_field(f), "")
+    if "{r}->>" in rest:
+        raise ValueError(f"reads a record field it does not declare: {sql!r}")
+    order = sorted(fields, key=lambda f: sql.index(record_field(f)))
+    if list(fields) != order:
+        raise ValueError(f"declare {order} in order of appearance: {sql!r}")
 
 
 def json_type_of(type_text: str) -> str:
@@ -152,6 +176,11 @@ class View:
     key: str = ""  # unique view key, default "<system>.<name>"
     description: str = ""
     ns: str = ""  # namespace of the view's ids, default "<system>-<entity>"
+    where_fields: tuple[str, ...] = ()  # the record fields `where` looks up (`record_field(path)`), in order
+
+    def __post_init__(self) -> None:
+        if self.where:
+            check_record_fields(self.where, self.where_fields)
 
     @property
     def vkey(self) -> str:

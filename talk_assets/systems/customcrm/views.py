@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, ORG_NUMBER, PHONE, UPPER, lines, ref
-from talk_assets.sync.model import Conversion, Source, View
+from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
 
 SOURCES: tuple[Source, ...] = (
@@ -13,7 +13,7 @@ SOURCES: tuple[Source, ...] = (
     Source("customcrm", "users", "Users", "id", "updated_at", "version"),
 )
 
-_IS_COMPANY = "coalesce({r}->>'$.customer_type', 'company') = 'company'"
+_IS_COMPANY = f"coalesce({record_field('customer_type')}, 'company') = 'company'"
 # a person: said so, or (unknown) no organisation name
 _PERSON = "coalesce({g.is_person} = 'true', {g.organization_name} IS NULL)"
 CUSTOMER = View(
@@ -24,12 +24,14 @@ CUSTOMER = View(
         P("name", "organization_name", "string", Conversion(
             f"CASE WHEN {_IS_COMPANY} THEN nullif(trim({{v}}), '') END",
             "CASE WHEN " + _PERSON + " THEN nullif(trim(concat_ws(' ', {g.first_name}, {g.last_name})), '') "
-            "ELSE coalesce({g.organization_name}, nullif(trim(concat_ws(' ', {g.first_name}, {g.last_name})), '')) END")),
+            "ELSE coalesce({g.organization_name}, nullif(trim(concat_ws(' ', {g.first_name}, {g.last_name})), '')) END",
+            record_fields=("customer_type",))),
         P("name", "first_name", "string", Conversion(
             f"CASE WHEN NOT {_IS_COMPANY} THEN nullif(regexp_extract(trim({{v}}), '^(.*\\S)\\s+\\S+$', 1), '') END",
-            None)),
+            None, record_fields=("customer_type",))),
         P("name", "last_name", "string", Conversion(
-            f"CASE WHEN NOT {_IS_COMPANY} THEN nullif(regexp_extract(trim({{v}}), '(\\S+)$', 1), '') END", None)),
+            f"CASE WHEN NOT {_IS_COMPANY} THEN nullif(regexp_extract(trim({{v}}), '(\\S+)$', 1), '') END", None,
+            record_fields=("customer_type",))),
         P("customer_type", "is_person", "string (company | person)", Conversion(
             "CASE WHEN {v} = 'person' THEN 'true' WHEN {v} = 'company' THEN 'false' END",
             f"CASE WHEN {_PERSON} THEN 'person' ELSE 'company' END")),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, ORG_NUMBER, PHONE, UPPER, lines, ref
-from talk_assets.sync.model import Conversion, Source, View
+from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
 
 SOURCES: tuple[Source, ...] = (
@@ -21,7 +21,7 @@ _ADDRESS = (
 )
 PERSON = View(
     "poweroffice", "customers", "Customers (human data)", "customer", key="poweroffice.customers_person",
-    changed_field="LastChangedDateTimeOffset", id_field="Id", where="({r}->>'$.IsPerson') = 'true'",
+    changed_field="LastChangedDateTimeOffset", id_field="Id", where=f"({record_field('IsPerson')}) = 'true'", where_fields=("IsPerson",),
     description="PowerOffice GO customers that are persons (`IsPerson` true).",
     props=(
         P("EmailAddress", "email", "string", EMAIL),
@@ -35,7 +35,7 @@ PERSON = View(
 )
 ORGANISATION = View(
     "poweroffice", "customers", "Customers", "customer", key="poweroffice.customers_organisation",
-    changed_field="LastChangedDateTimeOffset", id_field="Id", where="coalesce({r}->>'$.IsPerson', 'false') <> 'true'",
+    changed_field="LastChangedDateTimeOffset", id_field="Id", where=f"coalesce({record_field('IsPerson')}, 'false') <> 'true'", where_fields=("IsPerson",),
     description="PowerOffice GO customers that are organisations.",
     props=(
         P("EmailAddress", "email", "string", EMAIL),

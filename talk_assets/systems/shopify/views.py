@@ -14,7 +14,7 @@ from talk_assets.sync.conversions import (
     lines,
     ref,
 )
-from talk_assets.sync.model import Conversion, Source, View
+from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
 
 SOURCES: tuple[Source, ...] = (
@@ -47,7 +47,7 @@ SESAMPRODUCT = View(
         P("variants.sku", "sku", "string"),
         P("title", "name", "string", Conversion(
             "nullif(trim(concat_ws(' ', {r}->>'$.title', CASE WHEN {r}->>'$.variants.title' NOT IN ('Default Title', '') "
-            "THEN {r}->>'$.variants.title' END)), '')", None)),
+            "THEN {r}->>'$.variants.title' END)), '')", None, record_fields=("title", "variants.title"))),
         P("variants.title", "variant_title", "string"),
         P("body_html", "description", "string", writes=False),
         P("variants.price", "price_ex_vat", "decimal (string, incl. VAT)", PRICE_INCL_VAT),
@@ -58,7 +58,7 @@ SESAMPRODUCT = View(
 # staff users as they appear on orders (declared before the orders, which refer to them)
 USER = View(
     "shopify", "order", "User", "user", key="shopify.user", ns="shopify-user",
-    id_field="user_id", where="({r}->>'$.user_id') IS NOT NULL",
+    id_field="user_id", where=f"({record_field('user_id')}) IS NOT NULL", where_fields=("user_id",),
     description="Shopify staff users as they appear on orders (`user_id`); Shopify has no staff API for custom apps.",
     props=(P("user_id", "staff_number", "integer", INT),),
 )

@@ -19,7 +19,8 @@ SESAMPRODUCTS = View(
     props=(
         P("variants.sku", "sku", "string"),
         P("name", "name", "string", Conversion(
-            "nullif(trim(concat_ws(' ', {r}->>'$.name', {r}->>'$.variants.attributes.Variant')), '')", None)),
+            "nullif(trim(concat_ws(' ', {r}->>'$.name', {r}->>'$.variants.attributes.Variant')), '')", None,
+            record_fields=("name", "variants.attributes.Variant"))),
         P("variants.attributes.Variant", "variant_title", "string"),
         P("description", "description", "string", writes=False),
         P("variants.pricing.basePrice.value", "price_ex_vat", "decimal (string, incl. VAT)", PRICE_INCL_VAT),
