@@ -8,11 +8,11 @@ type, and the global type it references. The SQL text of each is what the engine
 
 from __future__ import annotations
 
-from talk_assets.sync.model import TEXT, Conversion, View
+from talk_assets.sync.model import TEXT, Conversion, View, record_field
 
 __all__ = [
     "DATE", "DEC", "EMAIL", "INT", "MINOR_INCL_VAT", "MINOR_TO_DEC", "NO_COMPANY", "ORG_NUMBER", "PHONE",
-    "PRICE_INCL_VAT", "SAME", "TEXT", "UPPER", "VAT", "lines", "ref",
+    "ORIGIN_PREFIX", "PRICE_INCL_VAT", "SAME", "TEXT", "UPPER", "VAT", "lines", "origin", "own_origin", "ref",
 ]
 
 VAT = "1.25"  # Norwegian standard VAT (25 %), used where a system stores prices including VAT
@@ -78,3 +78,29 @@ def lines(path: str, sku: str, qty: str, read_price: str, write_price: str, sku_
     return Conversion(read, write, json_type="list", refers_to="product")
 
 
+
+
+# An order's origin: `talk:<namespace>:<id>` of the record it was first entered as (`talk:customcrm-orders:17`).
+# The sync writes it into each order it creates (in the field the target's API documents for a
+# reference to the order's source), so a copy names its origin without the state file: it is the
+# global order property `origin`, a merge key. A copy of a copy names the first origin.
+ORIGIN_PREFIX = "talk:"
+
+
+def own_origin(namespace: str) -> Conversion:
+    """The origin of an order read from its own id (`{v}`): a view with no reference field."""
+    return Conversion(f"CASE WHEN nullif(trim({{v}}), '') IS NOT NULL THEN '{ORIGIN_PREFIX}{namespace}:' || trim({{v}}) END",
+                      None)
+
+
+def origin(namespace: str, id_field: str = "id") -> Conversion:
+    """An order's origin, read from its reference field (`{v}`): the reference when it is one of ours
+    (`talk:` prefix), else the record's own namespaced id (`namespace`, `id_field`), so a copy merges
+    with its origin and an order whose field holds something else (a PO, another tool's id) is itself.
+    Written as the global origin (on create only: declare the Prop with `on_update=False`)."""
+    own = record_field(id_field)
+    return Conversion(
+        f"CASE WHEN starts_with(trim({{v}}), '{ORIGIN_PREFIX}') THEN trim({{v}}) "
+        f"WHEN nullif(trim({own}), '') IS NOT NULL THEN '{ORIGIN_PREFIX}{namespace}:' || trim({own}) END",
+        record_fields=(id_field,),
+    )

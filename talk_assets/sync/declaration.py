@@ -35,7 +35,7 @@ GLOBAL_TYPES: dict[str, tuple[str, ...]] = {
     "product": ("sku", "name", "variant_title", "description", "price_ex_vat", "cost", "gtin", "stock"),
     "order": (
         "customer", "user", "email", "currency", "net_amount", "total_amount", "po_number", "order_date",
-        "lines",
+        "lines", "origin",
     ),
     "user": ("staff_number", "email", "first_name", "last_name", "phone"),
 }
@@ -61,12 +61,14 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 # Records of one global type are the same thing when they share a value of one of these
-# properties (transitively; SKUs compared without case). Orders have none: they are linked only by
-# the sync itself.
+# properties (transitively; SKUs compared without case). Orders share their origin: the sync writes
+# the origin's reference (`talk:customcrm-orders:17`, `conversions.origin`) into every order it
+# creates, so a copy merges with its origin even when the state file is lost, and orders entered
+# separately never merge.
 MERGE_KEYS: dict[str, tuple[str, ...]] = {
     "customer": ("email", "organization_number"),
     "product": ("sku", "gtin"),
-    "order": (),
+    "order": ("origin",),
     "user": ("staff_number",),
 }
 

@@ -229,15 +229,26 @@ def _key_edges_sql(gtype: str, views: list[View]) -> str:
             value = f"upper({ident(key)})" if key == "sku" else ident(key)
             parts.append(f"SELECT nsid, '{key}=' || {value} AS k FROM {t} WHERE {cond}")
     parts.append(f"SELECT nsid, 'link=' || gid AS k FROM links WHERE global_type = '{gtype}'")
-    if not MERGE_KEYS[gtype]:
-        # a create whose answer was lost: the new record is recognised by its fingerprint
+    if fingerprinted := _fingerprinted(gtype, views):
+        # a create whose answer was lost, in a view we write no merge key to: the new record is
+        # recognised by its fingerprint (orders by their lines)
+        in_views = ", ".join(f"'{v.vkey}'" for v in fingerprinted)
         parts.append(
             f"""SELECT n.nsid, 'link=' || i.gid AS k FROM push_intents i JOIN {table('nodes', gtype)} n ON n.view = i.view
-                WHERE i.status IN ('unknown', 'sending') AND n.changed_at >= i.started_at - INTERVAL 1 MINUTE
+                WHERE n.view IN ({in_views}) AND i.status IN ('unknown', 'sending')
+                  AND n.changed_at >= i.started_at - INTERVAL 1 MINUTE
                   AND n.lines = (i.fingerprint::JSON->>'$.lines')
                   AND n.nsid NOT IN (SELECT nsid FROM links)"""
         )
     return " UNION ".join(parts)
+
+
+def _fingerprinted(gtype: str, views: list[View]) -> list[View]:
+    """Views of a type with lines that the sync writes no merge key to (an order target without a field for
+    the origin's reference): a create of theirs whose answer was lost is recognised by its lines."""
+    if "lines" not in GLOBAL_TYPES[gtype]:
+        return []
+    return [v for v in views if not any(p.prop in MERGE_KEYS[gtype] and p.write is not None for p in v.props)]
 
 
 @dataclass
@@ -388,9 +399,9 @@ def merge_inputs(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) 
         out.append(rows_digest(con, "SELECT hash(record_id, hash, deleted) AS h FROM raw_current "
                                     "WHERE system = ? AND entity = ?", [system, entity]))
     out.append(rows_digest(con, "SELECT hash(gid, nsid) AS h FROM links WHERE global_type = ?", [gtype]))
-    if not MERGE_KEYS[gtype]:
+    if fingerprinted := _fingerprinted(gtype, views):
         out.append(rows_digest(con, "SELECT hash(view, gid, status, started_at, fingerprint) AS h FROM push_intents "
-                                    "WHERE view IN (SELECT unnest(?::VARCHAR[]))", [[v.vkey for v in views]]))
+                                    "WHERE view IN (SELECT unnest(?::VARCHAR[]))", [[v.vkey for v in fingerprinted]]))
     out += [digest_of(con, f"merge:{REFERENCES[p]}") for p in GLOBAL_TYPES[gtype] if p in REFERENCES]
     return out
 

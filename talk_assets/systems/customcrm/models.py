@@ -74,6 +74,10 @@ class Order(ApiRecord):
     currency: Currency = "NOK"
     order_date: date | None = None
     reference: str | None = Field(default=None, description="The customer's PO number.")
+    external_reference: str | None = Field(
+        default=None, max_length=200,
+        description="The order's id in the system it was first entered in, set by the integration that created it "
+                    "(talk-assets writes `talk:<system>-<entity>:<id>`), so a copy is recognised without its state.")
     note: str | None = None
     lines: list[OrderLine] = Field(default_factory=list)
     total_ex_vat: Money | None = read_only(description="Sum of the lines ex. VAT (server-computed).")

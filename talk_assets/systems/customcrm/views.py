@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, ORG_NUMBER, PHONE, UPPER, lines, ref
+from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, ORG_NUMBER, PHONE, UPPER, lines, origin, ref
 from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
 
@@ -83,6 +83,8 @@ ORDER = View(
         P("lines", "lines", "list of order lines",
           lines("lines", "sku", "quantity", "TRY_CAST(l->>'$.unit_price' AS DECIMAL(18,4))",
                 "unit_price := l.unit_price_ex_vat::VARCHAR")),
+        P("external_reference", "origin", "string (the order's id in the system it came from)",
+          origin("customcrm-orders"), on_update=False),
     ),
 )
 

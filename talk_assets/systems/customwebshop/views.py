@@ -13,6 +13,7 @@ from talk_assets.sync.conversions import (
     UPPER,
     VAT,
     lines,
+    own_origin,
     ref,
 )
 from talk_assets.sync.model import Prop as P
@@ -65,6 +66,8 @@ ORDER = View(
         P("items", "lines", "list of order items",
           lines("items", "sku", "quantity", f"TRY_CAST(l->>'$.unit_price' AS DECIMAL(18,4)) / 100 / {VAT}",
                 f"unit_price := CAST(round(l.unit_price_ex_vat * {VAT} * 100) AS BIGINT)")),
+        # orders reach the webshop from nowhere: its orders are their own origin
+        P("id", "origin", "integer (the order's own id)", own_origin("customwebshop-orders")),
     ),
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, ORG_NUMBER, PHONE, UPPER, lines, ref
+from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, ORG_NUMBER, PHONE, UPPER, lines, origin, ref
 from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
 
@@ -73,6 +73,10 @@ SALESORDER = View(
           lines("Lines", "ProductCode", "Quantity", "TRY_CAST(l->>'$.ProductUnitPrice' AS DECIMAL(18,4))",
                 "ProductUnitPrice := l.unit_price_ex_vat", sku_fallback="Description"),
           on_update=False),  # GO changes lines through the line endpoints, not the order
+        # SalesOrderDto.ExternalImportReference: "set by integrations creating sales orders, in order to
+        # reference the external system and ensure a duplicate check" (poweroffice-go-v2.openapi.yaml)
+        P("ExternalImportReference", "origin", "string (the order's reference in the external system)",
+          origin("poweroffice-salesorders", "Id"), on_update=False),
     ),
 )
 

@@ -131,6 +131,7 @@ class Order(ShopifyModel):
     financial_status: str | None = None
     fulfillment_status: str | None = None
     po_number: str | None = None
+    source_identifier: str | None = None  # the order's id on its originating platform
     note: str | None = None
     tags: str = ""
     user_id: int | None = None

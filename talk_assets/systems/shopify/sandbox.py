@@ -489,7 +489,7 @@ class App(SandboxApp):
             "total_line_items_price": money(total), "total_tax": tax, "total_discounts": "0.00",
             "taxes_included": True, "tax_lines": [{"price": tax, "rate": 0.25, "title": "MVA"}],
             "note": note, "note_attributes": [], "tags": "", "po_number": po_number, "user_id": user_id,
-            "source_name": "web", "confirmed": True, "test": False, "buyer_accepts_marketing": False,
+            "source_name": "web", "source_identifier": None, "confirmed": True, "test": False, "buyer_accepts_marketing": False,
             "customer": customer, "line_items": lines, "billing_address": billing,
             "shipping_address": shipping,
         }
@@ -1098,6 +1098,13 @@ class App(SandboxApp):
             rec["currency"] = rec["presentment_currency"] = str(data["currency"]).upper()
         if data.get("tags"):
             rec["tags"] = normalize_tags(data["tags"])
+        # "The ID of the order placed on the originating platform" (Order `source_identifier`, REST and
+        # GraphQL since 2022-04: https://shopify.dev/changelog/attribute-orders-to-a-sales-channel);
+        # stored as sent and returned on every read. Shopify documents no length limit for it.
+        if data.get("source_identifier") is not None:
+            if not isinstance(data["source_identifier"], str):
+                raise invalid({"source_identifier": ["is invalid"]})
+            rec["source_identifier"] = data["source_identifier"]
         if data.get("processed_at"):
             rec["processed_at"] = ts(self._time_arg(str(data["processed_at"]), "processed_at"))
         self.orders.put(rec, now)

@@ -12,6 +12,7 @@ from talk_assets.sync.conversions import (
     UPPER,
     VAT,
     lines,
+    origin,
     ref,
 )
 from talk_assets.sync.model import Conversion, Source, View, record_field
@@ -76,6 +77,11 @@ ORDER = View(
           lines("line_items", "sku", "quantity", f"TRY_CAST(l->>'$.price' AS DECIMAL(18,4)) / {VAT}",
                 f"price := CAST(round(l.unit_price_ex_vat * {VAT}, 2) AS DECIMAL(18,2))::VARCHAR, "
                 "title := coalesce(l.sku, 'Item')"), on_update=False),
+        # "The ID of the order placed on the originating platform" (REST Order `source_identifier`, since
+        # 2022-04: https://shopify.dev/changelog/attribute-orders-to-a-sales-channel; GraphQL
+        # OrderCreateOrderInput.sourceIdentifier in the 2026-07 schema, /work/shared/reference/shopify)
+        P("source_identifier", "origin", "string (the order's id on its originating platform)",
+          origin("shopify-order"), on_update=False),
     ),
 )
 

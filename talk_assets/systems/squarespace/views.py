@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, PRICE_INCL_VAT, UPPER, VAT, lines
+from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, PRICE_INCL_VAT, UPPER, VAT, lines, origin
 from talk_assets.sync.model import Conversion, Source, View
 from talk_assets.sync.model import Prop as P
 
@@ -48,6 +48,11 @@ ORDER = View(
                 "unitPricePaid := struct_pack(currency := 'NOK', value := "
                 f"CAST(round(l.unit_price_ex_vat * {VAT}, 2) AS DECIMAL(18,2))::VARCHAR)", sku_fallback="productName"),
           on_update=False),
+        # Create an order: `externalOrderReference`, required, 200 characters, the "order reference identifier
+        # used by the third-party sales channel" (https://developers.squarespace.com/commerce-apis/create-order);
+        # orders cannot be changed after import
+        P("externalOrderReference", "origin", "string (the order's id in the external system)",
+          origin("squarespace-orders"), on_update=False),
     ),
 )
 

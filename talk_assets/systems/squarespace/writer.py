@@ -49,7 +49,9 @@ class SystemWriter(Writer):
         currency = data.get("grandTotal.currency") or "NOK"
         created = row.glob.get("order_date") or datetime.now(UTC).date().isoformat()
         return {
-            "channelName": "talk-assets", "externalOrderReference": row.gid,
+            # the origin's reference (`talk:...`, the global order property `origin`): a copy found again
+            # without the state file; the gid only for a row mapped without one
+            "channelName": "talk-assets", "externalOrderReference": data.get("externalOrderReference") or row.gid,
             "createdOn": f"{created}T00:00:00Z" if len(str(created)) == 10 else created,
             "grandTotal": {"currency": currency, "value": total}, "priceTaxInterpretation": "INCLUSIVE",
             "customerEmail": data.get("customerEmail"), "fulfillments": [], "lineItems": items,
