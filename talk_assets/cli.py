@@ -176,6 +176,75 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return code
 
 
+_RELINK = ("The next cycle (`talk-assets sync --once`, or the sensors' next run) re-links every record from the "
+           "systems (customers and products by their keys, orders by the origin reference in each copy) before it "
+           "creates anything, so nothing is created twice.")
+
+
+def _state_report(con: object) -> list[str]:
+    """What the state holds, read through every table the sync keeps (a damaged block fails the read)."""
+    q = con.execute  # type: ignore[attr-defined]
+    links = dict(q("SELECT global_type, count(*) FROM links GROUP BY ALL").fetchall())
+    version = q("SELECT version, data_version, strftime(created_at, '%Y-%m-%d %H:%M:%S') FROM link_versions "
+                "ORDER BY version DESC LIMIT 1").fetchall()
+    records, versions, size = q("SELECT (SELECT count(*) FROM raw_current), count(*), "
+                                "coalesce(sum(strlen(payload::VARCHAR)), 0) FROM raw_versions").fetchall()[0]
+    dead = q("SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL").fetchall()[0][0]
+    pending = q("SELECT count(*) FROM push_intents WHERE status <> 'done'").fetchall()[0][0]
+    out = ["links: " + ", ".join(f"{t} {links.get(t, 0)}" for t in ("customer", "product", "order", "user"))
+           + (f" (link version {version[0][0]}, data version {version[0][1]}, {version[0][2]} UTC)" if version
+              else " (no link version yet)")]
+    out.append(f"records: {records} current, {versions} versions ({size} bytes of payload); "
+               f"dead letters: {dead} unresolved; creates awaiting confirmation: {pending}")
+    return out
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    """`state check`: is the state file readable, what it holds (exit 0 readable, 1 missing, 2 unreadable).
+    `state rebuild`: move an unreadable file aside; the next cycle re-links from the systems."""
+    import duckdb
+
+    from talk_assets.sync.store import StateFileError, connect, db_path
+
+    _use_data_dir(args)
+    path = db_path()
+    if not path.exists():
+        print(f"no sync state at {path}: a first run, or a lost file. {_RELINK}")
+        return 1
+    try:
+        with connect(path, read_only=True) as con:
+            report = _state_report(con)
+        problem = None
+    except StateFileError as exc:
+        problem = str(exc)
+    except duckdb.Error as exc:  # readable header, damaged or foreign content
+        problem = str(StateFileError(path, exc))
+    if args.state_command == "check":
+        if problem:
+            print(problem)
+            return 2
+        print(f"sync state {path}: readable")
+        for line in report:
+            print(f"  {line}")
+        return 0
+    if problem is None and not args.force:
+        print(f"sync state {path} is readable: nothing to rebuild (--force moves it aside anyway)")
+        return 1
+    from datetime import UTC, datetime
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    moved = []
+    for f in sorted(path.parent.glob(path.name + "*")):
+        if f.name in (path.name, path.name + ".wal"):
+            dest = f.with_name(f.name.replace(path.name, f"{path.name}.broken-{stamp}", 1))
+            f.rename(dest)
+            moved.append(dest)
+    for dest in moved:
+        print(f"moved aside: {dest}")
+    print(_RELINK)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="talk-assets",
@@ -238,6 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, default=60, help="rows to print in table format (default %(default)s)")
     sp.add_argument("--data-dir", help="state location (default $TALK_DATA_DIR or data/)")
     sp.set_defaults(func=cmd_links)
+
+    sp = sub.add_parser("state", help="the sync state file: check it, or rebuild it from the systems")
+    ssub = sp.add_subparsers(dest="state_command", required=True)
+    s = ssub.add_parser("check", help="whether the state is readable, its link counts and versions "
+                                      "(exit 0 readable, 1 missing, 2 unreadable)")
+    s.add_argument("--data-dir", help="state location (default $TALK_DATA_DIR or data/)")
+    s = ssub.add_parser("rebuild", help="move an unreadable state file aside; the next cycle re-links every "
+                                        "record from the systems before it creates anything")
+    s.add_argument("--force", action="store_true", help="move the file aside even if it is readable")
+    s.add_argument("--data-dir", help="state location (default $TALK_DATA_DIR or data/)")
+    sp.set_defaults(func=cmd_state)
     return p
 
 
@@ -245,7 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return int(args.func(args) or 0)
+    from talk_assets.sync.store import StateFileError
+
+    try:
+        return int(args.func(args) or 0)
+    except StateFileError as exc:  # what happened and how to recover, not a traceback
+        print(f"talk-assets: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -112,6 +112,7 @@ class Settings:
     check_min_bad_rows: int = 10  # TALK_CHECK_MIN_BAD_ROWS
     sandbox_fresh: bool = False  # TALK_SANDBOX_FRESH=1: the CLI starts a fresh sandbox
     extra_systems: tuple[str, ...] = ()  # TALK_EXTRA_SYSTEMS: module paths of plugin systems
+    lock_report_s: float = 30.0  # TALK_LOCK_REPORT_S: how often a run waiting for the state file says so
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -132,6 +133,7 @@ class Settings:
             check_min_bad_rows=_parse(e, "TALK_CHECK_MIN_BAD_ROWS", 10, int, count, lambda v: v >= 0),
             sandbox_fresh=_parse(e, "TALK_SANDBOX_FRESH", False, _bool, "true or false (1/0)"),
             extra_systems=tuple(m.strip() for m in (e.get("TALK_EXTRA_SYSTEMS") or "").split(",") if m.strip()),
+            lock_report_s=_parse(e, "TALK_LOCK_REPORT_S", 30.0, float, "a number of seconds > 0", lambda v: v > 0),
             env=e,
         )
 

@@ -1,9 +1,17 @@
 """The DuckDB file that holds the sync state, opened by short-lived connections.
 
 DuckDB allows one writing process per file, and a second process cannot open it while the first
-holds it. Run steps are the only openers (sensors and the webserver never open it), and each
-connection is held only for one step's SQL; when another process holds the file anyway, `connect`
-waits and retries instead of failing, so the lock never surfaces to a user as an error.
+holds it. Run steps are the only openers (sensors and the webserver never open it), and a cycle
+holds the file only for its short steps: each Dagster step opens its own connection for its SQL and
+closes it before the API calls of the next. When another process holds the file anyway, `connect`
+waits as long as it takes (a cycle of another process may run for many minutes while a system is
+down), says every `TALK_LOCK_REPORT_S` which file it waits for and which process holds it, and never
+fails because of the lock.
+
+The state is a cache of what the systems hold plus the sync's memory (links, intents, dead letters):
+a lost file is rebuilt from the systems by the next cycle, which links customers and products by
+their keys and orders by the origin reference the sync wrote into each copy, before it creates
+anything. A file DuckDB cannot read raises `StateFileError`, whose message says what to do.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,6 +106,39 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
 
 
+def lock_holder(exc: Exception) -> str:
+    """Who holds the file, from DuckDB's lock error ("Conflicting lock is held in <program> (PID n)")."""
+    m = re.search(r"held in (\S+) \(PID (\d+)\)", str(exc))
+    if m:
+        return f"{m.group(1)} (PID {m.group(2)})"
+    m = re.search(r"PID (\d+)", str(exc))
+    return f"PID {m.group(1)}" if m else "another process"
+
+
+class StateFileError(RuntimeError):
+    """The state file exists but DuckDB cannot read it (truncated, overwritten, from another program)."""
+
+    def __init__(self, path: Path, cause: Exception) -> None:
+        self.path = path
+        detail = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        super().__init__(
+            f"The sync state file {path} cannot be read ({detail}). It holds only what the sync remembers "
+            f"(links, pending creates, dead letters); the records themselves are safe in the systems. "
+            f"`talk-assets state check` shows what is wrong; `talk-assets state rebuild` moves the file aside "
+            f"(kept as {path.name}.broken-<time>) and the next cycle re-links every record from the systems "
+            f"(customers and products by their keys, orders by the origin reference in each copy) before it "
+            f"creates anything, so nothing is created twice."
+        )
+
+
+def _is_unreadable(exc: Exception) -> bool:
+    """DuckDB's errors for a file that is not (or no longer) a readable database."""
+    text = str(exc)
+    return any(s in text for s in ("not a valid DuckDB database file", "Could not read enough bytes",
+                                   "Corrupt database file", "does not match stored checksum",
+                                   "Failed to load metadata"))
+
+
 _SHARED: ContextVar[tuple[str, duckdb.DuckDBPyConnection] | None] = ContextVar("talk_shared_connection", default=None)
 
 
@@ -114,39 +156,69 @@ def session(path: Path | str | None = None) -> Iterator[None]:
             _SHARED.reset(token)
 
 
+def _open(target: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting without a deadline while another process holds it (see the module doc)."""
+    every = settings().lock_report_s
+    waited_since = None
+    next_report = 0.0
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(target), read_only=read_only and target.exists())
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                if target.exists() and _is_unreadable(exc):
+                    raise StateFileError(target, exc) from None
+                raise
+            now = time.monotonic()
+            if waited_since is None:
+                waited_since = next_report = now
+            if now >= next_report:
+                log.warning("state file %s is held by another process; waiting: %s holds it (waited %.0f s; a "
+                            "cycle holds it only for its short steps, this run goes on as soon as it is free)",
+                            target, lock_holder(exc), now - waited_since)
+                next_report = now + every
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
 @contextmanager
-def connect(path: Path | str | None = None, *, read_only: bool = False, wait_s: float = 300.0) -> Iterator[
-    duckdb.DuckDBPyConnection
-]:
-    """A short-lived connection to the state file, waiting (not failing) while another process holds it."""
+def connect(path: Path | str | None = None, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection to the state file, waiting (never failing) while another process holds it;
+    `StateFileError` when the file is not readable."""
     target = Path(path) if path else db_path()
     shared = _SHARED.get()
     if shared is not None and shared[0] == str(target.resolve()):
         yield shared[1]
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + wait_s
-    delay = 0.05
-    while True:
-        try:
-            con = duckdb.connect(str(target), read_only=read_only and target.exists())
-            break
-        except duckdb.IOException as exc:
-            if not _is_lock_error(exc) or time.monotonic() > deadline:
-                raise
-            log.info("state file %s is held by another process; waiting %.2fs", target, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-    # DuckDB's own default is 80 % of RAM; a sync that shares its machine gets a fixed budget and
-    # spills to disk beyond it. Measured at 3M customers (benchmarks/README.md): merge and map take
-    # 53 s within 2GB (2.1 GB peak) instead of 38 s with DuckDB's default (6.4 GB peak)
-    con.execute("SET memory_limit = ?", [settings().duckdb_memory_limit])
+    key = str(target.resolve())
+    if not target.exists():
+        _READY.discard(key)  # a lost file: its successor needs the schema again
+        if not read_only:
+            log.warning("no sync state at %s: starting a new one. The first cycle re-links every record from the "
+                        "systems (customers and products by their keys, orders by their origin reference) "
+                        "before it creates anything.", target)
+    con = _open(target, read_only)
     try:
-        key = str(target.resolve())
+        # DuckDB's own default is 80 % of RAM; a sync that shares its machine gets a fixed budget and
+        # spills to disk beyond it. Measured at 3M customers (benchmarks/README.md): merge and map take
+        # 53 s within 2GB (2.1 GB peak) instead of 38 s with DuckDB's default (6.4 GB peak)
+        con.execute("SET memory_limit = ?", [settings().duckdb_memory_limit])
         if not read_only and key not in _READY:
             con.execute(SCHEMA)
             _READY.add(key)
+    except duckdb.Error as exc:
+        con.close()
+        if _is_unreadable(exc):
+            raise StateFileError(target, exc) from None
+        raise
+    try:
         yield con
+    except duckdb.Error as exc:  # a damaged block shows only when a statement reads it
+        if _is_unreadable(exc) and not _is_lock_error(exc):
+            raise StateFileError(target, exc) from exc
+        raise
     finally:
         con.close()
 

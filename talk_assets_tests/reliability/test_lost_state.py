@@ -40,6 +40,15 @@ def _lose_state(rel: Harness) -> Path:
     return aside
 
 
+def _fresh(rel: Harness) -> None:
+    """A fresh world and a fresh state, synced until quiet (a state left from another world's records
+    would link records that no longer exist)."""
+    rel.reset()
+    for f in rel.data.glob("talk.duckdb*"):
+        f.unlink()
+    rel.until_quiet()
+
+
 def _order_links(rel: Harness) -> set[tuple[str, str, str]]:
     return set(rel.sql("SELECT view, record_id, gid FROM links WHERE global_type = 'order'"))
 
@@ -66,6 +75,8 @@ def _order_posts(rel: Harness) -> dict[str, int]:
 
 def test_orders_the_sync_creates_carry_the_reference_of_their_first_origin(rel: Harness) -> None:
     rel.reset()
+    for f in rel.data.glob("talk.duckdb*"):
+        f.unlink()
     ws, crm = rel.client("customwebshop"), rel.client("customcrm")
     c = ws.create_record("customers", {"email": f"opphav.{uuid.uuid4().hex[:6]}@example.no", "first_name": "Åse",
                                        "last_name": "Opphav", "billing_address": {"city": "Oslo", "country_code": "NO"}})
@@ -97,8 +108,7 @@ def test_orders_the_sync_creates_carry_the_reference_of_their_first_origin(rel: 
 
 
 def test_a_lost_state_file_is_rebuilt_from_the_systems_and_nothing_is_created_twice(rel: Harness) -> None:
-    rel.reset()
-    rel.until_quiet()
+    _fresh(rel)
     before = _order_links(rel)
     before_all = set(rel.sql("SELECT view, record_id FROM links"))
     refs = {k: _refs(rel, k) for k in ORIGIN_FIELDS}
@@ -131,8 +141,7 @@ def test_lost_state_files_between_random_creates_never_duplicate_an_order(rel: H
     the creates were written, once before they were collected back); bounded in time."""
     rng = random.Random(SEED)
     started = time.monotonic()
-    rel.reset()
-    rel.until_quiet()
+    _fresh(rel)
     ws, crm, po = rel.client("customwebshop"), rel.client("customcrm"), rel.client("poweroffice")
     customers = [r for r in crm.iter_records("customers") if r.get("email")][:5]
     products = [r for r in crm.iter_records("products") if r.get("sku")][:5]
@@ -179,8 +188,7 @@ def _one_paragraph(text: str) -> bool:
 
 
 def test_state_check_reports_a_readable_state_with_its_counts(rel: Harness) -> None:
-    rel.reset()
-    rel.until_quiet()
+    _fresh(rel)
     res = _cli(rel, "state", "check")
     assert res.returncode == 0, res.stderr
     path = str(rel.data / "talk.duckdb")
@@ -199,8 +207,7 @@ def _corrupt(path: Path, how: str) -> None:
 
 
 def test_a_corrupt_state_file_says_what_happened_and_how_to_recover(rel: Harness) -> None:
-    rel.reset()
-    rel.until_quiet()
+    _fresh(rel)
     path = rel.data / "talk.duckdb"
     for how in ("garbage", "truncated"):
         if not path.exists():
