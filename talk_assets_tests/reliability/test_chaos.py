@@ -1,6 +1,7 @@
 """Chaos: random creates and edits in all five systems while the sandboxes fail on purpose (5xx,
 timeouts, dropped connections, lost responses, 429 storms) and the sync process is SIGKILLed at
-random points; then the faults stop and clean cycles run until one writes nothing. Whatever
+random points; once on the way the state file is lost (moved aside, as after a corrupt-file error) and
+the sync must rebuild its links from the systems without creating anything; then the faults stop and clean cycles run until one writes nothing. Whatever
 happened on the way, the end state must be consistent: linked records agree, nothing is
 duplicated, every edit arrived, dead letters hold only deliberate rejections."""
 
@@ -54,6 +55,9 @@ class Chaos:
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     baseline_dups: dict[str, set[str]] = field(default_factory=dict)  # in the seed data as served
     synced_dups: dict[str, set[str]] = field(default_factory=dict)  # after the first clean sync
+    lost_state: int = 0  # times the state file was moved aside
+    created_after_loss: dict[str, int] = field(default_factory=dict)  # what the cycle after it created
+    relinked: tuple[int, int] = (0, 0)  # (links before the loss, links after the cycle that rebuilt them)
     quiet_after: int = 0  # 0: never quiet
     last_writes: dict[str, int] = field(default_factory=dict)
     last_detail: list[str] = field(default_factory=list)
@@ -232,8 +236,11 @@ def chaos(rel: Harness) -> Chaos:
     result.synced_dups = _dup_keys(rel)
     rel.reset_stats()
     rng = random.Random(SEED)
+    lost_round = random.Random(SEED + 1).randrange(ROUNDS)  # its own stream: the run's choices stay the same
     for rnd in range(ROUNDS):
         rel.faults()
+        if rnd == lost_round:
+            _lose_state(rel, result)
         _creates(rel, rng, result)
         _edits(rel, rng, result, 6)
         rel.faults(**FAULTS, seed=SEED + rnd)
@@ -252,6 +259,22 @@ def chaos(rel: Harness) -> Chaos:
     return result
 
 
+def _lose_state(rel: Harness, chaos: Chaos) -> None:
+    """Let the sync settle (without faults), then move its state file aside and run one cycle: it must
+    re-link every record from the systems and create nothing."""
+    rel.try_quiet(limit=3)
+    before = rel.sql("SELECT count(*) FROM links")[0][0]
+    aside = rel.data / f"lost-{chaos.workers}"
+    aside.mkdir(exist_ok=True)
+    for f in rel.data.glob("talk.duckdb*"):
+        f.rename(aside / f.name)
+    chaos.lost_state += 1
+    report = rel.cycle()
+    assert not report.errors, report.errors
+    chaos.created_after_loss = {k: p.created for k, p in report.pushed.items() if p.created}
+    chaos.relinked = (before, rel.sql("SELECT count(*) FROM links")[0][0])
+
+
 def _report(rel: Harness, chaos: Chaos) -> None:
     statuses: Counter[str] = Counter()
     dropped = 0
@@ -259,7 +282,8 @@ def _report(rel: Harness, chaos: Chaos) -> None:
         statuses.update({k: int(v) for k, v in st["statuses"].items()})
         dropped += sum(st["requests"].values()) - sum(int(v) for v in st["statuses"].values())
     print(f"\nchaos: {ROUNDS} rounds, {len(chaos.created)} creates, {len(chaos.edits)} edits, "
-          f"{chaos.workers} sync processes, {chaos.kills} SIGKILLs, quiet after {chaos.quiet_after} clean cycles")
+          f"{chaos.workers} sync processes, {chaos.kills} SIGKILLs, {chaos.lost_state} lost state file(s) "
+          f"({chaos.relinked[1]} of {chaos.relinked[0]} links rebuilt), quiet after {chaos.quiet_after} clean cycles")
     print(f"chaos: faults answered: 5xx={sum(v for k, v in statuses.items() if k.startswith('5'))} "
           f"429={statuses.get('429', 0)}, dropped/timed out/lost={dropped}, all statuses={dict(statuses)}")
 
@@ -273,6 +297,13 @@ def test_faults_and_kills_really_happened(chaos: Chaos) -> None:
     assert sum(v for k, v in statuses.items() if k.startswith("5")) > 0
     assert chaos.kills >= 1, "no sync process was killed mid-cycle"
     assert chaos.edits and chaos.created
+
+
+def test_a_lost_state_file_was_rebuilt_from_the_systems_without_a_create(chaos: Chaos) -> None:
+    assert chaos.lost_state == 1
+    assert chaos.created_after_loss == {}, chaos.created_after_loss
+    before, after = chaos.relinked
+    assert after == before > 0, chaos.relinked
 
 
 def test_the_last_cycle_wrote_nothing(chaos: Chaos) -> None:
