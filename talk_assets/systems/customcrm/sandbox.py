@@ -129,7 +129,7 @@ class App(CustomApiApp):
                 "id": o.key, "order_number": str(o.number), "customer_id": cid, "user_id": o.staff,
                 "status": STATUS.get(o.status, "open"), "currency": "NOK",
                 "order_date": o.created.date().isoformat(), "reference": o.po_number or None,
-                "note": "Levering før jul" if rng.random() < 0.05 else None, "lines": lines,
+                "external_reference": None, "note": "Levering før jul" if rng.random() < 0.05 else None, "lines": lines,
                 "total_ex_vat": ex, "total_incl_vat": incl,
             }, o.created, changed)
 
