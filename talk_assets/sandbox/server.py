@@ -376,19 +376,22 @@ class SandboxApp:
         return resp
 
     def _match(self, req: Request) -> tuple[Route | None, re.Match[str] | None]:
-        path_matched = False
+        allowed: list[str] = []
         for r in self.routes:
             m = r.pattern.match(req.path)
             if m:
-                path_matched = True
                 if r.method == req.method:
                     return r, m
-        if path_matched:
-            return Route(req.method, re.compile(""), self._method_not_allowed, "(method not allowed)"), None
-        return None, None
+                if r.method not in allowed:
+                    allowed.append(r.method)
+        if allowed:
+            def not_allowed(req: Request) -> Response:
+                # RFC 9110 15.5.6: a 405 carries Allow, the methods the resource does support.
+                raise HttpError(405, f"method {req.method} is not allowed on {req.path}",
+                                headers={"Allow": ", ".join(allowed)})
 
-    def _method_not_allowed(self, req: Request) -> Response:
-        raise HttpError(405, f"method {req.method} is not allowed on {req.path}")
+            return Route(req.method, re.compile(""), not_allowed, "(method not allowed)"), None
+        return None, None
 
     def _handle_api(self, req: Request, route: Route | None, match: re.Match[str] | None) -> Response:
         f = self.faults
@@ -440,6 +443,8 @@ class SandboxApp:
 
     def _render(self, err: HttpError, headers: dict[str, str]) -> Response:
         resp = self.error_response(err)
+        for k, v in (err.extra.get("headers") or {}).items():
+            resp.headers.setdefault(k, v)
         resp.headers.update(headers)
         return resp
 
@@ -480,6 +485,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (TRACE, OPTIONS, PROPFIND...) is routed too, so the app answers 405 with
+        `Allow` in its own error shape, not the standard library's HTML 501."""
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
 
 class _Server(ThreadingHTTPServer):
