@@ -9,10 +9,14 @@ The rules of a trustworthy sync live here:
   `Idempotency-Key` the retry reuses it; elsewhere an intent whose answer was lost (or that met a
   server error) waits for the next collect, which links the record by its merge key (or, for
   orders, by its fingerprint); if the collect did not find it, the create is tried again.
-- Every failure stays with its record: retried by the client (5 times with backoff, `Retry-After`
-  honoured), then written to the dead-letter table with the status and the response body.
-  Nothing else is blocked. A dead letter is retried when its payload changes or when replayed.
-- A circuit breaker stops a run that would update more than a configured share of a dataset.
+- A failure of the system (401, 403, 429 after the client's waits, 5xx, no answer) holds that
+  system's writes for the cycle (no more calls, no dead letter, a reason naming the setting to
+  check); the next cycle delivers once it answers. A rejection of the record itself is retried by
+  the client where safe, then written to the dead-letter table with the status and the response
+  body. Nothing else is blocked. A dead letter is retried when its payload changes or when
+  replayed, and resolved when the record is found in the target as intended.
+- A circuit breaker judges all targets of a global type together and holds every target a source's
+  mass change (updates and creates) reaches, until confirmed.
 """
 
 from __future__ import annotations
@@ -322,8 +326,7 @@ def judge_breaker(con: duckdb.DuckDBPyConnection, global_type: str, settings: Pu
             continue
         if first(con, "SELECT count(*) FROM push_log WHERE view = ?", [v.vkey])[0] == 0:
             continue  # the first sync of this view
-        size = first(con, f"SELECT count(*) FROM {table('norm', v.vkey)}")[0] if \
-            f"norm_{v.vkey.replace('.', '_')}" in tables else 0
+        size = first(con, f"SELECT count(*) FROM {table('norm', v.vkey)}")[0]  # a view over nodes_<type>
         pending[v.vkey] = (v, _pending_by_source(con, v), int(size))
     tripped: dict[str, list[str]] = {}  # source -> what it would do where it trips
     for v, by_src, size in pending.values():
