@@ -58,6 +58,42 @@ class ApiError(Exception):
         return self.status is None or self.status == 429 or self.status in TRANSIENT_STATUSES
 
 
+def system_fault(status: int | None) -> str | None:
+    """Why a failed call is the system's problem rather than the record's, or None for a rejection
+    of the record itself (400, 404, 409, 422...): authentication, authorisation, rate, server, network."""
+    if status is None:
+        return "no response"
+    if status == 401:
+        return "authentication failed"
+    if status == 403:
+        return "access denied"
+    if status == 429:
+        return "rate limited"
+    if status >= 500:
+        return "server error"
+    return None
+
+
+def settings_hint(system: str, status: int | None) -> str:
+    """The environment variables to look at for a system-level failure (names only, never values)."""
+    try:
+        from talk_assets.config import SYSTEMS
+    except ImportError:  # pragma: no cover - config moved
+        return ""
+    info = SYSTEMS.get(system)
+    if info is None:
+        return ""
+    secrets = [s.env for s in info.settings.values() if s.secret]
+    if status in (401, 403):
+        what = "credentials" if status == 401 else "credentials and the access (scopes) they grant"
+        return f"check the {what}: {', '.join(secrets)}" if secrets else ""
+    if status == 429:
+        return f"the pace is set by TALK_{system.upper()}_MAX_RPS"
+    if status is None or status >= 500:
+        return f"is {info.url_env} right and the system up?"
+    return ""
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """Replace every secret value in `text` with a marker."""
     for s in secrets:
@@ -280,7 +316,9 @@ class ApiClient:
                 body = resp.json()
             except ValueError:
                 body = resp.text[:2000]
-            raise ApiError(self.system, method, endpoint, status, self._clean(message), body, fld)
+            hint = settings_hint(self.system, status) if status in (401, 403, 429) else ""
+            raise ApiError(self.system, method, endpoint, status, self._clean(message) + (f" ({hint})" if hint else ""),
+                           body, fld)
 
     def server_time_since(self) -> Callable[[], datetime | None]:
         """Start watching the server's clock: the returned function gives the `Date` of the first
