@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import logging
-import os
 import random
 import threading
 import time
@@ -21,6 +20,8 @@ from datetime import datetime
 from typing import Any
 
 import requests
+
+from talk_assets.settings import settings
 
 log = logging.getLogger("talk_assets.http")
 
@@ -230,9 +231,9 @@ class ApiClient:
         self.pacer = pacer or Pacer()
         # the documented request rate is the default pace; TALK_<SYSTEM>_MAX_RPS overrides it (e.g. a
         # sandbox whose limit is sped up, or a plan with a higher limit)
-        rps = os.environ.get(f"TALK_{self.system.upper()}_MAX_RPS")
-        if rps:
-            self.pacer.min_interval = 1 / float(rps) if float(rps) > 0 else 0.0
+        rps = settings().max_rps(self.system)
+        if rps is not None:
+            self.pacer.min_interval = 1 / rps if rps > 0 else 0.0
         self._secrets = [s for s in secrets if s]
         self.error_parser = error_parser
         self.call_limit_header = call_limit_header

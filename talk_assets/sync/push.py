@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import duckdb
 import pandas as pd
 
 from talk_assets.core.http import ApiError, settings_hint, system_fault
+from talk_assets.settings import settings
 from talk_assets.sync.declaration import REFERENCES, REQUIRED, View, source_of
 from talk_assets.sync.links import link_mode
 from talk_assets.sync.mapping import payload_fields, ref_namespace
@@ -50,26 +50,19 @@ class CircuitBreakerOpen(Exception):
     """A run would change an unusually large share of a dataset; it stops until confirmed."""
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    v = os.environ.get(name)
-    return default if v is None else v.strip().lower() in ("1", "true", "yes", "on")
-
-
 @dataclass
 class PushSettings:
-    """Per system and datatype toggles, from the environment (see the README)."""
+    """Per run toggles; the limits default to the settings (talk_assets/settings.py, see the README)."""
 
-    max_update_share: float = field(default_factory=lambda: float(os.environ.get("TALK_CIRCUIT_BREAKER_SHARE", "0.5")))
-    breaker_min_rows: int = field(default_factory=lambda: int(os.environ.get("TALK_CIRCUIT_BREAKER_MIN_ROWS", "50")))
+    max_update_share: float = field(default_factory=lambda: settings().circuit_breaker_share)
+    breaker_min_rows: int = field(default_factory=lambda: settings().circuit_breaker_min_rows)
     confirm_large: bool = False
     dry_run: bool = False
 
     @staticmethod
     def share_enabled(view: View) -> bool:
         """`TALK_SHARE_<SYSTEM>` / `TALK_SHARE_<SYSTEM>_<ENTITY>` = false turns writing off."""
-        system = view.system.upper()
-        entity = view.entity.upper()
-        return _env_bool(f"TALK_SHARE_{system}_{entity}", _env_bool(f"TALK_SHARE_{system}", True))
+        return settings().share_enabled(view.system, view.entity)
 
 
 @dataclass
