@@ -335,6 +335,24 @@ SQUARESPACE_ORDER = View(
 )
 
 # Custom CRM --------------------------------------------------------------------------------------
+# A person's one `name` split into first and last name: the last name starts at a particle (van der,
+# de la, bin...) that is not the first word, else it is the last word; one word is a first name.
+# Newlines and tabs inside are kept. The merge uses the split only for a real edit of the name
+# (see merge.py, "derived" properties); a name the sync joined from the parts never splits back.
+_PARTICLES = ("van|von|der|den|de|del|della|di|da|dos|das|du|la|le|ter|ten|bin|binti|bint|ibn|al|el|af|zu")
+_NAME_AT_PARTICLE = f"(?is)^(.*?\\S)\\s+((?:(?:{_PARTICLES})\\s+)+\\S.*)$"
+_NAME_AT_LAST_WORD = "(?s)^(.*\\S)\\s+(\\S+)$"
+
+
+def split_name(part: int) -> str:
+    """SQL over `{v}`: part 1 (first name) or 2 (last name) of a whole name."""
+    s = "regexp_replace({v}, '^\\s+|\\s+$', '', 'g')"
+    whole = f"{s}" if part == 1 else "NULL"
+    return (f"nullif(CASE WHEN regexp_matches({s}, '{_NAME_AT_PARTICLE}') THEN regexp_extract({s}, '{_NAME_AT_PARTICLE}', {part}) "
+            f"WHEN regexp_matches({s}, '{_NAME_AT_LAST_WORD}') THEN regexp_extract({s}, '{_NAME_AT_LAST_WORD}', {part}) "
+            f"ELSE {whole} END, '')")
+
+
 _IS_COMPANY = "coalesce({r}->>'$.customer_type', 'company') = 'company'"
 # a person: said so, or (unknown) no organisation name
 _PERSON = "coalesce({g.is_person} = 'true', {g.organization_name} IS NULL)"
@@ -346,10 +364,8 @@ CUSTOMCRM_CUSTOMER = View(
         P("name", "organization_name", "string", f"CASE WHEN {_IS_COMPANY} THEN nullif(trim({{v}}), '') END",
           "CASE WHEN " + _PERSON + " THEN nullif(trim(concat_ws(' ', {g.first_name}, {g.last_name})), '') "
           "ELSE coalesce({g.organization_name}, nullif(trim(concat_ws(' ', {g.first_name}, {g.last_name})), '')) END"),
-        P("name", "first_name", "string",
-          f"CASE WHEN NOT {_IS_COMPANY} THEN nullif(regexp_extract(trim({{v}}), '^(.*\\S)\\s+\\S+$', 1), '') END", None),
-        P("name", "last_name", "string",
-          f"CASE WHEN NOT {_IS_COMPANY} THEN nullif(regexp_extract(trim({{v}}), '(\\S+)$', 1), '') END", None),
+        P("name", "first_name", "string", f"CASE WHEN NOT {_IS_COMPANY} THEN {split_name(1)} END", None),
+        P("name", "last_name", "string", f"CASE WHEN NOT {_IS_COMPANY} THEN {split_name(2)} END", None),
         P("customer_type", "is_person", "string (company | person)",
           "CASE WHEN {v} = 'person' THEN 'true' WHEN {v} = 'company' THEN 'false' END",
           f"CASE WHEN {_PERSON} THEN 'person' ELSE 'company' END"),
