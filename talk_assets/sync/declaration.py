@@ -347,7 +347,7 @@ _NAME_AT_LAST_WORD = "(?s)^(.*\\S)\\s+(\\S+)$"
 def split_name(part: int) -> str:
     """SQL over `{v}`: part 1 (first name) or 2 (last name) of a whole name."""
     s = "regexp_replace({v}, '^\\s+|\\s+$', '', 'g')"
-    whole = f"{s}" if part == 1 else "NULL"
+    whole = s if part == 1 else "NULL"
     return (f"nullif(CASE WHEN regexp_matches({s}, '{_NAME_AT_PARTICLE}') THEN regexp_extract({s}, '{_NAME_AT_PARTICLE}', {part}) "
             f"WHEN regexp_matches({s}, '{_NAME_AT_LAST_WORD}') THEN regexp_extract({s}, '{_NAME_AT_LAST_WORD}', {part}) "
             f"ELSE {whole} END, '')")

@@ -14,7 +14,9 @@ All set work is SQL generated from the declaration:
    Unsafe keys never connect anything: an e-mail carried by two records of one view (a shared
    mailbox), a generic mailbox (post@, info@...) on a person, an empty SKU.
 3. `merged_<type>`: per global entity and property, the latest non-empty value wins; its
-   provenance (record, system, time) is kept beside it. An empty value never overwrites.
+   provenance (record, system, time) is kept beside it. An empty value never overwrites. A value a
+   view derives from a field it writes from other properties (the CRM's first and last name, split
+   from the `name` it is written as) takes part only when that field was really edited (`Composed`).
 4. `members_<type>`: global id <-> record, the rows the link table is made of. References (an
    order's customer) stay namespaced record ids in `nodes_<type>` and become global ids in
    `merged_<type>`.
