@@ -150,8 +150,9 @@ def _hand_sql() -> str:
                             f"THEN '{f}' END" for f in fields)
         payload = ", ".join(f"'{f}', {want[f]}" for f in fields)
         current = ", ".join(f"'{f}', {have[f]}" for f in fields)
-        rows = ("(SELECT email FROM cur WHERE ns = 'poweroffice-customers')" if creates else
-                "(SELECT email FROM cur WHERE ns = 'poweroffice-customers' INTERSECT SELECT email FROM cur WHERE ns = 'shopify-customer')")
+        # linked: the view's record shares its entity with any other record (with or without a dataflow)
+        linked = f"(SELECT email FROM cur WHERE ns = '{ns}' INTERSECT SELECT email FROM cur WHERE ns <> '{ns}')"
+        rows = f"(SELECT email FROM cur WHERE ns = 'poweroffice-customers' UNION {linked})" if creates else linked
         return f"""SELECT '{view}' AS view, g.email, h.record_id,
                    list_filter([{changed}], lambda c: c IS NOT NULL) AS changed_fields,
                    json_object({payload}) AS payload, json_object({current}) AS current

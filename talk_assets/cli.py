@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from talk_assets.config import DEFAULT_PORT_BASE, SANDBOX_HOST, SYSTEMS
@@ -144,7 +145,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if args.once or args.dry_run:
             break
         time.sleep(args.interval)
-    return 3 if report.breaker else 1 if report.errors else 0
+    not_written = any(p.not_written for p in report.pushed.values())
+    return 3 if report.breaker else 1 if report.errors or not_written else 0
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
@@ -165,15 +167,46 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             return 0
         ids = [int(i) for i in args.ids]
         where = "resolved_at IS NULL" + (f" AND id IN ({', '.join(str(i) for i in ids)})" if ids else "")
-        n = con.execute(f"UPDATE dead_letters SET replay = true WHERE {where}").fetchall()[0][0]
-    print(f"{n} dead letter(s) marked for replay; running one sync cycle")
+        chosen = [r[0] for r in con.execute(f"SELECT id FROM dead_letters WHERE {where} ORDER BY id").fetchall()]
+        if chosen:
+            con.execute(f"UPDATE dead_letters SET replay = true WHERE id IN ({', '.join(map(str, chosen))})")
+    if not chosen:
+        print("no open dead letters" + (f" among {', '.join(args.ids)}" if ids else "") + ": nothing to replay")
+        return 0
+    print(f"replaying {len(chosen)} dead letter(s) in one sync cycle")
+    started = datetime.now(UTC)
     ns = argparse.Namespace(data_dir=None, confirm=False, dry_run=False, full=False, once=True, quiet=True,
                             interval=0)
     code = cmd_sync(ns)
+    return _replay_report(chosen, started) or code
+
+
+def _replay_report(ids: list[int], started: datetime) -> int:
+    """What the replay did to each dead letter: written (a call succeeded), already present (the
+    record was found in the target as intended, no call needed) or still failing, and why."""
+    from talk_assets.sync.store import connect
+
     with connect() as con:
-        left = con.execute(f"SELECT count(*) FROM dead_letters WHERE {where}").fetchall()[0][0]
-    print(f"{left} of them still failing (see `talk-assets dlq list`)")
-    return code
+        rows = con.execute(
+            f"SELECT id, view, coalesce(record_id, gid), resolved_at IS NOT NULL, resolution, status, error, "
+            f"last_failed_at >= ? "
+            f"FROM dead_letters WHERE id IN ({', '.join(map(str, ids))}) ORDER BY id", [started]).fetchall()
+    counts = {"written": 0, "present": 0, "failing": 0}
+    for did, view, record, resolved, resolution, status, error, tried in rows:
+        if resolved and resolution == "present":
+            counts["present"] += 1
+            print(f"  {did} {view} {record}: already present in the target as intended, no call needed")
+        elif resolved:
+            counts["written"] += 1
+            print(f"  {did} {view} {record}: written")
+        else:
+            counts["failing"] += 1
+            why = "failed again" if tried else "not sent this cycle (its system held, a reference missing or not pending)"
+            print(f"  {did} {view} {record}: still failing, {why}: "
+                  f"{status if status is not None else 'no status'} {(error or '')[:200]}")
+    print(f"replayed {len(rows)}: {counts['written']} written, {counts['present']} already present, "
+          f"{counts['failing']} still failing (see `talk-assets dlq list`)")
+    return 1 if counts["failing"] else 0
 
 
 _RELINK = ("The next cycle (`talk-assets sync --once`, or the sensors' next run) re-links every record from the "

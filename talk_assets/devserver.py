@@ -19,6 +19,7 @@ import logging
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -221,6 +222,17 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) 
     return proc.wait()
 
 
+def ui_banner_url(ui_host: str, ui_port: int) -> str:
+    """Where the UI listens, as the banner says it: the host it was given (IPv6 in brackets), and
+    for a wildcard address the fact that it listens on every interface, with this machine's name."""
+    if ui_host in ("", "0.0.0.0", "::"):
+        shown = "0.0.0.0" if ui_host == "" else ui_host
+        bracket = f"[{shown}]" if ":" in shown else shown
+        return (f"http://{bracket}:{ui_port} (every interface; e.g. http://{socket.gethostname()}:{ui_port} "
+                "from another machine)")
+    return f"http://[{ui_host}]:{ui_port}" if ":" in ui_host else f"http://{ui_host}:{ui_port}"
+
+
 def run_dev(
     *,
     data_dir: Path,
@@ -278,8 +290,7 @@ def run_dev(
             autosave.start()
         cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"),
                "-h", ui_host, "-p", str(ui_port)]
-        shown_host = "127.0.0.1" if ui_host in ("0.0.0.0", "") else ui_host
-        out(f"talk-assets run: Dagster UI on http://{shown_host}:{ui_port}  (asset graph: /asset-groups, "
+        out(f"talk-assets run: Dagster UI on {ui_banner_url(ui_host, ui_port)}  (asset graph: /asset-groups, "
             f"runs: /runs, sensors: /automation)")
         out(f"  state: {data_dir} (DuckDB talk.duckdb, Dagster in dagster_home/); sensors poll every "
             f"{env['TALK_POLL_INTERVAL_S']}s; pools {limits or pools()}; one run at a time")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import logging
-import os
 import random
 import threading
 import time
@@ -21,6 +20,8 @@ from datetime import datetime
 from typing import Any
 
 import requests
+
+from talk_assets.settings import settings
 
 log = logging.getLogger("talk_assets.http")
 
@@ -56,6 +57,42 @@ class ApiError(Exception):
     def transient(self) -> bool:
         """Worth trying again later (rate limit, server error, network), as opposed to a rejection."""
         return self.status is None or self.status == 429 or self.status in TRANSIENT_STATUSES
+
+
+def system_fault(status: int | None) -> str | None:
+    """Why a failed call is the system's problem rather than the record's, or None for a rejection
+    of the record itself (400, 404, 409, 422...): authentication, authorisation, rate, server, network."""
+    if status is None:
+        return "no response"
+    if status == 401:
+        return "authentication failed"
+    if status == 403:
+        return "access denied"
+    if status == 429:
+        return "rate limited"
+    if status >= 500:
+        return "server error"
+    return None
+
+
+def settings_hint(system: str, status: int | None) -> str:
+    """The environment variables to look at for a system-level failure (names only, never values)."""
+    try:
+        from talk_assets.config import SYSTEMS
+    except ImportError:  # pragma: no cover - config moved
+        return ""
+    info = SYSTEMS.get(system)
+    if info is None:
+        return ""
+    secrets = [s.env for s in info.settings.values() if s.secret]
+    if status in (401, 403):
+        what = "credentials" if status == 401 else "credentials and the access (scopes) they grant"
+        return f"check the {what}: {', '.join(secrets)}" if secrets else ""
+    if status == 429:
+        return f"the pace is set by TALK_{system.upper()}_MAX_RPS"
+    if status is None or status >= 500:
+        return f"is {info.url_env} right and the system up?"
+    return ""
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -194,9 +231,9 @@ class ApiClient:
         self.pacer = pacer or Pacer()
         # the documented request rate is the default pace; TALK_<SYSTEM>_MAX_RPS overrides it (e.g. a
         # sandbox whose limit is sped up, or a plan with a higher limit)
-        rps = os.environ.get(f"TALK_{self.system.upper()}_MAX_RPS")
-        if rps:
-            self.pacer.min_interval = 1 / float(rps) if float(rps) > 0 else 0.0
+        rps = settings().max_rps(self.system)
+        if rps is not None:
+            self.pacer.min_interval = 1 / rps if rps > 0 else 0.0
         self._secrets = [s for s in secrets if s]
         self.error_parser = error_parser
         self.call_limit_header = call_limit_header
@@ -280,7 +317,9 @@ class ApiClient:
                 body = resp.json()
             except ValueError:
                 body = resp.text[:2000]
-            raise ApiError(self.system, method, endpoint, status, self._clean(message), body, fld)
+            hint = settings_hint(self.system, status) if status in (401, 403, 429) else ""
+            raise ApiError(self.system, method, endpoint, status, self._clean(message) + (f" ({hint})" if hint else ""),
+                           body, fld)
 
     def server_time_since(self) -> Callable[[], datetime | None]:
         """Start watching the server's clock: the returned function gives the `Date` of the first

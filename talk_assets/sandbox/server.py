@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hmac
+import ipaddress
 import json
 import logging
+import os
 import random
 import re
 import socket
@@ -30,13 +33,44 @@ from urllib.parse import parse_qs, urlsplit
 log = logging.getLogger("talk_assets.sandbox")
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CONTROL_TOKEN_ENV = "TALK_SANDBOX_CONTROL_TOKEN"
+CONTROL_TOKEN_HEADER = "X-Sandbox-Control-Token"
+
+
+def is_loopback(address: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback (::ffff:127.0.0.1)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return bool(ip.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def control_refusal(client: str, given_token: str | None, token: str | None) -> str | None:
+    """Why the control API (reset, faults, clock...) refuses this caller, or None when it may use it.
+
+    From loopback it is always open (the tests and `talk-assets run` drive it from this machine).
+    From any other interface it needs `TALK_SANDBOX_CONTROL_TOKEN` set on the server and the same
+    value in the `X-Sandbox-Control-Token` header: a sandbox bound to 0.0.0.0 must not let anyone on
+    the network wipe or sabotage it.
+    """
+    if is_loopback(client):
+        return None
+    if not token:
+        return (f"the sandbox control API answers only on loopback; set {CONTROL_TOKEN_ENV} on the "
+                f"sandbox and send it in the {CONTROL_TOKEN_HEADER} header to use it from elsewhere")
+    if not given_token or not hmac.compare_digest(given_token.encode(), token.encode()):
+        return f"wrong or missing {CONTROL_TOKEN_HEADER} header (the value of {CONTROL_TOKEN_ENV})"
+    return None
 
 
 class Request:
     """A parsed request as handlers see it."""
 
-    def __init__(self, method: str, target: str, headers: Any, body: bytes) -> None:
+    def __init__(self, method: str, target: str, headers: Any, body: bytes, client: str = "127.0.0.1") -> None:
         parts = urlsplit(target)
+        self.client = client  # the peer's IP address
         self.method = method
         self.path = parts.path
         self.raw_query = parts.query
@@ -354,14 +388,18 @@ class SandboxApp:
                 self.clock_offset += float(body.get("advance_s", 0))
             return Response(200, {"now": self.now().isoformat(), "offset_s": self.clock_offset})
         if sub == "info":
+            # No credentials here: anyone who can reach the control API would read them.
             return Response(200, {"system": self.name, "seed": self.seed, "size": self.size,
-                                  "credentials": self.credentials(), "api_root": self.api_root()})
+                                  "api_root": self.api_root()})
         raise HttpError(404, f"no sandbox control endpoint {req.method} /_sandbox/{sub}")
 
     # -- dispatch ----------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
         """Route a request, applying auth, rate limit and faults to the real API's paths."""
         if req.path.startswith("/_sandbox/"):
+            refusal = control_refusal(req.client, req.header(CONTROL_TOKEN_HEADER), os.environ.get(CONTROL_TOKEN_ENV))
+            if refusal:
+                return Response(403, {"error": refusal, "field": None})
             try:
                 return self.control(req)
             except HttpError as err:
@@ -376,19 +414,22 @@ class SandboxApp:
         return resp
 
     def _match(self, req: Request) -> tuple[Route | None, re.Match[str] | None]:
-        path_matched = False
+        allowed: list[str] = []
         for r in self.routes:
             m = r.pattern.match(req.path)
             if m:
-                path_matched = True
                 if r.method == req.method:
                     return r, m
-        if path_matched:
-            return Route(req.method, re.compile(""), self._method_not_allowed, "(method not allowed)"), None
-        return None, None
+                if r.method not in allowed:
+                    allowed.append(r.method)
+        if allowed:
+            def not_allowed(req: Request) -> Response:
+                # RFC 9110 15.5.6: a 405 carries Allow, the methods the resource does support.
+                raise HttpError(405, f"method {req.method} is not allowed on {req.path}",
+                                headers={"Allow": ", ".join(allowed)})
 
-    def _method_not_allowed(self, req: Request) -> Response:
-        raise HttpError(405, f"method {req.method} is not allowed on {req.path}")
+            return Route(req.method, re.compile(""), not_allowed, "(method not allowed)"), None
+        return None, None
 
     def _handle_api(self, req: Request, route: Route | None, match: re.Match[str] | None) -> Response:
         f = self.faults
@@ -440,6 +481,8 @@ class SandboxApp:
 
     def _render(self, err: HttpError, headers: dict[str, str]) -> Response:
         resp = self.error_response(err)
+        for k, v in (err.extra.get("headers") or {}).items():
+            resp.headers.setdefault(k, v)
         resp.headers.update(headers)
         return resp
 
@@ -460,7 +503,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        req = Request(self.command, self.path, self.headers, body)
+        req = Request(self.command, self.path, self.headers, body, client=str(self.client_address[0]))
         try:
             resp = self.server.app.handle(req)
         except _Drop:
@@ -480,6 +523,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (TRACE, OPTIONS, PROPFIND...) is routed too, so the app answers 405 with
+        `Allow` in its own error shape, not the standard library's HTML 501."""
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
 
 class _Server(ThreadingHTTPServer):

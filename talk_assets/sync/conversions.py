@@ -104,3 +104,20 @@ def origin(namespace: str, id_field: str = "id") -> Conversion:
         f"WHEN nullif(trim({own}), '') IS NOT NULL THEN '{ORIGIN_PREFIX}{namespace}:' || trim({own}) END",
         record_fields=(id_field,),
     )
+
+
+# A person's whole name split in two (a CRM that keeps one `name`): the last name starts at the
+# first particle (van der, de la, bin...) that is not the first word, else it is the last word; a
+# single word is a first name. Newlines and tabs inside a name are kept; edge whitespace is not.
+_PARTICLES = "van|von|der|den|de|del|della|di|da|dos|das|du|la|le|ter|ten|bin|binti|bint|ibn|al|el|af|zu"
+_NAME_AT_PARTICLE = f"(?is)^(.*?\\S)\\s+((?:(?:{_PARTICLES})\\s+)+\\S.*)$"
+_NAME_AT_LAST_WORD = "(?s)^(.*\\S)\\s+(\\S+)$"
+
+
+def name_part(part: int) -> str:
+    """SQL over `{v}`: part 1 (first name) or 2 (last name) of a whole name."""
+    s = "regexp_replace({v}, '^\\s+|\\s+$', '', 'g')"
+    whole = s if part == 1 else "NULL"
+    return (f"nullif(CASE WHEN regexp_matches({s}, '{_NAME_AT_PARTICLE}') THEN regexp_extract({s}, '{_NAME_AT_PARTICLE}', {part}) "
+            f"WHEN regexp_matches({s}, '{_NAME_AT_LAST_WORD}') THEN regexp_extract({s}, '{_NAME_AT_LAST_WORD}', {part}) "
+            f"ELSE {whole} END, '')")

@@ -12,7 +12,6 @@ formats, made by the declaration's `write` conversions. An empty global value ne
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 
 import duckdb
@@ -24,8 +23,10 @@ from talk_assets.sync.declaration import (
     View,
     counterparts,
     synced_props,
+    views_of_type,
 )
-from talk_assets.sync.merge import ident, table
+from talk_assets.sync.merge import canonical_whole, composed_fields, ident, table
+from talk_assets.sync.model import fill_write
 from talk_assets.sync.store import Derived, code_digest, digest_of, first, rebuilding, table_names
 
 CREATING_MODES = ("merge-or-create", "always-insert")
@@ -40,8 +41,7 @@ def writable_props(view: View) -> list[str]:
 
 def _write_expr(template: str, prop: str, side: str) -> str:
     """A write conversion over one side's values: the columns `<side>__<prop>` (w: wanted, h: held)."""
-    out = re.sub(r"\{g\.([a-z_]+)\}", lambda m: ident(f"{side}__{m.group(1)}"), template)
-    return "(" + out.replace("{g}", ident(f"{side}__{prop}")) + ")"
+    return "(" + fill_write(template, prop, lambda name: ident(f"{side}__{name}")) + ")"
 
 
 def ref_namespace(view: View, prop: str) -> str | None:
@@ -91,7 +91,9 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
     gtype = view.global_type
     props = list(GLOBAL_TYPES[gtype])
     creators = [o.vkey for f, o, is_target in counterparts(view) if is_target and f.link_mode in CREATING_MODES]
-    partners = [o.vkey for _f, o, _t in counterparts(view)]
+    # records linked to a record of this view (the same entity) receive its values, with or without
+    # a dataflow between the two views: what is linked is one thing (README, "Same thing in two systems")
+    partners = [o.vkey for o in views_of_type(gtype) if o is not view]
     # create-if-referenced: entities that orders synced into this system point at
     referenced = []
     for ov, p in referencing_views(view):
@@ -130,9 +132,17 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
         else:
             want_cols.append(f"g.{ident(p)} AS {ident('w__' + p)}")
             have_cols.append(f"{'n.' + ident(p) if p in view.read_props else 'NULL::VARCHAR'} AS {ident('h__' + p)}")
+    have_cols.append(f"n.wholes AS {ident('h__wholes')}")
     fields = payload_fields(view)
     want = {f: _write_expr(t, p, "w") for f, p, t in fields}
     have = {f: _write_expr(t, p, "h") for f, p, t in fields}
+    # a field written from other properties (a person's CRM `name`, PowerOffice's `Name`) is compared as
+    # the target holds it, not as its own parts would write it: a whole that does not split back into
+    # the same parts (a newline, one word) is no difference, a wrong or emptied whole is one
+    for c in composed_fields(view):
+        if c.field in want:
+            want[c.field] = canonical_whole(want[c.field])
+            have[c.field] = canonical_whole(f"json_extract_string({ident('h__wholes')}, '$.\"{c.field}\"')")
     updatable = update_fields(view)
     differs = ", ".join(
         f"CASE WHEN nullif({want[f]}::VARCHAR, '') IS NOT NULL AND {want[f]}::VARCHAR IS DISTINCT FROM {have[f]}::VARCHAR "

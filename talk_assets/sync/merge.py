@@ -14,7 +14,9 @@ All set work is SQL generated from the declaration:
    Unsafe keys never connect anything: an e-mail carried by two records of one view (a shared
    mailbox), a generic mailbox (post@, info@...) on a person, an empty SKU.
 3. `merged_<type>`: per global entity and property, the latest non-empty value wins; its
-   provenance (record, system, time) is kept beside it. An empty value never overwrites.
+   provenance (record, system, time) is kept beside it. An empty value never overwrites. A value a
+   view derives from a field it writes from other properties (the CRM's first and last name, split
+   from the `name` it is written as) takes part only when that field was really edited (`Composed`).
 4. `members_<type>`: global id <-> record, the rows the link table is made of. References (an
    order's customer) stay namespaced record ids in `nodes_<type>` and become global ids in
    `merged_<type>`.
@@ -35,7 +37,7 @@ from talk_assets.sync.declaration import (
     source_of,
     views_of_type,
 )
-from talk_assets.sync.model import record_field
+from talk_assets.sync.model import fill_write, record_field, write_uses
 from talk_assets.sync.store import (
     Derived,
     code_digest,
@@ -61,6 +63,42 @@ def table(prefix: str, key: str) -> str:
 
 def json_path(field: str) -> str:
     return "$." + field
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A field the view writes from other properties (the CRM's one `name` from first and last name).
+
+    Its value is a "whole"; the properties the view reads from the same field are "derived" parts (the
+    CRM's first and last name, split from `name`). A derived value never beats the parts it was made
+    from: while the whole still equals what the view's write would make of the global values, the
+    parts come from the other records; only a real edit of the whole lets its split take part in the
+    merge (latest change wins, as any value)."""
+
+    field: str
+    prop: str  # the global property whose write makes the field
+    write: str  # that write template ({g}, {g.<prop>})
+    parts: tuple[str, ...]  # global properties the view reads from this field (derived), maybe none
+
+
+def composed_fields(view: View) -> list[Composed]:
+    """The view's fields written from other global properties than their own (see `Composed`)."""
+    out: list[Composed] = []
+    for w in view.props:
+        if w.write is None or any(c.field == w.field for c in out):
+            continue
+        if not set(write_uses(w.write)) - {w.prop}:
+            continue
+        parts = tuple(p.prop for p in view.props
+                      if p.field == w.field and p.prop != w.prop and p.read is not None and view.reader(p.prop) is p)
+        out.append(Composed(w.field, w.prop, w.write, parts))
+    return out
+
+
+def canonical_whole(expr: str) -> str:
+    """A whole compared with what the write would make of it: leading and trailing whitespace of any
+    kind (spaces, tabs, newlines) is no difference, everything inside is."""
+    return f"nullif(regexp_replace(({expr})::VARCHAR, '^\\s+|\\s+$', '', 'g'), '')"
 
 
 @dataclass
@@ -177,21 +215,33 @@ def norm_select(view: View) -> str:
         f"AND NOT cur.deleted WHERE rv.system = '{src.system}' AND rv.entity = '{src.entity}'"
     )
     plan = _extract_plan(view)
-    cols = ", ".join(ident(p) for p in props)
+    # the composed fields' own values (`wholes`, JSON text), compared with what the write would make
+    wholes = "NULL::VARCHAR"
+    if composed := composed_fields(view):
+        for c in composed:
+            if c.field not in plan.paths:
+                plan.paths.append(c.field)
+        wholes = ("json_object(" + ", ".join(f"'{c.field}', x[{plan.paths.index(c.field) + 1}]" for c in composed)
+                  + ")::VARCHAR")
+    cols = ", ".join(ident(p) for p in props) + ", wholes"
     extracted = _extract_sql(plan, "parent_id, ts, collected_at", "rows")
     vals = (
         f"SELECT '{view.namespace}:' || x[1] AS nsid, parent_id, ts, collected_at, "
         + ", ".join(f"{plan.reads[p]} AS {ident(p)}" for p in props)
-        + f" FROM ({extracted}) {'WHERE (' + plan.where + ')' if plan.where else ''}"
+        + f", {wholes} AS wholes FROM ({extracted}) {'WHERE (' + plan.where + ')' if plan.where else ''}"
     )
     single = ", ".join(f"{ident(p)}, CASE WHEN {ident(p)} IS NOT NULL THEN ts END AS {ident(p + '__ts')}" for p in props)
+    single += ", wholes"
     marks = ", ".join(
         f"CASE WHEN {ident(p)} IS DISTINCT FROM lag({ident(p)}) OVER w THEN ts END AS {ident(p + '__ts')}" for p in props
     )
+    # the current version's value, also when it is empty (`arg_max` would skip it and keep an older
+    # value: a field emptied in one system would look filled there and never be re-filled)
     finals = ", ".join(
-        f"arg_max({ident(p)}, struct_pack(t := ts, c := collected_at)) AS {ident(p)}, max({ident(p + '__ts')}) AS {ident(p + '__ts')}"
+        f"arg_max_null({ident(p)}, struct_pack(t := ts, c := collected_at)) AS {ident(p)}, "
+        f"max({ident(p + '__ts')}) AS {ident(p + '__ts')}"
         for p in props
-    )
+    ) + ", arg_max_null(wholes, struct_pack(t := ts, c := collected_at)) AS wholes"
     return f"""
     WITH rows AS ({rows}),
     vals AS MATERIALIZED ({vals}),
@@ -273,13 +323,13 @@ def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> Non
     nodes = table("nodes", gtype)
     cols = ", ".join(f"{ident(p)} VARCHAR, {ident(p + '__ts')} TIMESTAMPTZ" for p in props)
     con.execute(f"CREATE OR REPLACE TABLE {nodes} (nsid VARCHAR, view VARCHAR, record_id VARCHAR, parent_id VARCHAR, "
-                f"changed_at TIMESTAMPTZ, {cols})")
+                f"changed_at TIMESTAMPTZ, {cols}, wholes VARCHAR)")
     for v in views:
         con.execute(f"INSERT INTO {nodes} BY NAME {norm_select(v)}")
         norm = f"norm_{v.vkey.replace('.', '_')}"
         _drop_table(con, norm)
         own = ", ".join(f"{ident(p)}, {ident(p + '__ts')}" for p in v.read_props)
-        con.execute(f"CREATE OR REPLACE VIEW {ident(norm)} AS SELECT nsid, view, parent_id, record_id, changed_at, {own} "
+        con.execute(f"CREATE OR REPLACE VIEW {ident(norm)} AS SELECT nsid, view, parent_id, record_id, changed_at, {own}, wholes "
                     f"FROM {nodes} WHERE view = '{v.vkey}'")
 
 
@@ -339,8 +389,37 @@ def _merged(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
         replace = ", ".join(f"coalesce(r_{p}.gid, 'unresolved:' || n.{ident(p)}) AS {ident(p)}" for p, _ in refs)
         joins = " ".join(f"LEFT JOIN {m} r_{p} ON r_{p}.nsid = n.{ident(p)}" for p, m in refs)
         src = f"(SELECT n.* REPLACE ({replace}) FROM {nodes} n {joins})"
-    # an entity of one record needs no aggregate at all: its non-empty values win
     con.execute(f"CREATE OR REPLACE TEMP TABLE multi AS SELECT gid FROM {members} GROUP BY gid HAVING count(*) > 1")
+    derived = [(v, c) for v in views_of_type(gtype) for c in composed_fields(v) if c.parts]
+    if not derived:
+        _latest_wins(con, gtype, src, table("merged", gtype))
+        return
+    # Derived parts (see `Composed`): first the merge without them, then each whole is compared with
+    # what its write makes of that result; a whole that still equals it adds nothing (the parts it was
+    # joined from stay as they are), a whole that differs was really edited and its split takes part.
+    by_part: dict[str, list[str]] = {}
+    for v, c in derived:
+        whole = canonical_whole(f"json_extract_string(n.wholes, '$.\"{c.field}\"')")
+        made = fill_write(c.write, c.prop, lambda name: f"pre.{ident(name)}")
+        for p in c.parts:
+            by_part.setdefault(p, []).append(f"(n.view = '{v.vkey}' AND {whole} IS NOT DISTINCT FROM {canonical_whole(made)})")
+    without = ", ".join(
+        f"CASE WHEN n.view IN ({', '.join(sorted({repr(v.vkey) for v, c in derived if p in c.parts}))}) "
+        f"THEN NULL ELSE n.{ident(p)} END AS {ident(p)}" for p in by_part)
+    _latest_wins(con, gtype, f"(SELECT n.* REPLACE ({without}) FROM {src} n)", "merged_pre", temp=True)
+    unchanged = ", ".join(f"CASE WHEN {' OR '.join(conds)} THEN NULL ELSE n.{ident(p)} END AS {ident(p)}"
+                          for p, conds in by_part.items())
+    _latest_wins(con, gtype, f"(SELECT n.* REPLACE ({unchanged}) FROM {src} n LEFT JOIN {members} m USING (nsid) "
+                             f"LEFT JOIN merged_pre pre ON pre.gid = m.gid)", table("merged", gtype))
+    con.execute("DROP TABLE IF EXISTS merged_pre")
+
+
+def _latest_wins(con: duckdb.DuckDBPyConnection, gtype: str, src: str, out: str, temp: bool = False) -> None:
+    """Write `out`: per entity of `members_<type>` and property the latest non-empty value of the
+    records in `src` (rows of `nodes_<type>`), and its provenance. Needs the temp table `multi`."""
+    props = list(GLOBAL_TYPES[gtype])
+    members = table("members", gtype)
+    # an entity of one record needs no aggregate at all: its non-empty values win
     one = ", ".join(
         f"CASE WHEN n.{ident(p)} <> '' THEN n.{ident(p)} END AS {ident(p)}, CASE WHEN n.{ident(p)} <> '' "
         f"THEN struct_pack(nsid := n.nsid, at := n.{ident(p + '__ts')}) END AS {ident(p + '__from')}"
@@ -364,7 +443,7 @@ def _merged(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
               f"FROM {src} n JOIN {members} m USING (nsid) SEMI JOIN multi USING (gid)")
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE {table('merged', gtype)} AS
+        CREATE OR REPLACE {'TEMP ' if temp else ''}TABLE {out} AS
         SELECT m.gid, 1::BIGINT AS record_count, [n.nsid] AS records, n.changed_at, {one}
         FROM {src} n JOIN {members} m USING (nsid) ANTI JOIN multi USING (gid)
         UNION ALL

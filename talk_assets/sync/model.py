@@ -16,6 +16,7 @@ declaration when asked): systems declare themselves with it, the engine reads it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -81,6 +82,21 @@ def record_field(path: str) -> str:
     conversion declares the path in `record_fields` (the view in `where_fields`), so the engine extracts
     every field a view needs at once without reading the SQL back."""
     return "{r}->>'$." + path + "'"
+
+
+_G_PROP = re.compile(r"\{g\.([a-z_]+)\}")
+
+
+def write_uses(write: str) -> tuple[str, ...]:
+    """The other global properties a write template names (`{g.<prop>}`): the template's own
+    placeholders, not a reading of its SQL."""
+    return tuple(dict.fromkeys(_G_PROP.findall(write)))
+
+
+def fill_write(write: str, prop: str, column: Callable[[str], str]) -> str:
+    """A write template as SQL: `{g}` (the property's own value) and each `{g.<other>}` become the
+    columns `column(name)` names."""
+    return _G_PROP.sub(lambda m: column(m.group(1)), write).replace("{g}", column(prop))
 
 
 def check_record_fields(sql: str, fields: tuple[str, ...]) -> None:

@@ -9,17 +9,20 @@ The rules of a trustworthy sync live here:
   `Idempotency-Key` the retry reuses it; elsewhere an intent whose answer was lost (or that met a
   server error) waits for the next collect, which links the record by its merge key (or, for
   orders, by its fingerprint); if the collect did not find it, the create is tried again.
-- Every failure stays with its record: retried by the client (5 times with backoff, `Retry-After`
-  honoured), then written to the dead-letter table with the status and the response body.
-  Nothing else is blocked. A dead letter is retried when its payload changes or when replayed.
-- A circuit breaker stops a run that would update more than a configured share of a dataset.
+- A failure of the system (401, 403, 429 after the client's waits, 5xx, no answer) holds that
+  system's writes for the cycle (no more calls, no dead letter, a reason naming the setting to
+  check); the next cycle delivers once it answers. A rejection of the record itself is retried by
+  the client where safe, then written to the dead-letter table with the status and the response
+  body. Nothing else is blocked. A dead letter is retried when its payload changes or when
+  replayed, and resolved when the record is found in the target as intended.
+- A circuit breaker judges all targets of a global type together and holds every target a source's
+  mass change (updates and creates) reaches, until confirmed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,12 +32,13 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from talk_assets.core.http import TRANSIENT_STATUSES, ApiError
+from talk_assets.core.http import ApiError, settings_hint, system_fault
+from talk_assets.settings import settings
 from talk_assets.sync.declaration import REFERENCES, REQUIRED, View, source_of
 from talk_assets.sync.links import link_mode
 from talk_assets.sync.mapping import payload_fields, ref_namespace
-from talk_assets.sync.merge import table
-from talk_assets.sync.store import first
+from talk_assets.sync.merge import ident, table
+from talk_assets.sync.store import first, table_names
 from talk_assets.sync.writer import Row, Writer, nest, to_json_type  # noqa: F401 - still importable from here
 from talk_assets.sync.writers import writer_class, writer_for
 
@@ -46,30 +50,28 @@ class CircuitBreakerOpen(Exception):
     """A run would change an unusually large share of a dataset; it stops until confirmed."""
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    v = os.environ.get(name)
-    return default if v is None else v.strip().lower() in ("1", "true", "yes", "on")
-
-
 @dataclass
 class PushSettings:
-    """Per system and datatype toggles, from the environment (see the README)."""
+    """Per run toggles; the limits default to the settings (talk_assets/settings.py, see the README)."""
 
-    max_update_share: float = field(default_factory=lambda: float(os.environ.get("TALK_CIRCUIT_BREAKER_SHARE", "0.5")))
-    breaker_min_rows: int = field(default_factory=lambda: int(os.environ.get("TALK_CIRCUIT_BREAKER_MIN_ROWS", "50")))
+    max_update_share: float = field(default_factory=lambda: settings().circuit_breaker_share)
+    breaker_min_rows: int = field(default_factory=lambda: settings().circuit_breaker_min_rows)
     confirm_large: bool = False
     dry_run: bool = False
 
     @staticmethod
     def share_enabled(view: View) -> bool:
         """`TALK_SHARE_<SYSTEM>` / `TALK_SHARE_<SYSTEM>_<ENTITY>` = false turns writing off."""
-        system = view.system.upper()
-        entity = view.entity.upper()
-        return _env_bool(f"TALK_SHARE_{system}_{entity}", _env_bool(f"TALK_SHARE_{system}", True))
+        return settings().share_enabled(view.system, view.entity)
 
 
 @dataclass
 class PushResult:
+    """What one push did. Every pending write that did not happen is counted in `not_written`:
+    `failed` (the record was rejected: a dead letter), `held` (the system did not answer or refused
+    us, not the record: tried again next cycle, see `held_reason`) and `not_confirmed` (a create
+    whose answer was lost: the next collect verifies it)."""
+
     view: str
     created: int = 0
     updated: int = 0
@@ -77,12 +79,28 @@ class PushResult:
     failed: int = 0
     skipped: int = 0  # waiting: a dead letter with the same payload, or an unverified create
     pending_refs: int = 0  # rows whose referenced record does not exist in the target yet
+    held: int = 0  # writes not made because the system failed (auth, rate, server, network)
+    held_reason: str = ""  # why, naming the environment variable to check (never its value)
+    not_confirmed: int = 0  # creates sent whose outcome is unknown (lost answer, server error)
+    resolved: int = 0  # dead letters found in the target as intended (no call needed)
     calls: list[str] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def not_written(self) -> int:
+        """Pending writes that did not happen this cycle (what `sync --once` shows and exits 1 on)."""
+        return self.failed + self.held + self.not_confirmed
+
     def as_metadata(self) -> dict[str, Any]:
-        return {"created": self.created, "updated": self.updated, "conflicts": self.conflicts,
-                "failed": self.failed, "skipped": self.skipped, "waiting_for_reference": self.pending_refs}
+        meta: dict[str, Any] = {
+            "created": self.created, "updated": self.updated, "conflicts": self.conflicts,
+            "failed": self.failed, "held": self.held, "not_confirmed": self.not_confirmed,
+            "not_written": self.not_written, "skipped": self.skipped, "waiting_for_reference": self.pending_refs,
+            "dead_letters_resolved": self.resolved,
+        }
+        if self.held_reason:
+            meta["held_reason"] = self.held_reason
+        return meta
 
 
 def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], int, int]:
@@ -141,18 +159,94 @@ def resolve_refs(con: duckdb.DuckDBPyConnection, view: View, rows: list[Row]) ->
                 r.payload[f] = found[r.refs[f]]
 
 
+def resolve_present(con: duckdb.DuckDBPyConnection, view: View, now: datetime) -> int:
+    """Resolve the open dead letters whose record the last collect found in the target as intended:
+    linked, and its current values equal what the merged entity wants (the mapped row is
+    `unchanged`). The write went through after all (its answer was lost) or someone fixed it."""
+    mapped = table("mapped", view.vkey)
+    n = first(con, f"""
+        SELECT count(*) FROM dead_letters d JOIN {mapped} m ON m.gid = d.gid
+        WHERE d.view = ? AND d.resolved_at IS NULL AND m.action = 'unchanged' AND m.nsid IS NOT NULL""",
+              [view.vkey])[0]
+    if n:
+        con.execute(f"""
+            UPDATE dead_letters SET resolved_at = ?, resolution = 'present' WHERE view = ? AND resolved_at IS NULL
+            AND gid IN (SELECT gid FROM {mapped} WHERE action = 'unchanged' AND nsid IS NOT NULL)""",
+                    [now, view.vkey])
+    return int(n)
+
+
 def check_breaker(view: View, rows: list[Row], size: int, settings: PushSettings) -> None:
-    updates = sum(1 for r in rows if r.action == "update")
-    if settings.confirm_large or updates < settings.breaker_min_rows or not size:
+    """One view alone (kept for callers that judge a single view); `judge_breaker` judges a type."""
+    writes = len(rows)
+    if settings.confirm_large or writes < settings.breaker_min_rows or not size:
         return
-    share = updates / size
+    share = writes / size
     if share > settings.max_update_share:
         raise CircuitBreakerOpen(
-            f"{view.system} {view.name}: this run would update {updates} of {size} records ({share:.0%}), more than "
+            f"{view.system} {view.name}: this run would write {writes} of {size} records ({share:.0%}), more than "
             f"the {settings.max_update_share:.0%} limit (TALK_CIRCUIT_BREAKER_SHARE). Check the pending changes "
             "(mapped asset metadata) and confirm with `talk-assets sync --once --confirm` or the push asset's "
             "`confirm_large_change` config."
         )
+
+
+def _pending_by_source(con: duckdb.DuckDBPyConnection, view: View) -> dict[str, int]:
+    """Pending writes (creates and updates) of a view per source of the changed values: the
+    namespace (`customwebshop-customer`) of the record each differing field's winning value came from."""
+    mapped, merged = table("mapped", view.vkey), table("merged", view.global_type)
+    parts = [f"SELECT m.gid, split_part(g.{ident(p + '__from')}.nsid, ':', 1) AS src FROM {mapped} m "
+             f"JOIN {merged} g USING (gid) WHERE m.action IN ('create', 'update') "
+             f"AND list_contains(m.changed_fields, '{f}')"
+             for f, p, _ in payload_fields(view)]
+    if not parts:
+        return {}
+    rows = con.execute(f"SELECT src, count(DISTINCT gid) FROM ({' UNION ALL '.join(parts)}) WHERE src IS NOT NULL "
+                       "GROUP BY src").fetchall()
+    return {str(s): int(n) for s, n in rows}
+
+
+def judge_breaker(con: duckdb.DuckDBPyConnection, global_type: str, settings: PushSettings) -> dict[str, str]:
+    """The circuit breaker over every mapped view of a global type at once (their mapped tables
+    must be built): {view key: message} for the views to hold.
+
+    A source trips it when the writes its changes cause in some target (creates and updates) are
+    at least `breaker_min_rows` and more than `max_update_share` of that target's records. Then
+    every target the same source's changes reach is held, with one message naming the source and
+    the counts, until confirmed. A view that has never written from this state (its first sync,
+    converging by nature) neither trips the breaker nor is held."""
+    from talk_assets.sync.mapping import target_views
+
+    if settings.confirm_large:
+        return {}
+    tables = table_names(con)
+    pending: dict[str, tuple[View, dict[str, int], int]] = {}
+    for v in target_views():
+        if v.global_type != global_type or f"mapped_{v.vkey.replace('.', '_')}" not in tables:
+            continue
+        if first(con, "SELECT count(*) FROM push_log WHERE view = ?", [v.vkey])[0] == 0:
+            continue  # the first sync of this view
+        size = first(con, f"SELECT count(*) FROM {table('norm', v.vkey)}")[0]  # a view over nodes_<type>
+        pending[v.vkey] = (v, _pending_by_source(con, v), int(size))
+    tripped: dict[str, list[str]] = {}  # source -> what it would do where it trips
+    for v, by_src, size in pending.values():
+        for src, n in by_src.items():
+            if n >= settings.breaker_min_rows and size and n / size > settings.max_update_share:
+                tripped.setdefault(src, []).append(f"{v.system} {v.name}: {n} of {size} ({n / size:.0%})")
+    if not tripped:
+        return {}
+    held: dict[str, str] = {}
+    for src, where in tripped.items():
+        reach = {k: by_src[src] for k, (_v, by_src, _s) in pending.items() if by_src.get(src)}
+        msg = (f"a change in {src.replace('-', ' ')} would write more than the "
+               f"{settings.max_update_share:.0%} limit (TALK_CIRCUIT_BREAKER_SHARE, at least "
+               f"{settings.breaker_min_rows} records, TALK_CIRCUIT_BREAKER_MIN_ROWS) in {'; '.join(where)}. "
+               f"Every target it reaches is held: {', '.join(f'{k} ({n})' for k, n in sorted(reach.items()))}. "
+               "Check the pending changes (mapped asset metadata) and confirm with `talk-assets sync --once "
+               "--confirm` or the push asset's `confirm_large_change` config.")
+        for k in reach:
+            held[k] = held[k] + " " + msg if k in held else msg
+    return held
 
 
 @dataclass
@@ -164,9 +258,18 @@ class Outcome:
 
 
 def execute(writer: Writer, rows: list[Row], progress: Callable[[int, int], None] | None = None) -> list[Outcome]:
-    """The API calls, with no database connection open."""
+    """The API calls, with no database connection open.
+
+    A failure that is the system's (authentication, authorisation, rate limit after the client's
+    waits, server error, no answer) stops the calls to that system: the row that met it and every
+    row after it are `held` (a create that may have gone through is `unknown`, verified by the next
+    collect), and go again next cycle; only a rejection of the record itself is `failed`."""
     out: list[Outcome] = []
+    stop: ApiError | None = None
     for i, row in enumerate(rows):
+        if stop is not None:
+            out.append(Outcome(row, "held", row.record_id, stop))
+            continue
         if progress and i and i % 100 == 0:
             progress(i, len(rows))
         try:
@@ -180,13 +283,24 @@ def execute(writer: Writer, rows: list[Row], progress: Callable[[int, int], None
         except ApiError as exc:
             if exc.status in (409, 412) and row.action == "update":
                 out.append(Outcome(row, "conflict", row.record_id, exc))
-            elif row.action == "create" and (exc.status is None or exc.status in TRANSIENT_STATUSES):
-                out.append(Outcome(row, "unknown", None, exc))  # may have been done: verify next cycle
+            elif system_fault(exc.status):
+                stop = exc
+                maybe_done = row.action == "create" and (exc.status is None or exc.status >= 500)
+                # may have been done: the intent stays and the next collect verifies it
+                out.append(Outcome(row, "unknown" if maybe_done else "held", row.record_id, exc))
             else:
                 out.append(Outcome(row, "failed", row.record_id, exc))
         except (ValueError, TypeError, KeyError) as exc:  # a payload the writer cannot express
             out.append(Outcome(row, "failed", row.record_id, exc))
     return out
+
+
+def held_reason(system: str, exc: ApiError, held: int) -> str:
+    """One line saying why a system's writes wait, and which setting to look at (never its value)."""
+    status = f"HTTP {exc.status}" if exc.status is not None else "no response"
+    hint = settings_hint(system, exc.status)
+    return (f"{system}: {held} write(s) held until it answers ({system_fault(exc.status)}, {status} on "
+            f"{exc.method} {exc.endpoint}){'; ' + hint if hint else ''}")
 
 
 def record_intents(con: duckdb.DuckDBPyConnection, rows: list[Row], now: datetime) -> None:
@@ -267,7 +381,7 @@ class _Written:
                 )
         if self.resolved:
             con.execute(
-                "UPDATE dead_letters SET resolved_at = ? WHERE view = ? AND resolved_at IS NULL "
+                "UPDATE dead_letters SET resolved_at = ?, resolution = 'written' WHERE view = ? AND resolved_at IS NULL "
                 "AND gid IN (SELECT unnest(?::VARCHAR[]))",
                 [now, view.vkey, sorted(self.resolved)],
             )
@@ -281,6 +395,7 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[O
     before it, so the statements take effect in the order of the outcomes, as row by row."""
     res = PushResult(view.vkey)
     written = _Written(view, now)
+    held_by: Any = None
     for o in outcomes:
         r = o.row
         if o.status in ("created", "updated"):
@@ -295,8 +410,16 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[O
             continue
         written.flush(con)
         if o.status == "unknown":
-            res.skipped += 1
+            res.not_confirmed += 1
             con.execute("UPDATE push_intents SET status = 'unknown' WHERE view = ? AND gid = ?", [view.vkey, r.gid])
+            if isinstance(o.error, ApiError) and system_fault(o.error.status):
+                held_by = o.error
+        elif o.status == "held":
+            # never sent (or refused before it was processed): no intent to verify, no dead letter
+            res.held += 1
+            held_by = o.error
+            if r.action == "create":
+                con.execute("DELETE FROM push_intents WHERE view = ? AND gid = ?", [view.vkey, r.gid])
         else:
             res.failed += 1
             err = o.error
@@ -329,8 +452,13 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[O
                      body_text, now, now, retry],
                 )
     written.flush(con)
-    con.execute("INSERT INTO push_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, view.vkey, now, res.created, res.updated, res.conflicts, res.failed, res.skipped, 0])
+    if isinstance(held_by, ApiError):
+        res.held_reason = held_reason(view.system, held_by, res.held + res.not_confirmed)
+        log.warning("%s", res.held_reason)
+    if res.created or res.updated or res.conflicts or res.failed or not (res.held or res.not_confirmed):
+        # a push the system refused entirely is no push: a first sync held by a wrong key stays a first sync
+        con.execute("INSERT INTO push_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [run_id, view.vkey, now, res.created, res.updated, res.conflicts, res.failed, res.skipped, 0])
     return res
 
 
@@ -341,13 +469,14 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
     if not settings.share_enabled(view):
         return PushResult(view.vkey)
     with connect_fn() as con:
+        resolved = 0 if settings.dry_run else resolve_present(con, view, datetime.now(UTC))
         rows, size, held = load_rows(con, view)
         resolve_refs(con, view, rows)
-        first_push = first(con, "SELECT count(*) FROM push_log WHERE view = ?", [view.vkey])[0] == 0
+        verdict = judge_breaker(con, view.global_type, settings) if rows else {}
+    if view.vkey in verdict:
+        raise CircuitBreakerOpen(verdict[view.vkey])
     if not rows and not held:
-        return PushResult(view.vkey)
-    if not first_push:  # the first sync of a view converges the systems: large by nature
-        check_breaker(view, rows, size, settings)
+        return PushResult(view.vkey, resolved=resolved)
     writer = writer_for(view.system, client)
     waiting = [r for r in rows if r.action == "create" and _missing_ref(view, r)]
     waiting_ids = {id(r) for r in waiting}
@@ -369,6 +498,7 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
         res = record_outcomes(con, view, outcomes, datetime.now(UTC), run_id)
     res.skipped += held
     res.pending_refs = len(waiting)
+    res.resolved = resolved
     return res
 
 

@@ -70,6 +70,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     error VARCHAR, body VARCHAR, attempts INTEGER DEFAULT 1, first_failed_at TIMESTAMPTZ,
     last_failed_at TIMESTAMPTZ, replay BOOLEAN DEFAULT false, resolved_at TIMESTAMPTZ
 );
+-- how a dead letter was resolved: 'written' (a later call succeeded) or 'present' (found in the target as intended)
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS resolution VARCHAR;
 CREATE TABLE IF NOT EXISTS push_intents (
     view VARCHAR NOT NULL, gid VARCHAR NOT NULL, idem_key VARCHAR NOT NULL, started_at TIMESTAMPTZ NOT NULL,
     status VARCHAR NOT NULL, record_id VARCHAR, fingerprint VARCHAR, PRIMARY KEY (view, gid)

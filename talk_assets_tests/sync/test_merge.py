@@ -138,3 +138,34 @@ def test_links_keep_records_together_and_are_versioned(con: duckdb.DuckDBPyConne
     assert resolve_version(con, v1.data_version[:10]) == 1
     assert resolve_version(con, (T0 + timedelta(hours=1)).isoformat()) == 1
     assert resolve_version(con, None) == 2
+
+
+def test_a_name_joined_from_the_parts_never_beats_them_and_a_real_edit_of_it_does(
+        con: duckdb.DuckDBPyConnection) -> None:
+    put(con, "customwebshop.customers", {"id": 1, "email": "anne@x.no", "first_name": "Anne Marie",
+                                         "last_name": "van der Berg", "updated_at": ts(1)},
+        {"id": 2, "email": "cher@x.no", "first_name": "Cher", "updated_at": ts(1)})
+    # the CRM records the sync wrote from them, newer than the parts
+    put(con, "customcrm.customers", {"id": 7, "email": "anne@x.no", "name": "Anne Marie van der Berg",
+                                     "customer_type": "person", "updated_at": ts(2)},
+        {"id": 8, "email": "cher@x.no", "name": "Cher", "customer_type": "person", "updated_at": ts(2)})
+    rows = merged(con, "customer")
+    anne, cher = group_of(rows, "customwebshop-customers:1"), group_of(rows, "customwebshop-customers:2")
+    assert (anne["first_name"], anne["last_name"]) == ("Anne Marie", "van der Berg")
+    assert cher["first_name"] == "Cher" and not isinstance(cher["last_name"], str)  # none (NaN in pandas)
+    # a real edit of the CRM name, later still: its split wins
+    put(con, "customcrm.customers", {"id": 7, "email": "anne@x.no", "name": "Anne Marie de la Cruz",
+                                     "customer_type": "person", "updated_at": ts(3)})
+    anne = group_of(merged(con, "customer"), "customwebshop-customers:1")
+    assert (anne["first_name"], anne["last_name"]) == ("Anne Marie", "de la Cruz")
+    assert anne["last_name__from"]["nsid"] == "customcrm-customers:7"
+
+
+def test_a_field_emptied_in_a_later_version_reads_as_empty_not_as_its_old_value(
+        con: duckdb.DuckDBPyConnection) -> None:
+    put(con, "customwebshop.customers", {"id": 1, "email": "a@x.no", "updated_at": ts(1),
+                                         "billing_address": {"city": "Hamar"}})
+    put(con, "customwebshop.customers", {"id": 1, "email": "a@x.no", "updated_at": ts(2),
+                                         "billing_address": {"city": None}})
+    merge_type(con, "customer")
+    assert con.execute("SELECT city FROM norm_customwebshop_customer").fetchall() == [(None,)]

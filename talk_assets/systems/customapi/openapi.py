@@ -67,6 +67,7 @@ def _entity_paths(spec: SystemSpec, e: EntitySpec) -> dict[str, Any]:
         "data": {"type": "array", "items": _ref(model)},
         "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}],
                         "description": "null on the last page."}}}
+    bad_body = {"400": _error("The body is missing, not valid JSON or not a JSON object (code validation_error).")}
     write_errors = {
         "409": _error("A unique field (" + (", ".join(e.unique) or "none") + ") is already used (code conflict)."),
         "422": _error("Invalid body; error.field names the field (code validation_error)."),
@@ -91,7 +92,7 @@ def _entity_paths(spec: SystemSpec, e: EntitySpec) -> dict[str, Any]:
                                                     "result instead of creating a duplicate."}],
                      "requestBody": body,
                      "responses": {"201": _json(_ref(model), "Created.", {"ETag": ETAG, "Location": _header(
-                         "Path of the new record.")}), **write_errors, **ERRORS}},
+                         "Path of the new record.")}), **bad_body, **write_errors, **ERRORS}},
         },
         f"{spec.root}/{label}/_summary": {
             "get": {"operationId": f"summary_{label}", "tags": tag,
@@ -105,11 +106,11 @@ def _entity_paths(spec: SystemSpec, e: EntitySpec) -> dict[str, Any]:
             "put": {"operationId": f"replace_{label}", "tags": tag,
                     "summary": "Replace the record (omitted fields become null)", "parameters": [IF_MATCH],
                     "requestBody": body,
-                    "responses": {"200": ok_record, **not_found, **stale, **write_errors, **ERRORS}},
+                    "responses": {"200": ok_record, **bad_body, **not_found, **stale, **write_errors, **ERRORS}},
             "patch": {"operationId": f"patch_{label}", "tags": tag,
                       "summary": "Change some fields (JSON merge patch, RFC 7396)", "parameters": [IF_MATCH],
                       "requestBody": patch_body,
-                      "responses": {"200": ok_record, **not_found, **stale, **write_errors, **ERRORS}},
+                      "responses": {"200": ok_record, **bad_body, **not_found, **stale, **write_errors, **ERRORS}},
             "delete": {"operationId": f"delete_{label}", "tags": tag, "summary": f"Delete a {label} record",
                        "parameters": [IF_MATCH],
                        "responses": {"204": {"description": "Deleted."}, **not_found, **stale, **ERRORS}},

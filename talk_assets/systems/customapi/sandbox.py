@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
@@ -49,19 +50,27 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
+# RFC 3339 section 5.6 `date-time`, the spec's `format: date-time` (offset required; JSON Schema takes "T").
+_DATE_TIME = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")
+
+
 def parse_since(raw: str | None) -> datetime | None:
-    """The `updated_since` filter: ISO 8601; without a zone it means UTC."""
-    if raw is None or raw == "":
+    """The `updated_since` filter: an RFC 3339 date-time, as the spec's `format: date-time` says.
+
+    Absent means no filter; present but empty or anything else (a date alone, no offset) is a 400,
+    so a caller's bug is not silently read as "everything".
+    """
+    if raw is None:
         return None
-    text = raw.strip().replace("Z", "+00:00")
-    for candidate in (text, text[:-6] + "+" + text[-5:] if len(text) > 6 and text[-6] == " " else text):
-        try:
-            ts = datetime.fromisoformat(candidate)
-        except ValueError:
-            continue
-        return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-    raise HttpError(400, "updated_since must be an ISO 8601 timestamp, e.g. 2026-11-23T10:00:00.000Z",
+    bad = HttpError(400, "updated_since must be an RFC 3339 date-time, e.g. 2026-11-23T10:00:00.000Z",
                     field="updated_since")
+    if not _DATE_TIME.match(raw):
+        raise bad
+    try:
+        ts = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
+    except ValueError:  # 2026-02-30 and the like
+        raise bad from None
+    return ts.astimezone(UTC)
 
 
 def etag(version: int) -> str:
@@ -138,7 +147,7 @@ class CustomApiApp(SandboxApp):
             self.route("GET", base, self._bind(self.list, e), name=base)
             self.route("POST", base, self._bind(self.create, e), name=base)
             self.route("GET", f"{base}/_summary", self._bind(self.summary, e), name=f"{base}/_summary")
-            one = f"{base}/(?P<id>[^/]+)"
+            one = f"{base}/(?P<id>(?!_summary$)[^/]+)"  # _summary is its own resource (405 for PUT on it)
             for method, handler in (("GET", self.get), ("PUT", self.replace), ("PATCH", self.patch),
                                     ("DELETE", self.delete)):
                 self.route(method, one, self._bind(handler, e), name=f"{base}/{{id}}")
@@ -158,6 +167,8 @@ class CustomApiApp(SandboxApp):
         return Response(200, self._openapi)
 
     def list(self, e: EntitySpec, req: Request) -> Response:
+        if req.arg("limit") == "":
+            raise HttpError(400, "limit must be an integer between 1 and 500", field="limit")
         limit = req.int_arg("limit", 100)
         if not 1 <= limit <= 500:
             raise HttpError(400, "limit must be between 1 and 500", field="limit")

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, ORG_NUMBER, PHONE, UPPER, lines, origin, ref
+from talk_assets.sync.conversions import (
+    DATE,
+    DEC,
+    EMAIL,
+    INT,
+    ORG_NUMBER,
+    PHONE,
+    UPPER,
+    lines,
+    name_part,
+    origin,
+    ref,
+)
 from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
 
@@ -27,11 +39,9 @@ CUSTOMER = View(
             "ELSE coalesce({g.organization_name}, nullif(trim(concat_ws(' ', {g.first_name}, {g.last_name})), '')) END",
             record_fields=("customer_type",))),
         P("name", "first_name", "string", Conversion(
-            f"CASE WHEN NOT {_IS_COMPANY} THEN nullif(regexp_extract(trim({{v}}), '^(.*\\S)\\s+\\S+$', 1), '') END",
-            None, record_fields=("customer_type",))),
+            f"CASE WHEN NOT {_IS_COMPANY} THEN {name_part(1)} END", None, record_fields=("customer_type",))),
         P("name", "last_name", "string", Conversion(
-            f"CASE WHEN NOT {_IS_COMPANY} THEN nullif(regexp_extract(trim({{v}}), '(\\S+)$', 1), '') END", None,
-            record_fields=("customer_type",))),
+            f"CASE WHEN NOT {_IS_COMPANY} THEN {name_part(2)} END", None, record_fields=("customer_type",))),
         P("customer_type", "is_person", "string (company | person)", Conversion(
             "CASE WHEN {v} = 'person' THEN 'true' WHEN {v} = 'company' THEN 'false' END",
             f"CASE WHEN {_PERSON} THEN 'person' ELSE 'company' END")),

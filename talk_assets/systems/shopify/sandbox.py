@@ -104,6 +104,26 @@ def e164(phone: str) -> str | None:
     return digits if re.fullmatch(r"\+\d{8,15}", digits) else "invalid"
 
 
+# Field lengths Shopify refuses past, in characters. Shopify's own REST reference does not state
+# them: the figures are from a third-party table of Shopify's product limits
+# (https://sync.krokanti.com/en/blog/shopify-product-limits-variants-options-2026: product title,
+# handle, SKU, barcode and each tag up to 255 characters). The answer is Rails' validation message in
+# Shopify's REST 422 shape, `{"errors": {"title": ["is too long (maximum is 255 characters)"]}}`.
+# No documented limit was found for customer first_name/last_name/note, order note or customer and
+# order tags, so the sandbox sets none there rather than invent one.
+PRODUCT_LIMITS = {"title": 255, "handle": 255}
+VARIANT_LIMITS = {"sku": 255, "barcode": 255}
+TAG_LIMIT = 255
+
+
+def check_lengths(values: dict[str, Any], limits: dict[str, int], errors: dict[str, list[str]]) -> None:
+    """Add Shopify's "is too long" error for each string in `values` over its limit."""
+    for name, limit in limits.items():
+        value = values.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            errors.setdefault(name, []).append(f"is too long (maximum is {limit} characters)")
+
+
 def normalize_tags(value: Any) -> str:
     """Tags are one comma-separated string; Shopify trims them and drops duplicates and blanks."""
     items = value if isinstance(value, list) else str(value or "").split(",")
@@ -870,6 +890,7 @@ class App(SandboxApp):
         for k in ("option1", "option2", "option3"):
             if k in out and out[k] is not None:
                 out[k] = str(out[k])
+        check_lengths(out, VARIANT_LIMITS, errors)
         return out
 
     def _new_variant(self, pid: int, now: datetime) -> Record:
@@ -937,8 +958,11 @@ class App(SandboxApp):
         out = {k: data[k] for k in PRODUCT_WRITABLE if k in data}
         if (creating or "title" in out) and not str(out.get("title") or "").strip():
             errors.setdefault("title", []).append("can't be blank")
+        check_lengths(out, PRODUCT_LIMITS, errors)
         if "tags" in out:
             out["tags"] = normalize_tags(out["tags"])
+            if any(len(t) > TAG_LIMIT for t in out["tags"].split(", ")):
+                errors.setdefault("tags", []).append(f"is too long (maximum is {TAG_LIMIT} characters)")
         if "status" in out and out["status"] not in ("active", "archived", "draft"):
             errors.setdefault("status", []).append("is not included in the list")
         if errors:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import requests
 
 from talk_assets_tests.systems.customapi.conftest import PRICE, System
 
@@ -285,3 +286,42 @@ def test_summary_tracks_changes(system: System) -> None:
 
 def test_method_not_allowed(system: System) -> None:
     error(system.call("DELETE", "/customers"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("method", ["TRACE", "OPTIONS", "CONNECT", "PROPFIND"])
+def test_a_method_the_spec_does_not_list_is_405_json_with_allow(system: System, method: str) -> None:
+    r = system.call(method, "/customers")
+    error(r, 405, "method_not_allowed")
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert set(r.headers["Allow"].split(", ")) == {"GET", "POST"}
+    r = system.call(method, "/customers/1")
+    error(r, 405, "method_not_allowed")
+    assert set(r.headers["Allow"].split(", ")) == {"GET", "PUT", "PATCH", "DELETE"}
+
+
+@pytest.mark.parametrize("value", ["", " ", "yesterday", "2026-11-23"])
+def test_updated_since_must_be_a_date_time(system: System, value: str) -> None:
+    error(system.call("GET", "/customers", params={"updated_since": value}), 400, "validation_error",
+          "updated_since")
+
+
+def test_limit_must_be_an_integer_even_when_empty(system: System) -> None:
+    error(system.call("GET", "/customers", params={"limit": ""}), 400, "validation_error", "limit")
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_a_write_without_a_body_or_with_malformed_json_is_a_documented_400(system: System, method: str) -> None:
+    doc = requests.get(system.url + "/openapi.json", timeout=10).json()
+    op = doc["paths"][f"{system.spec.root}/customers/{{id}}"][method.lower()]
+    assert "400" in op["responses"]
+    error(system.call(method, "/customers/1"), 400, "validation_error")
+    error(system.call(method, "/customers/1", data=b"{not json", headers={"Content-Type": "application/json"}),
+          400, "validation_error")
+    assert "400" in doc["paths"][f"{system.spec.root}/customers"]["post"]["responses"]
+    error(system.call("POST", "/customers"), 400, "validation_error")
+
+
+def test_summary_is_its_own_resource_not_a_record_id(system: System) -> None:
+    r = system.call("PUT", "/customers/_summary", json={})
+    error(r, 405, "method_not_allowed")
+    assert r.headers["Allow"] == "GET"

@@ -159,3 +159,12 @@ def test_errors_never_contain_the_token(shop: Shop) -> None:
         c.get_record("customer", "1")
     assert err.value.status == 401 and "Invalid API key" in str(err.value)
     assert secret not in str(err.value) and secret not in repr(err.value.body)
+
+
+def test_a_field_over_its_limit_is_an_api_error_naming_the_field(shop: Shop, client: Client) -> None:
+    """What a dead letter records: the status, the field and Shopify's message."""
+    with pytest.raises(ApiError) as err:
+        client.create_product({"title": "X" * 10_000})
+    assert err.value.status == 422
+    assert err.value.field == "title"
+    assert "is too long (maximum is 255 characters)" in str(err.value)

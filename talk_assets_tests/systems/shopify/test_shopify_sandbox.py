@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from urllib.parse import quote
@@ -296,7 +297,8 @@ def test_reset_restores_the_seed(shop: Shop) -> None:
     assert shop.api("GET", f"customers/{cid}.json").status_code == 404
     shop.control("POST", "reset")
     assert shop.api("GET", f"customers/{cid}.json").status_code == 200
-    assert shop.control("GET", "info")["credentials"]["X-Shopify-Access-Token"] == TOKEN
+    info = shop.control("GET", "info")
+    assert "credentials" not in info and TOKEN not in json.dumps(info)
     assert shop.control("GET", "stats")["requests"] == {"GET customers/{id}.json": 1}
 
 
@@ -305,3 +307,25 @@ def test_url_encoded_offsets_in_time_filters(shop: Shop) -> None:
     raw = f"{shop.url}/admin/api/2026-07/customers/count.json?updated_at_min={quote(stamp)}"
     unencoded = f"{shop.url}/admin/api/2026-07/customers/count.json?updated_at_min={stamp}"
     assert shop.api("GET", raw).json() == shop.api("GET", unencoded).json()
+
+
+LONG = "Å" * 10_000  # hostile: 10,000 characters, not ASCII
+TOO_LONG = ["is too long (maximum is 255 characters)"]
+
+
+def test_product_fields_over_shopifys_limits_are_422_naming_the_field(shop: Shop) -> None:
+    """Title, handle, each tag, variant SKU and barcode: 255 characters (see FIELD_LIMITS)."""
+    for field in ("title", "handle"):
+        r = shop.api("POST", "products.json", json={"product": {"title": "Ok", field: LONG}})
+        assert r.status_code == 422 and r.json() == {"errors": {field: TOO_LONG}}, r.text
+    r = shop.api("POST", "products.json", json={"product": {"title": "Ok", "tags": f"kort, {LONG}"}})
+    assert r.status_code == 422 and r.json() == {"errors": {"tags": TOO_LONG}}
+    for field in ("sku", "barcode"):
+        r = shop.api("POST", "products.json", json={"product": {"title": "Ok", "variants": [{field: LONG}]}})
+        assert r.status_code == 422 and r.json() == {"errors": {field: TOO_LONG}}, r.text
+    p = shop.app.products.rows[shop.app.products.ids[0]]
+    r = shop.api("PUT", f"products/{p['id']}.json", json={"product": {"title": "T" * 256}})
+    assert r.status_code == 422 and r.json() == {"errors": {"title": TOO_LONG}}
+    assert shop.app.products.rows[p["id"]]["title"] == p["title"]  # nothing written
+    at_limit = shop.api("PUT", f"products/{p['id']}.json", json={"product": {"title": "😀" * 255}})
+    assert at_limit.status_code == 200 and at_limit.json()["product"]["title"] == "😀" * 255
