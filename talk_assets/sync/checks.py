@@ -3,8 +3,10 @@
 Blocking checks fail (ERROR) when the data shows a bug in merging or mapping rather than one bad
 record: a record linked to two entities, unrelated records collapsed into one, or more than
 `TALK_CHECK_MAX_BAD_SHARE` (default 5 %, and at least `TALK_CHECK_MIN_BAD_ROWS`, default 10) of a
-target's rows missing required fields or references. A few bad records alone only warn and are listed: they are rejected one by one at
-push time, and everything else goes through.
+target's rows missing required fields or references. A failed blocking check stops the pushes
+downstream of its asset in the same run (Dagster skips them), in the UI and in `talk-assets sync`.
+Below the threshold the check passes and its metadata lists the records that the push will reject
+one by one (as dead letters or waiting rows); everything else goes through.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def max_bad_share() -> float:
 
 
 def min_bad_rows() -> int:
-    """Below this many bad rows a check only warns, whatever the share (small datasets)."""
+    """Below this many bad rows a check passes, whatever the share (small datasets)."""
     return int(os.environ.get("TALK_CHECK_MIN_BAD_ROWS", "10"))
 
 
@@ -81,15 +83,23 @@ def products_not_collapsed() -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=bad.empty, metadata={"collapsed_entities": len(bad), "examples": md_table(bad)})
 
 
-def _share_result(bad_rows: int, total: int, examples: object, what: str) -> dg.AssetCheckResult:
+def _share_result(bad_rows: int, total: int, examples: object, what: str,
+                  rejected: list[str] | None = None) -> dg.AssetCheckResult:
+    """Fails (ERROR, blocking the push) above both thresholds; passes otherwise, naming the rows that
+    will be rejected one by one."""
     share = bad_rows / total if total else 0.0
-    limit = max_bad_share()
+    limit, floor = max_bad_share(), min_bad_rows()
+    blocked = share > limit and bad_rows >= floor
+    verdict = (f"{bad_rows} of {total} rows ({share:.1%}) is more than {limit:.0%} (TALK_CHECK_MAX_BAD_SHARE) and "
+               f"at least {floor} rows (TALK_CHECK_MIN_BAD_ROWS): the push is held") if blocked else \
+        f"{bad_rows} row(s) will be rejected one by one at push time; the rest goes through"
     return dg.AssetCheckResult(
-        passed=bad_rows == 0,
-        severity=dg.AssetCheckSeverity.ERROR if share > limit and bad_rows >= min_bad_rows()
-        else dg.AssetCheckSeverity.WARN,
+        passed=not blocked,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=verdict,
         metadata={what: bad_rows, "rows": total, "share": round(share, 4), "max_share": limit,
-                  "examples": examples},
+                  "min_bad_rows": floor, "verdict": verdict, "examples": examples,
+                  "rejected": dg.MetadataValue.md("\n".join(f"- {r}" for r in rejected or []) or "none")},
     )
 
 
@@ -98,17 +108,19 @@ def build_required_check(view: View) -> dg.AssetChecksDefinition:
 
     @dg.asset_check(asset=mapped_key(view), name="required_fields", blocking=True,
                     description=f"New {view.name} records carry the fields {view.system} requires "
-                                f"({', '.join(fields) or 'none'}). A few rejects only warn; a large share fails.")
+                                f"({', '.join(fields) or 'none'}). A few rejects pass and are listed; a large share fails and holds the push.")
     def _check() -> dg.AssetCheckResult:
         cond = " OR ".join(f"nullif(payload->>'$.\"{f}\"', '') IS NULL OR payload->>'$.\"{f}\"' = '[]'"
                            for f in fields) or "false"
         with connect() as con:
             total = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action = 'create'")[0]
             bad = con.execute(
-                f"SELECT gid, payload FROM {table('mapped', view.vkey)} WHERE action = 'create' AND ({cond}) LIMIT 10"
+                f"SELECT gid, payload FROM {table('mapped', view.vkey)} WHERE action = 'create' AND ({cond}) "
+                "ORDER BY gid LIMIT 100"
             ).df()
             n = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action = 'create' AND ({cond})")[0]
-        return _share_result(int(n), int(total), md_table(bad), "missing_required")
+        rejected = [f"{gid}: {', '.join(fields)} empty" for gid in bad["gid"]]
+        return _share_result(int(n), int(total), md_table(bad), "missing_required", rejected)
 
     return _check
 
@@ -132,8 +144,9 @@ def build_reference_check(view: View) -> dg.AssetChecksDefinition:
             bad = con.execute(" UNION ALL ".join(parts)).df()
             pending = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE "
                             + " OR ".join(f"(payload->>'$.\"{f}\"') IS NULL" for f, _ in refs))[0]
-        res = _share_result(len(bad), int(total), md_table(bad), "unresolved")
-        return dg.AssetCheckResult(passed=res.passed, severity=res.severity,
+        rejected = [f"{r.gid}: {r.reference} {r.target}" for r in bad.head(100).itertuples()]
+        res = _share_result(len(bad), int(total), md_table(bad), "unresolved", rejected)
+        return dg.AssetCheckResult(passed=res.passed, severity=res.severity, description=res.description,
                                    metadata={**res.metadata, "create_if_referenced": int(pending)})
 
     return _check
