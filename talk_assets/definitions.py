@@ -9,7 +9,6 @@ import dagster as dg
 from talk_assets.config import SYSTEMS
 from talk_assets.resources import build_resources
 from talk_assets.sync.assets import HTTP, HttpTuning, sync_assets
-from talk_assets.sync.checks import all_checks
 from talk_assets.sync.sensors import all_sensors
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -36,7 +35,6 @@ system_assets = [a for key in SYSTEMS for a in importlib.import_module(f"talk_as
 # No automation sensor: a materialization on demand runs what was selected, nothing downstream by surprise.
 defs = dg.Definitions(
     assets=[*system_assets, *sync_assets()],
-    asset_checks=all_checks(),
     resources=all_resources(),
     jobs=[sync_job],
     sensors=all_sensors(),

@@ -23,6 +23,8 @@ from dagster import AssetExecutionContext
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from talk_assets.config import SYSTEMS
+from talk_assets.sync import checks
+from talk_assets.sync.checks import PREVIEW_ROWS, md_table
 from talk_assets.sync.collect import bad_lines, collect_records, collect_since, read_changes
 from talk_assets.sync.declaration import (
     GLOBAL_TYPES,
@@ -43,23 +45,6 @@ from talk_assets.sync.store import connect, first
 
 OWNERS = ["team:integration"]
 POOL = "duckdb"
-PREVIEW_ROWS = 8
-
-
-def md_table(df: pd.DataFrame, limit: int = PREVIEW_ROWS) -> dg.MetadataValue:
-    """A small markdown preview (no extra dependency for `to_markdown`)."""
-    df = df.head(limit)
-    if df.empty:
-        return dg.MetadataValue.md("_(no rows)_")
-    cols = [str(c) for c in df.columns]
-
-    def cell(v: object) -> str:
-        text = "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
-        return text.replace("|", "\\|").replace("\n", " ")[:80]
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return dg.MetadataValue.md("\n".join(lines))
 
 
 def source_key(src: Source) -> dg.AssetKey:
@@ -240,11 +225,13 @@ def merge_deps(gtype: str) -> list[dg.AssetKey]:
 
 def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
     views = views_of_type(gtype)
+    merge_checks = checks.merge_checks(gtype, merge_key(gtype))
     keys = ", ".join(MERGE_KEYS[gtype]) or "none (linked only by the sync itself)"
 
     @dg.asset(
         key=merge_key(gtype),
         deps=merge_deps(gtype),
+        check_specs=checks.specs(merge_checks),
         group_name="merge",
         kinds={"duckdb"},
         owners=OWNERS,
@@ -265,7 +252,7 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata={
             "records": res.records, "entities": res.entities, "merged_groups": res.merged_groups,
             "iterations": res.iterations, "rebuilt": not res.reused, "preview": md_table(preview),
-        })
+        }, check_results=checks.evaluate(merge_checks))
 
     return _merge
 
@@ -274,6 +261,7 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
 @dg.asset(
     key=LINKS_KEY,
     deps=[merge_key(t) for t in GLOBAL_TYPES],
+    check_specs=checks.specs(checks.links_checks(LINKS_KEY)),
     group_name="sync",
     kinds={"duckdb"},
     owners=OWNERS,
@@ -297,6 +285,7 @@ def links_asset(context: AssetExecutionContext) -> dg.MaterializeResult:
         data_version=dg.DataVersion(v.data_version),
         metadata={"version": v.version, "rows": v.rows, "added": v.added, "removed": v.removed,
                   "new_version": v.created, "per_system": md_table(per_system, 50), "preview": md_table(preview)},
+        check_results=checks.evaluate(checks.links_checks(LINKS_KEY)),
     )
 
 
@@ -304,10 +293,12 @@ def links_asset(context: AssetExecutionContext) -> dg.MaterializeResult:
 def build_mapped_asset(view: View) -> dg.AssetsDefinition:
     deps = [merge_key(view.global_type), LINKS_KEY]
     deps += [merge_key(REFERENCES[p]) for p in GLOBAL_TYPES[view.global_type] if p in REFERENCES]
+    mapped_checks = checks.mapped_checks(view, mapped_key(view))
 
     @dg.asset(
         key=mapped_key(view),
         deps=list(dict.fromkeys(deps)),
+        check_specs=checks.specs(mapped_checks),
         group_name=f"{view.system}_out",
         kinds={view.system, "duckdb"},
         owners=OWNERS,
@@ -328,7 +319,7 @@ def build_mapped_asset(view: View) -> dg.AssetsDefinition:
             "rows": res.rows, "create": res.create, "update": res.update, "unchanged": res.unchanged,
             "rebuilt": not res.reused,
             "pending": res.create + res.update, "pending_preview": md_table(preview),
-        })
+        }, check_results=checks.evaluate(mapped_checks))
 
     return _mapped
 

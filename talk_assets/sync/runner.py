@@ -218,6 +218,8 @@ def report_of(result: dg.ExecuteInProcessResult) -> CycleReport:
             stage, name = stages.get(key, ("", key or event.step_key))
             data = event.step_failure_data
             user = data.user_failure_data if data else None
+            if data is not None and data.error is not None and "DagsterAssetCheckFailedError" in (data.error.cls_name or ""):
+                continue  # a blocking check failed: its evaluation is reported, what depends on it is held
             if user is not None and user.metadata.get(BREAKER_TAG) is not None:
                 report.breaker.append(user.description or "circuit breaker")
             elif user is not None and user.description:

@@ -11,14 +11,11 @@ import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
-from talk_assets.resources import client_from_env
-from talk_assets.sync.cycle import CycleReport, run_cycle
 from talk_assets.sync.declaration import DATAFLOWS, SOURCES_BY_KEY, VIEWS_BY_KEY, Dataflow, View
 from talk_assets.sync.mapping import update_fields
 from talk_assets.sync.merge import table
@@ -26,72 +23,16 @@ from talk_assets.sync.push import PushSettings, Row, execute, load_rows, record_
 from talk_assets.sync.store import connect
 from talk_assets.sync.writers import writer_for
 from talk_assets_tests.conftest import Sandbox
+from talk_assets_tests.harness import SyncHarness
 
 SYSTEM_KEYS = ("shopify", "poweroffice", "squarespace", "customcrm", "customwebshop")
 
 
-class Sync:
-    """Runs cycles with fresh clients and reads the state file, for one test module."""
-
-    def __init__(self, box: Sandbox, data: Path) -> None:
-        self.box = box
-        self.data = data
-
-    def client(self, system: str) -> Any:
-        return client_from_env(system)
-
-    def cycle(self, **kw: Any) -> CycleReport:
-        clients: dict[str, Any] = {}
-
-        def get(system: str) -> Any:
-            clients.setdefault(system, client_from_env(system))
-            return clients[system]
-
-        os.environ["TALK_DATA_DIR"] = str(self.data)
-        allow_errors = kw.pop("allow_errors", False)
-        report = run_cycle(get, settings=kw.pop("settings", None) or PushSettings(confirm_large=True), **kw)
-        assert allow_errors or not report.errors, report.errors
-        return report
+class Sync(SyncHarness):
+    """The shared harness (talk_assets_tests/harness.py), strict: a cycle with errors fails the test."""
 
     def until_quiet(self, limit: int = 5) -> int:
-        """Cycles until one writes nothing; returns how many it took."""
-        for n in range(1, limit + 1):
-            if self.cycle().writes == 0:
-                return n
-        raise AssertionError(f"still writing after {limit} cycles")
-
-    def writes(self) -> dict[str, int]:
-        """Data writes per system (a token request is a POST but writes no data)."""
-        out = {}
-        for s in SYSTEM_KEYS:
-            reqs = self.box.stats(s)["requests"]
-            out[s] = sum(n for k, n in reqs.items()
-                         if k.split(" ", 1)[0] in ("POST", "PUT", "PATCH", "DELETE") and "OAuth/Token" not in k)
-        return out
-
-    def reset_stats(self) -> None:
-        for s in SYSTEM_KEYS:
-            self.box.control(s, "POST", "stats/reset")
-
-    def sql(self, query: str, params: list | None = None) -> list[tuple]:
-        with connect(self.data / "talk.duckdb") as con:
-            return con.execute(query, params or []).fetchall()
-
-    def gid_of(self, view: View, record_id: Any) -> str | None:
-        rows = self.sql("SELECT gid FROM links WHERE view = ? AND record_id = ?", [view.vkey, str(record_id)])
-        return rows[0][0] if rows else None
-
-    def member(self, gid: str, view: View) -> str | None:
-        rows = self.sql("SELECT record_id FROM links WHERE gid = ? AND view = ?", [gid, view.vkey])
-        return rows[0][0] if rows else None
-
-    def value(self, view: View, record_id: Any, prop: str) -> Any:
-        rows = self.sql(f"SELECT {prop} FROM {table('norm', view.vkey)} WHERE record_id = ?", [str(record_id)])
-        return rows[0][0] if rows else None
-
-    def faults(self, **faults: Any) -> None:
-        for s in SYSTEM_KEYS:
-            self.box.control(s, "PUT", "faults", json={"rate_limit_speed": 50, **faults})
+        return super().until_quiet(limit)
 
 
 @pytest.fixture(scope="module")
