@@ -32,10 +32,19 @@ def all_resources(http: HttpTuning | None = None) -> dict[str, object]:
 # each system's folder holds its assets (talk_assets/systems/<system>/assets.py); merge and links are shared
 system_assets = [a for key in SYSTEMS for a in importlib.import_module(f"talk_assets.systems.{key}.assets").assets]
 
-# No automation sensor: a materialization on demand runs what was selected, nothing downstream by surprise.
-defs = dg.Definitions(
-    assets=[*system_assets, *sync_assets()],
-    resources=all_resources(),
-    jobs=[sync_job],
-    sensors=all_sensors(),
-)
+
+def build_defs(resources: dict[str, object] | None = None) -> dg.Definitions:
+    """The definitions, with resources built from the environment now (or the ones given).
+
+    No automation sensor: a materialization on demand runs what was selected, nothing downstream by
+    surprise; the change sensors request runs of what a change reaches.
+    """
+    return dg.Definitions(
+        assets=[*system_assets, *sync_assets()],
+        resources=resources or all_resources(),
+        jobs=[sync_job],
+        sensors=all_sensors(),
+    )
+
+
+defs = build_defs()

@@ -22,7 +22,7 @@ from typing import Any
 
 import dagster as dg
 
-from talk_assets.sync.assets import BREAKER_TAG, HttpTuning, pushed_key
+from talk_assets.sync.assets import BREAKER_TAG, HTTP, HttpTuning, pushed_key
 from talk_assets.sync.collect import BadRecord, CollectResult, bad_lines
 from talk_assets.sync.declaration import SOURCES
 from talk_assets.sync.mapping import target_views
@@ -82,11 +82,24 @@ def ui_instance() -> dg.DagsterInstance:
 
 
 # -- the job ---------------------------------------------------------------------------------------
-@cache
-def _job() -> dg.JobDefinition:
-    from talk_assets.definitions import JOB_NAME, defs
+def sync_job() -> dg.JobDefinition:
+    """`sync_job` with the resources the environment names now (a system's URL variable may have been
+    set after `talk_assets.definitions` was imported, e.g. by a test's sandbox)."""
+    from talk_assets.definitions import all_resources
 
-    return defs.resolve_job_def(JOB_NAME)
+    resources = all_resources()
+    return _job_for(repr(sorted((k, repr(v)) for k, v in resources.items())), resources)
+
+
+_JOBS: dict[str, dg.JobDefinition] = {}
+
+
+def _job_for(key: str, resources: dict[str, object]) -> dg.JobDefinition:
+    if key not in _JOBS:
+        from talk_assets.definitions import JOB_NAME, build_defs
+
+        _JOBS[key] = build_defs(resources).resolve_job_def(JOB_NAME)
+    return _JOBS[key]
 
 
 @cache
@@ -107,8 +120,10 @@ def _by_stage() -> dict[str, tuple[str, str]]:
     return out
 
 
-def run_config(*, full: bool = False, settings: PushSettings | None = None, log_level: str = "ERROR") -> dict:
-    """The job's run config for one cycle: full collect, confirmed or dry pushes, log level."""
+def run_config(*, full: bool = False, settings: PushSettings | None = None, http: HttpTuning | None = None,
+               log_level: str = "ERROR") -> dict:
+    """The job's run config for one cycle: full collect, confirmed or dry pushes, the clients' timeouts
+    and retries (the `http` resource), log level."""
     from talk_assets.sync.assets import collected_key, pushed_key
 
     settings = settings or PushSettings()
@@ -118,7 +133,11 @@ def run_config(*, full: bool = False, settings: PushSettings | None = None, log_
     if settings.confirm_large or settings.dry_run:
         push = {"confirm_large_change": settings.confirm_large, "dry_run": settings.dry_run}
         ops.update({pushed_key(v).to_python_identifier(): {"config": push} for v in target_views()})
-    return {"ops": ops, "loggers": {"console": {"config": {"log_level": log_level}}}}
+    config: dict[str, Any] = {"ops": ops, "loggers": {"console": {"config": {"log_level": log_level}}}}
+    tuning = {k: v for k, v in (http.model_dump() if http else {}).items() if v is not None}
+    if tuning:
+        config["resources"] = {HTTP: {"config": tuning}}
+    return config
 
 
 @contextlib.contextmanager
@@ -158,8 +177,6 @@ def run_cycle(
     collect, merge, links and mapping steps update the state as in any run. `http` configures the
     clients' timeouts and retries; `instance` defaults to the UI's (`ui_instance`).
     """
-    from talk_assets.definitions import all_resources
-
     settings = settings or PushSettings()
     owned = instance is None
     instance = instance or ui_instance()
@@ -168,10 +185,9 @@ def run_cycle(
             if scratch_state:
                 stack.enter_context(_scratch_state())
             stack.enter_context(session())  # one DuckDB connection for the whole cycle (~80 opens otherwise)
-            result = _job().execute_in_process(
-                run_config=run_config(full=full, settings=settings, log_level=log_level),
+            result = sync_job().execute_in_process(
+                run_config=run_config(full=full, settings=settings, http=http, log_level=log_level),
                 instance=instance,
-                resources=all_resources(http),
                 raise_on_error=False,
                 asset_selection=selection,
                 tags={"talk/runner": "in-process", **({"talk/dry_run": "true"} if settings.dry_run else {}),
