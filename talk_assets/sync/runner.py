@@ -269,7 +269,7 @@ def _asset_of_step(step_key: str | None) -> str:
 
 def _in_run(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> bool:
     selection = result.dagster_run.asset_selection
-    return selection is None or key in selection
+    return not selection or key in selection
 
 
 @cache
