@@ -32,8 +32,9 @@ from talk_assets_tests.conftest import Sandbox
 SYSTEM_KEYS = tuple(SYSTEMS)
 REPO = Path(__file__).resolve().parents[1]
 
-# small timeouts and short backoff: a fault costs seconds, not minutes (what `fast_client` gives a client)
-FAST_HTTP = HttpTuning(timeout_s=2.0, backoff_s=0.02, max_backoff_s=0.2, default_retry_after_s=0.1)
+# small timeouts and short backoff: a fault costs seconds, not minutes (what `fast_client` gives a client);
+# the fields of the `http` resource (a resource object as a class attribute trips Dagster's descriptor)
+FAST_HTTP: dict[str, float] = {"timeout_s": 2.0, "backoff_s": 0.02, "max_backoff_s": 0.2, "default_retry_after_s": 0.1}
 
 
 @dataclass
@@ -50,7 +51,7 @@ class SyncHarness:
     """Cycles through the one runner, the sandbox's counters and the state file of one test module."""
 
     strict = True  # a cycle with errors fails the test unless `allow_errors=True`
-    http: HttpTuning | None = None  # the clients' defaults
+    http: dict[str, float] | None = None  # fields of the `http` resource; None: the clients' defaults
 
     def __init__(self, box: Sandbox, data: Path) -> None:
         self.box = box
@@ -64,7 +65,7 @@ class SyncHarness:
         """One run of `sync_job` (pushes confirmed unless `settings` says otherwise)."""
         os.environ["TALK_DATA_DIR"] = str(self.data)
         allow_errors = kw.pop("allow_errors", not self.strict)
-        kw.setdefault("http", self.http)
+        kw.setdefault("http", HttpTuning(**self.http) if self.http else None)
         report = run_cycle(settings=kw.pop("settings", None) or PushSettings(confirm_large=True),
                            instance=self.instance, **kw)
         self.reports.append(report)
