@@ -181,8 +181,13 @@ def build_collect_asset(src: Source) -> dg.AssetsDefinition:
             since = collect_since(con, src, full=config.full_sync)
         client = open_client(context, src.system)
         try:
-            # the probe before the read is what this collect has seen: the source's observation
-            version = client.probe(src.entity)
+            # the probe before the read is what this collect has seen: the source's observation (a
+            # failed probe only costs the observation; the sensor will see the version later)
+            try:
+                version: str | None = client.probe(src.entity)
+            except Exception as exc:
+                context.log.warning(f"{src.key}: probe failed, no observation recorded: {exc}")
+                version = None
             records, read_from = read_changes(client, src, since)
         except Exception as exc:  # one system down must not stop the others: the check says it failed
             context.log.error(f"{src.key}: the read failed: {exc}")
@@ -193,7 +198,8 @@ def build_collect_asset(src: Source) -> dg.AssetsDefinition:
                                                    metadata={"error": str(exc)[:2000]})])
         finally:
             client.close()
-        context.log_event(observation(src, version, "collect"))
+        if version is not None:
+            context.log_event(observation(src, version, "collect"))
         with connect() as con:
             res = collect_records(con, src, records, since=since, now=datetime.now(UTC), read_from=read_from)
             total = first(con, "SELECT count(*) FROM raw_current WHERE system = ? AND entity = ?",
