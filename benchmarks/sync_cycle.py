@@ -1,4 +1,5 @@
-"""incremental and latency: whole sync cycles (`run_cycle`) against all five sandboxes.
+"""incremental and latency: whole sync cycles (`talk_assets.sync.runner.run_cycle`: Dagster's sync_job in
+process) against all five sandboxes.
 
 Setup: seed the sandboxes, switch their rate limits off (the setup's first cycle creates tens of
 thousands of records; pacing is measured by the push benchmark) with a client pace of 2,000
@@ -86,9 +87,14 @@ class Env:
         return self._clients[system]
 
     def cycle(self, full: bool = False) -> Any:
-        from talk_assets.sync.cycle import run_cycle
+        """One run of Dagster's sync_job in this process (the one runner), in an ephemeral instance."""
+        import dagster as dg
 
-        return run_cycle(self.clients, full=full)
+        from talk_assets.sync.runner import run_cycle
+
+        if not hasattr(self, "instance"):
+            self.instance = dg.DagsterInstance.ephemeral()
+        return run_cycle(full=full, instance=self.instance)
 
     def calls(self) -> tuple[int, int]:
         """(reads, writes) over every sandbox since the last reset."""
@@ -203,7 +209,7 @@ def incremental(rec: Recorder, profile: str) -> None:
 
 def latency(rec: Recorder, profile: str) -> None:
     p = PROFILES[profile]
-    print(f"latency: sandbox size {p['lat_size']}, run_cycle every {POLL_S:g}s in a thread, "
+    print(f"latency: sandbox size {p['lat_size']}, a sync_job run every {POLL_S:g}s in a thread, "
           f"{p['lat_edits']} edits at random times")
     env = Env(p["lat_size"])
     stop = threading.Event()

@@ -111,42 +111,48 @@ def _print_table(rows: list[dict], empty: str = "(nothing)") -> None:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    """One complete cycle (observe, collect, merge, map, push) without the UI."""
-    from talk_assets.resources import client_from_env
-    from talk_assets.sync.cycle import run_cycle
+    """Run Dagster's `sync_job` in this process (the job the UI and the sensors run), recorded in the
+    UI's instance ($DAGSTER_HOME, else <data dir>/dagster_home), and print what it did."""
     from talk_assets.sync.push import PushSettings
+    from talk_assets.sync.runner import dagster_home, run_cycle
 
     _use_data_dir(args)
-    clients: dict[str, object] = {}
-
-    def client(system: str) -> object:
-        if system not in clients:
-            clients[system] = client_from_env(system)
-        return clients[system]
-
     settings = PushSettings(confirm_large=args.confirm, dry_run=args.dry_run)
-    log = (lambda m: print(m, file=sys.stderr, flush=True)) if not args.quiet else (lambda _m: None)
     cycles = 0
     while True:
         cycles += 1
-        report = run_cycle(client, full=args.full, settings=settings, log=log)
+        report = run_cycle(full=args.full, settings=settings, scratch_state=args.dry_run,
+                           log_level="ERROR" if args.quiet else "INFO",
+                           tags={"talk/command": "dlq replay" if getattr(args, "replay", False) else "sync"})
         _print_table(report.rows())
         for line in report.rejected:
             print(f"rejected: {line}", file=sys.stderr)
         for b in report.breaker:
             print(f"stopped by the circuit breaker: {b}", file=sys.stderr)
+        for c in report.failed_checks:
+            print(f"blocking check failed: {c}", file=sys.stderr)
+        for view, why in report.held.items():
+            print(f"held: {view} push did not run: {why}", file=sys.stderr)
+        for view, p in report.pushed.items():
+            if p.held_reason:
+                print(f"held: {view}: {p.held} write(s) not made: {p.held_reason}", file=sys.stderr)
+            if p.not_confirmed:
+                print(f"not confirmed: {view}: {p.not_confirmed} create(s) sent without an answer; the next "
+                      "cycle verifies them", file=sys.stderr)
         if args.dry_run:
             calls = [c for p in report.pushed.values() for c in p.calls]
-            print(f"\n{len(calls)} write call(s) would be made:")
+            print(f"\n{len(calls)} write call(s) would be made (the state file was not changed):")
             for c in calls:
                 print(f"  {c}")
         for e in report.errors:
             print(f"error: {e}", file=sys.stderr)
+        if not args.quiet:
+            print(f"dagster run {report.run_id} (instance {dagster_home()})", file=sys.stderr)
         if args.once or args.dry_run:
             break
         time.sleep(args.interval)
     not_written = any(p.not_written for p in report.pushed.values())
-    return 3 if report.breaker else 1 if report.errors or not_written else 0
+    return 3 if report.breaker else 1 if report.errors or report.held or not_written else 0
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
@@ -176,7 +182,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     print(f"replaying {len(chosen)} dead letter(s) in one sync cycle")
     started = datetime.now(UTC)
     ns = argparse.Namespace(data_dir=None, confirm=False, dry_run=False, full=False, once=True, quiet=True,
-                            interval=0)
+                            interval=0, replay=True)
     code = cmd_sync(ns)
     return _replay_report(chosen, started) or code
 
@@ -309,9 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ui-port", type=int, default=3000)
     sp.set_defaults(func=cmd_run)
 
-    sp = sub.add_parser("sync", help="run the sync without the UI: one cycle with --once, else every --interval s")
+    sp = sub.add_parser("sync", help="run the sync job without the UI (recorded in the UI's Runs): one cycle with "
+                                     "--once, else every --interval s")
     sp.add_argument("--once", action="store_true", help="one complete cycle, then a summary table per system entity")
-    sp.add_argument("--dry-run", action="store_true", help="collect and compare, print the write calls, make none")
+    sp.add_argument("--dry-run", action="store_true", help="run the job with writes off against a copy of the state, print the write "
+                         "calls; changes nothing")
     sp.add_argument("--full", action="store_true", help="full sync: re-read every record, not only changes")
     sp.add_argument("--confirm", action="store_true", help="let through a cycle the circuit breaker stopped")
     sp.add_argument("--interval", type=float, default=300, help="seconds between cycles without --once")

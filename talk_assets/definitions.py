@@ -1,4 +1,5 @@
-"""Everything Dagster loads: `dagster dev -w workspace.yaml` reads `defs` from here."""
+"""Everything Dagster loads: `dagster dev -w workspace.yaml` reads `defs` from here, and
+`talk-assets sync` runs the same `sync_job` in process (talk_assets/sync/runner.py)."""
 
 import warnings
 
@@ -6,37 +7,44 @@ import dagster as dg
 
 from talk_assets.config import SYSTEMS
 from talk_assets.resources import build_resources
-from talk_assets.sync.assets import sync_assets
+from talk_assets.sync.assets import HTTP, HttpTuning, sync_assets
 from talk_assets.sync.assets import system_assets as assets_of
-from talk_assets.sync.checks import all_checks
 from talk_assets.sync.sensors import all_sensors
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
+JOB_NAME = "sync_job"
+
 sync_job = dg.define_asset_job(
-    "sync_job",
+    JOB_NAME,
     selection=dg.AssetSelection.all(),
-    description="One cycle: observe and collect every system entity, merge, update the link table, map and push "
-                "every target.",
+    description="One cycle: collect every system entity, merge, update the link table, map every target, run the "
+                "blocking checks and push what they let through (references first).",
     executor_def=dg.in_process_executor,
 )
 
-automation = dg.AutomationConditionSensorDefinition(
-    "sync_automation",
-    target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=10,
-    description="Brings downstream assets up to date after a materialization on demand (collect -> merge -> "
-                "links -> mapped -> pushed).",
-)
+
+def all_resources(http: HttpTuning | None = None) -> dict[str, object]:
+    """The five system resources and the clients' timeout/retry tuning (client defaults unless given)."""
+    return {**build_resources(), HTTP: http or HttpTuning()}
+
 
 # every registered system's assets, generated from its declaration; merge and links are shared
 system_assets = [a for key in SYSTEMS for a in assets_of(key)]
 
-defs = dg.Definitions(
-    assets=[*system_assets, *sync_assets()],
-    asset_checks=all_checks(),
-    resources=build_resources(),
-    jobs=[sync_job],
-    sensors=[*all_sensors(), automation],
-)
+
+def build_defs(resources: dict[str, object] | None = None) -> dg.Definitions:
+    """The definitions, with resources built from the environment now (or the ones given).
+
+    No automation sensor: a materialization on demand runs what was selected, nothing downstream by
+    surprise; the change sensors request runs of what a change reaches.
+    """
+    return dg.Definitions(
+        assets=[*system_assets, *sync_assets()],
+        resources=resources or all_resources(),
+        jobs=[sync_job],
+        sensors=all_sensors(),
+    )
+
+
+defs = build_defs()

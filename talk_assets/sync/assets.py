@@ -1,23 +1,30 @@
 """The asset factory: every asset of the graph, generated from the declaration.
 
-Lineage, left to right:
-    <system>/<entity>             source asset, observed by a cheap API probe (DataVersion)
-    <system>/collected/<entity>   the entity's records and their versions in DuckDB
-    merge/<type>                  global entities (customer, product, order, user)
-    sync/links                    the link table, a versioned asset
-    <system>/mapped/<view>        what the system should hold, and what differs from what it holds
+Lineage, left to right, and the groups that hold it:
+    <system>_in   <system>/<entity>             source asset, observed by the change sensor (DataVersion)
+    <system>_in   <system>/collected/<entity>   the entity's records and their versions in DuckDB
+    merge         merge/<type>                  global entities (customer, product, order, user)
+    sync          sync/links                    the link table, a versioned asset
+    <system>_out  <system>/mapped/<view>        what the system should hold, and what differs from what it holds
+    <system>_out  <system>/pushed/<view>        the writes, conflicts and dead letters
+
+No asset has an automation condition: a materialization on demand runs what the user selected,
+and the sensors request runs of what a change reaches (sync/sensors.py).
 """
 
-
-
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from talk_assets.config import SYSTEMS
+from talk_assets.sync import checks
+from talk_assets.sync.checks import PREVIEW_ROWS, md_table
 from talk_assets.sync.collect import bad_lines, collect_records, collect_since, read_changes
 from talk_assets.sync.declaration import (
     GLOBAL_TYPES,
@@ -31,30 +38,13 @@ from talk_assets.sync.declaration import (
     views_of_type,
 )
 from talk_assets.sync.links import update_links
-from talk_assets.sync.mapping import map_view, referencing_views, target_views
+from talk_assets.sync.mapping import map_view, target_views
 from talk_assets.sync.merge import merge_type, table
 from talk_assets.sync.push import CircuitBreakerOpen, PushSettings, push_view
 from talk_assets.sync.store import connect, first
 
 OWNERS = ["team:integration"]
 POOL = "duckdb"
-PREVIEW_ROWS = 8
-
-
-def md_table(df: pd.DataFrame, limit: int = PREVIEW_ROWS) -> dg.MetadataValue:
-    """A small markdown preview (no extra dependency for `to_markdown`)."""
-    df = df.head(limit)
-    if df.empty:
-        return dg.MetadataValue.md("_(no rows)_")
-    cols = [str(c) for c in df.columns]
-
-    def cell(v: object) -> str:
-        text = "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
-        return text.replace("|", "\\|").replace("\n", " ")[:80]
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return dg.MetadataValue.md("\n".join(lines))
 
 
 def source_key(src: Source) -> dg.AssetKey:
@@ -89,20 +79,70 @@ def _flows_text(view: View) -> str:
     return "\n".join(rows)
 
 
+# -- API clients ---------------------------------------------------------------------------------
+class HttpTuning(dg.ConfigurableResource):
+    """How the steps' API clients time out and retry; unset fields keep each client's defaults.
+
+    One resource for every system, so a run against a flaky or slow system (the reliability tests,
+    `talk-assets sync` on a bad day) is configured in Dagster like any other setting.
+    """
+
+    timeout_s: float | None = None
+    max_retries: int | None = None
+    backoff_s: float | None = None
+    max_backoff_s: float | None = None
+    default_retry_after_s: float | None = None
+    max_rate_limit_wait_s: float | None = None
+
+    def apply(self, client: Any) -> Any:
+        if self.timeout_s is not None:
+            client.timeout = (self.timeout_s, self.timeout_s)
+        changes = {name: value for name, value in (
+            ("max_retries", self.max_retries), ("backoff", self.backoff_s), ("max_backoff", self.max_backoff_s),
+            ("default_retry_after", self.default_retry_after_s),
+            ("max_rate_limit_wait", self.max_rate_limit_wait_s)) if value is not None}
+        if changes:
+            client.retry = dataclasses.replace(client.retry, **changes)
+        return client
+
+
+HTTP = "http"
+
+
+def open_client(context: Any, system: str) -> Any:
+    """The system's client from its resource, tuned by the `http` resource when the run has one."""
+    client = getattr(context.resources, system).client()
+    return getattr(context.resources, HTTP).apply(client)
+
+
+def observed_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
+    """The data version last recorded for a source asset (by the sensor, a collect or a push)."""
+    record = instance.get_latest_data_version_record(key, is_source=True)
+    if record is None or record.asset_observation is None:
+        return None
+    return record.asset_observation.tags.get(DATA_VERSION_TAG)
+
+
+def observation(src: Source, version: str, by: str) -> dg.AssetObservation:
+    return dg.AssetObservation(asset_key=source_key(src), tags={DATA_VERSION_TAG: version},
+                               metadata={"data_version": version, "recorded_by": by})
+
+
 # -- source and collect --------------------------------------------------------------------------
 def build_source_asset(src: Source) -> dg.SourceAsset:
     views = ", ".join(f"{v.name}" for v in src.views)
 
     @dg.observable_source_asset(
         key=source_key(src),
-        group_name=src.system,
+        group_name=f"{src.system}_in",
         description=f"{SYSTEMS[src.system].title} {src.title}, where the records live (read as: {views}). "
-                    "Observed by a cheap API probe whose result changes exactly when the data changes.",
-        required_resource_keys={src.system},
+                    "Observed by a cheap API probe whose result changes exactly when the data changes: by the "
+                    f"`{src.system}_changes` sensor, by each collect (before it reads) and by each push to it.",
+        required_resource_keys={src.system, HTTP},
         tags={"stage": "source"},
     )
     def _observe(context: AssetExecutionContext) -> dg.DataVersion:
-        client = getattr(context.resources, src.system).client()
+        client = open_client(context, src.system)
         try:
             return dg.DataVersion(client.probe(src.entity))
         finally:
@@ -116,17 +156,22 @@ class CollectConfig(dg.Config):
     """Re-read every record instead of what changed since the cursor (Sesam's "Full Sync")."""
 
 
+READ_COMPLETE = "read_complete"
+
+
 def build_collect_asset(src: Source) -> dg.AssetsDefinition:
     @dg.asset(
         key=collected_key(src),
         deps=[source_key(src)],
-        group_name=src.system,
+        group_name=f"{src.system}_in",
         kinds={src.system, "duckdb"},
         owners=OWNERS,
         pool=POOL,
         tags={"stage": "collect"},
-        required_resource_keys={src.system},
-        automation_condition=dg.AutomationCondition.eager(),
+        required_resource_keys={src.system, HTTP},
+        check_specs=[dg.AssetCheckSpec(READ_COMPLETE, asset=collected_key(src),
+                                       description="The API answered the read. When it did not, the records "
+                                                   "collected before stay current and every other system syncs.")],
         description=f"{SYSTEMS[src.system].title} {src.title} as collected: every version of every record in "
                     f"DuckDB (`raw_versions`, `raw_current`) with a content hash. Reads only what changed since "
                     f"the cursor, minus a lookback window for late commits.",
@@ -134,11 +179,27 @@ def build_collect_asset(src: Source) -> dg.AssetsDefinition:
     def _collect(context: AssetExecutionContext, config: CollectConfig) -> dg.MaterializeResult:
         with connect() as con:
             since = collect_since(con, src, full=config.full_sync)
-        client = getattr(context.resources, src.system).client()
+        client = open_client(context, src.system)
         try:
+            # the probe before the read is what this collect has seen: the source's observation (a
+            # failed probe only costs the observation; the sensor will see the version later)
+            try:
+                version: str | None = client.probe(src.entity)
+            except Exception as exc:
+                context.log.warning(f"{src.key}: probe failed, no observation recorded: {exc}")
+                version = None
             records, read_from = read_changes(client, src, since)
+        except Exception as exc:  # one system down must not stop the others: the check says it failed
+            context.log.error(f"{src.key}: the read failed: {exc}")
+            return dg.MaterializeResult(
+                metadata={"read_failed": str(exc)[:2000]},
+                check_results=[dg.AssetCheckResult(check_name=READ_COMPLETE, passed=False,
+                                                   severity=dg.AssetCheckSeverity.ERROR,
+                                                   metadata={"error": str(exc)[:2000]})])
         finally:
             client.close()
+        if version is not None:
+            context.log_event(observation(src, version, "collect"))
         with connect() as con:
             res = collect_records(con, src, records, since=since, now=datetime.now(UTC), read_from=read_from)
             total = first(con, "SELECT count(*) FROM raw_current WHERE system = ? AND entity = ?",
@@ -152,7 +213,10 @@ def build_collect_asset(src: Source) -> dg.AssetsDefinition:
             context.log.warning(f"rejected: {line}")
         return dg.MaterializeResult(
             metadata={**res.as_metadata(), "records": int(total), "latest": md_table(preview),
-                      "rejected_records": dg.MetadataValue.md("\n".join(f"- {b}" for b in rejected) or "none")},
+                      "rejected_records": dg.MetadataValue.md("\n".join(f"- {b}" for b in rejected) or "none"),
+                      "rejected_detail": dg.MetadataValue.json([dataclasses.asdict(b) for b in res.bad[:200]])},
+            check_results=[dg.AssetCheckResult(check_name=READ_COMPLETE, passed=True,
+                                               metadata={"read": res.read})],
         )
 
     return _collect
@@ -167,17 +231,18 @@ def merge_deps(gtype: str) -> list[dg.AssetKey]:
 
 def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
     views = views_of_type(gtype)
+    merge_checks = checks.merge_checks(gtype, merge_key(gtype))
     keys = ", ".join(MERGE_KEYS[gtype]) or "none (linked only by the sync itself)"
 
     @dg.asset(
         key=merge_key(gtype),
         deps=merge_deps(gtype),
+        check_specs=checks.specs(merge_checks),
         group_name="merge",
         kinds={"duckdb"},
         owners=OWNERS,
         pool=POOL,
         tags={"stage": "merge"},
-        automation_condition=dg.AutomationCondition.eager(),
         description=f"Global {gtype}s: records of {', '.join(sorted({v.vkey for v in views}))} recognised as the "
                     f"same {gtype} (merge keys: {keys}; transitive; existing links kept). Per property the latest "
                     "non-empty value wins, with its provenance. Tables `merged_" + gtype + "`, `members_" + gtype + "`.",
@@ -193,7 +258,7 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata={
             "records": res.records, "entities": res.entities, "merged_groups": res.merged_groups,
             "iterations": res.iterations, "rebuilt": not res.reused, "preview": md_table(preview),
-        })
+        }, check_results=checks.evaluate(merge_checks))
 
     return _merge
 
@@ -202,12 +267,12 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
 @dg.asset(
     key=LINKS_KEY,
     deps=[merge_key(t) for t in GLOBAL_TYPES],
+    check_specs=checks.specs(checks.links_checks(LINKS_KEY)),
     group_name="sync",
     kinds={"duckdb"},
     owners=OWNERS,
     pool=POOL,
     tags={"stage": "links"},
-    automation_condition=dg.AutomationCondition.eager(),
     description="The link table: global id <-> (system, entity, record), link mode, origin and last written hash. "
                 "A versioned asset: each change is a new version (its DataVersion is the content hash) and every "
                 "earlier version stays queryable (`talk-assets links --at VERSION|TIME`).",
@@ -226,6 +291,7 @@ def links_asset(context: AssetExecutionContext) -> dg.MaterializeResult:
         data_version=dg.DataVersion(v.data_version),
         metadata={"version": v.version, "rows": v.rows, "added": v.added, "removed": v.removed,
                   "new_version": v.created, "per_system": md_table(per_system, 50), "preview": md_table(preview)},
+        check_results=checks.evaluate(checks.links_checks(LINKS_KEY)),
     )
 
 
@@ -233,16 +299,17 @@ def links_asset(context: AssetExecutionContext) -> dg.MaterializeResult:
 def build_mapped_asset(view: View) -> dg.AssetsDefinition:
     deps = [merge_key(view.global_type), LINKS_KEY]
     deps += [merge_key(REFERENCES[p]) for p in GLOBAL_TYPES[view.global_type] if p in REFERENCES]
+    mapped_checks = checks.mapped_checks(view, mapped_key(view))
 
     @dg.asset(
         key=mapped_key(view),
         deps=list(dict.fromkeys(deps)),
-        group_name=view.system,
+        check_specs=checks.specs(mapped_checks),
+        group_name=f"{view.system}_out",
         kinds={view.system, "duckdb"},
         owners=OWNERS,
         pool=POOL,
         tags={"stage": "mapped"},
-        automation_condition=dg.AutomationCondition.eager(),
         description=f"What {SYSTEMS[view.system].title} {view.name} should hold, in its own fields and formats, "
                     f"and what differs from what it holds now (table `{table('mapped', view.vkey)[1:-1]}`). "
                     f"Dataflows:\n{_flows_text(view)}",
@@ -258,7 +325,7 @@ def build_mapped_asset(view: View) -> dg.AssetsDefinition:
             "rows": res.rows, "create": res.create, "update": res.update, "unchanged": res.unchanged,
             "rebuilt": not res.reused,
             "pending": res.create + res.update, "pending_preview": md_table(preview),
-        })
+        }, check_results=checks.evaluate(mapped_checks))
 
     return _mapped
 
@@ -275,38 +342,64 @@ class PushConfig(dg.Config):
     """Log the calls instead of making them."""
 
 
+# What a property's value refers to, beyond the declaration's REFERENCES: an order's `lines` name
+# products by SKU. Kept next to the one function that reads it, to switch to typed references.
+LINE_REFERENCES: dict[str, str] = {"lines": "product"}
+
+
+def referenced_types(global_type: str) -> set[str]:
+    """The global types an entity of `global_type` refers to (an order: customer, user, product)."""
+    refs = {**REFERENCES, **LINE_REFERENCES}
+    return {refs[p] for p in GLOBAL_TYPES[global_type] if p in refs} - {global_type}
+
+
+def push_dependencies(view: View) -> list[View]:
+    """The pushes that must come before `view`'s: the same system's target views of the types its
+    records reference (customers, users and products before the orders naming them)."""
+    wanted = referenced_types(view.global_type)
+    return [v for v in target_views() if v.system == view.system and v.global_type in wanted]
+
+
 def push_deps(view: View) -> list[dg.AssetKey]:
-    """The mapped view, and the pushes of what its records reference (customers before orders)."""
+    """The push's upstream: every mapped view of its global type (so all targets of a type are
+    judged, and their blocking checks run, before any of them is written) and the pushes it
+    references (`push_dependencies`)."""
     deps = [mapped_key(view)]
-    for other in target_views():
-        if other.system == view.system and (view, "customer") in [(v, p) for v, p in referencing_views(other)]:
-            deps.append(pushed_key(other))
-    return deps
+    deps += [mapped_key(v) for v in target_views() if v.global_type == view.global_type]
+    deps += [pushed_key(v) for v in push_dependencies(view)]
+    return list(dict.fromkeys(deps))
+
+
+BREAKER_TAG = "circuit_breaker"
 
 
 def build_push_asset(view: View) -> dg.AssetsDefinition:
+    src = source_of(view)
+
     @dg.asset(
         key=pushed_key(view),
         deps=push_deps(view),
-        group_name=view.system,
+        group_name=f"{view.system}_out",
         kinds={view.system},
         owners=OWNERS,
         pool=f"{view.system}_api",
         tags={"stage": "push"},
-        required_resource_keys={view.system},
-        automation_condition=dg.AutomationCondition.eager(),
+        required_resource_keys={view.system, HTTP},
         description=f"Writes the pending changes of {SYSTEMS[view.system].title} {view.name} to its API: creates, "
                     "updates of the properties that differ (optimistic locking), failures to the dead-letter table. "
                     f"Dataflows:\n{_flows_text(view)}",
     )
     def _push(context: AssetExecutionContext, config: PushConfig) -> dg.MaterializeResult:
         settings = PushSettings(confirm_large=config.confirm_large_change, dry_run=config.dry_run)
-        client = getattr(context.resources, view.system).client()
+        client = open_client(context, view.system)
         try:
+            before = None if settings.dry_run or not _pending(view) else client.probe(src.entity)
             res = push_view(view, client, connect, settings, run_id=context.run.run_id,
                             progress=lambda i, n: context.log.info(f"{view.vkey}: {i}/{n} records written"))
+            if before is not None and (res.created or res.updated):
+                _observe_own_writes(context, client, src, before)
         except CircuitBreakerOpen as exc:
-            raise dg.Failure(description=str(exc)) from None
+            raise dg.Failure(description=str(exc), metadata={BREAKER_TAG: True}) from None
         finally:
             client.close()
         for call in res.calls:
@@ -325,9 +418,37 @@ def build_push_asset(view: View) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata={
             **res.as_metadata(), "dead_letters": int(dead), "links_version": links_version,
             "failures": md_table(failures, 20),
+            "failure_detail": dg.MetadataValue.json(_jsonable(res.failures[:200])),
+            **({"calls": dg.MetadataValue.json(res.calls[:5000])} if settings.dry_run else {}),
         })
 
     return _push
+
+
+def _pending(view: View) -> bool:
+    with connect() as con:
+        return bool(first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} "
+                               "WHERE action IN ('create', 'update')")[0])
+
+
+def _observe_own_writes(context: AssetExecutionContext, client: Any, src: Source, before: str) -> None:
+    """Record the target's version after our writes as its observation, so its change sensor does
+    not start a run to collect what we wrote (a run that would find nothing new).
+
+    Only when the version before the first write is the one last observed: then nothing but this
+    push changed the entity in between (the sensor, or this run's collect, saw the rest). The race
+    left: an edit by someone else that lands between our first write and the probe after the last
+    is folded into this observation; the sensor does not see it as a change, and it is collected by
+    the next run that something else starts, or by its next own change (and a full sync).
+    """
+    if observed_version(context.instance, source_key(src)) != before:
+        return
+    context.log_event(observation(src, client.probe(src.entity), "push"))
+
+
+def _jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in r.items()}
+            for r in rows]
 
 
 def system_assets(system: str) -> list[dg.AssetsDefinition | dg.SourceAsset]:

@@ -3,21 +3,46 @@
 Blocking checks fail (ERROR) when the data shows a bug in merging or mapping rather than one bad
 record: a record linked to two entities, unrelated records collapsed into one, or more than
 `TALK_CHECK_MAX_BAD_SHARE` (default 5 %, and at least `TALK_CHECK_MIN_BAD_ROWS`, default 10) of a
-target's rows missing required fields or references. A few bad records alone only warn and are listed: they are rejected one by one at
-push time, and everything else goes through.
+target's rows missing required fields or references. A failed blocking check stops the pushes
+downstream of its asset in the same run (Dagster skips them), in the UI and in `talk-assets sync`.
+Below the threshold the check passes and its metadata lists the records that the push will reject
+one by one (as dead letters or waiting rows); everything else goes through.
+
+Each check runs in the step of the asset it checks (`check_specs`): one step less per check, and
+a blocking check that fails fails that step after its materialization, so Dagster skips what
+depends on it in the same run.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import dagster as dg
+import pandas as pd
 
-from talk_assets.sync.assets import LINKS_KEY, mapped_key, md_table, merge_key
 from talk_assets.sync.declaration import GENERIC_MAILBOXES, REFERENCES, REQUIRED, View
-from talk_assets.sync.mapping import payload_fields, target_views
+from talk_assets.sync.mapping import payload_fields
 from talk_assets.sync.merge import table
 from talk_assets.sync.store import connect, first
+
+PREVIEW_ROWS = 8
+
+
+def md_table(df: pd.DataFrame, limit: int = PREVIEW_ROWS) -> dg.MetadataValue:
+    """A small markdown preview (no extra dependency for `to_markdown`)."""
+    df = df.head(limit)
+    if df.empty:
+        return dg.MetadataValue.md("_(no rows)_")
+    cols = [str(c) for c in df.columns]
+
+    def cell(v: object) -> str:
+        text = "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+        return text.replace("|", "\\|").replace("\n", " ")[:80]
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return dg.MetadataValue.md("\n".join(lines))
 
 
 def max_bad_share() -> float:
@@ -25,21 +50,20 @@ def max_bad_share() -> float:
 
 
 def min_bad_rows() -> int:
-    """Below this many bad rows a check only warns, whatever the share (small datasets)."""
+    """Below this many bad rows a check passes, whatever the share (small datasets)."""
     return int(os.environ.get("TALK_CHECK_MIN_BAD_ROWS", "10"))
 
 
-@dg.asset_check(asset=LINKS_KEY, blocking=True, description="No record is linked to two global entities.")
 def record_linked_once() -> dg.AssetCheckResult:
+    """No record is linked to two global entities."""
     with connect() as con:
         bad = con.execute(
             "SELECT nsid, list(DISTINCT gid) AS gids FROM links GROUP BY nsid HAVING count(DISTINCT gid) > 1 LIMIT 20"
         ).df()
-    return dg.AssetCheckResult(passed=bad.empty, metadata={"records_linked_twice": len(bad), "examples": md_table(bad)})
+    return dg.AssetCheckResult(check_name="record_linked_once", passed=bad.empty,
+                               metadata={"records_linked_twice": len(bad), "examples": md_table(bad)})
 
 
-@dg.asset_check(asset=LINKS_KEY, description="Each global entity has at most one record per system view "
-                "(duplicates inside one system are reported, the first record is the one kept in sync).")
 def one_record_per_system() -> dg.AssetCheckResult:
     with connect() as con:
         dupes = con.execute(
@@ -47,13 +71,10 @@ def one_record_per_system() -> dg.AssetCheckResult:
             "HAVING count(*) > 1 ORDER BY gid LIMIT 20"
         ).df()
         n = first(con, "SELECT count(*) FROM (SELECT 1 FROM links GROUP BY gid, view HAVING count(*) > 1)")[0]
-    return dg.AssetCheckResult(passed=n == 0, severity=dg.AssetCheckSeverity.WARN,
+    return dg.AssetCheckResult(check_name="one_record_per_system", passed=n == 0, severity=dg.AssetCheckSeverity.WARN,
                                metadata={"duplicates": int(n), "examples": md_table(dupes)})
 
 
-@dg.asset_check(asset=merge_key("customer"), blocking=True,
-                description="The merge did not collapse unrelated customers: no global customer has two "
-                            "different organisation numbers, and no generic mailbox (post@, info@...) joins persons.")
 def customers_not_collapsed() -> dg.AssetCheckResult:
     generic = ", ".join(f"'{m}'" for m in GENERIC_MAILBOXES)
     with connect() as con:
@@ -67,58 +88,67 @@ def customers_not_collapsed() -> dg.AssetCheckResult:
             LIMIT 20
             """
         ).df()
-    return dg.AssetCheckResult(passed=bad.empty, metadata={"collapsed_entities": len(bad), "examples": md_table(bad)})
+    return dg.AssetCheckResult(check_name="customers_not_collapsed", passed=bad.empty,
+                               metadata={"collapsed_entities": len(bad), "examples": md_table(bad)})
 
 
-@dg.asset_check(asset=merge_key("product"), blocking=True,
-                description="The merge did not collapse different products: one SKU per global product.")
 def products_not_collapsed() -> dg.AssetCheckResult:
     with connect() as con:
         bad = con.execute(
             "SELECT gid, list(DISTINCT sku) AS skus FROM nodes_product JOIN members_product USING (nsid) "
             "WHERE sku IS NOT NULL GROUP BY gid HAVING count(DISTINCT sku) > 1 LIMIT 20"
         ).df()
-    return dg.AssetCheckResult(passed=bad.empty, metadata={"collapsed_entities": len(bad), "examples": md_table(bad)})
+    return dg.AssetCheckResult(check_name="products_not_collapsed", passed=bad.empty,
+                               metadata={"collapsed_entities": len(bad), "examples": md_table(bad)})
 
 
-def _share_result(bad_rows: int, total: int, examples: object, what: str) -> dg.AssetCheckResult:
+def _share_result(name: str, bad_rows: int, total: int, examples: object, what: str,
+                  rejected: list[str] | None = None) -> dg.AssetCheckResult:
+    """Fails (ERROR, blocking the push) above both thresholds; passes otherwise, naming the rows that
+    will be rejected one by one."""
     share = bad_rows / total if total else 0.0
-    limit = max_bad_share()
+    limit, floor = max_bad_share(), min_bad_rows()
+    blocked = share > limit and bad_rows >= floor
+    verdict = (f"{bad_rows} of {total} rows ({share:.1%}) is more than {limit:.0%} (TALK_CHECK_MAX_BAD_SHARE) and "
+               f"at least {floor} rows (TALK_CHECK_MIN_BAD_ROWS): the push is held") if blocked else \
+        f"{bad_rows} row(s) will be rejected one by one at push time; the rest goes through"
     return dg.AssetCheckResult(
-        passed=bad_rows == 0,
-        severity=dg.AssetCheckSeverity.ERROR if share > limit and bad_rows >= min_bad_rows()
-        else dg.AssetCheckSeverity.WARN,
+        check_name=name,
+        passed=not blocked,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=verdict,
         metadata={what: bad_rows, "rows": total, "share": round(share, 4), "max_share": limit,
-                  "examples": examples},
+                  "min_bad_rows": floor, "verdict": verdict, "examples": examples,
+                  "rejected": dg.MetadataValue.md("\n".join(f"- {r}" for r in rejected or []) or "none")},
     )
 
 
-def build_required_check(view: View) -> dg.AssetChecksDefinition:
-    fields = [f for f, p, _ in payload_fields(view) if p in REQUIRED[view.global_type]]
+def _required_fields(view: View) -> list[str]:
+    return [f for f, p, _ in payload_fields(view) if p in REQUIRED[view.global_type]]
 
-    @dg.asset_check(asset=mapped_key(view), name="required_fields", blocking=True,
-                    description=f"New {view.name} records carry the fields {view.system} requires "
-                                f"({', '.join(fields) or 'none'}). A few rejects only warn; a large share fails.")
+
+def build_required_check(view: View) -> Callable[[], dg.AssetCheckResult]:
+    fields = _required_fields(view)
+
     def _check() -> dg.AssetCheckResult:
         cond = " OR ".join(f"nullif(payload->>'$.\"{f}\"', '') IS NULL OR payload->>'$.\"{f}\"' = '[]'"
                            for f in fields) or "false"
         with connect() as con:
             total = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action = 'create'")[0]
             bad = con.execute(
-                f"SELECT gid, payload FROM {table('mapped', view.vkey)} WHERE action = 'create' AND ({cond}) LIMIT 10"
+                f"SELECT gid, payload FROM {table('mapped', view.vkey)} WHERE action = 'create' AND ({cond}) "
+                "ORDER BY gid LIMIT 100"
             ).df()
             n = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action = 'create' AND ({cond})")[0]
-        return _share_result(int(n), int(total), md_table(bad), "missing_required")
+        rejected = [f"{gid}: {', '.join(fields)} empty" for gid in bad["gid"]]
+        return _share_result("required_fields", int(n), int(total), md_table(bad), "missing_required", rejected)
 
     return _check
 
 
-def build_reference_check(view: View) -> dg.AssetChecksDefinition:
+def build_reference_check(view: View) -> Callable[[], dg.AssetCheckResult]:
     refs = [(f, p) for f, p, _ in payload_fields(view) if p in REFERENCES]
 
-    @dg.asset_check(asset=mapped_key(view), name="references_resolvable", blocking=True,
-                    description=f"Every {view.name}'s {', '.join(p for _, p in refs)} resolves: to a record "
-                                f"{view.system} has, or to an entity that will be created there when referenced.")
     def _check() -> dg.AssetCheckResult:
         parts = []
         for _f, p in refs:
@@ -132,18 +162,65 @@ def build_reference_check(view: View) -> dg.AssetChecksDefinition:
             bad = con.execute(" UNION ALL ".join(parts)).df()
             pending = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE "
                             + " OR ".join(f"(payload->>'$.\"{f}\"') IS NULL" for f, _ in refs))[0]
-        res = _share_result(len(bad), int(total), md_table(bad), "unresolved")
-        return dg.AssetCheckResult(passed=res.passed, severity=res.severity,
+        rejected = [f"{r.gid}: {r.reference} {r.target}" for r in bad.head(100).itertuples()]
+        res = _share_result("references_resolvable", len(bad), int(total), md_table(bad), "unresolved", rejected)
+        return dg.AssetCheckResult(check_name="references_resolvable", passed=res.passed, severity=res.severity, description=res.description,
                                    metadata={**res.metadata, "create_if_referenced": int(pending)})
 
     return _check
 
 
-def all_checks() -> list[dg.AssetChecksDefinition]:
-    checks = [record_linked_once, one_record_per_system, customers_not_collapsed, products_not_collapsed]
-    for v in target_views():
-        if any(p in REQUIRED[v.global_type] for _, p, _ in payload_fields(v)):
-            checks.append(build_required_check(v))
-        if any(p in REFERENCES for _, p, _ in payload_fields(v)):
-            checks.append(build_reference_check(v))
-    return checks
+# -- which checks run in which asset's step ----------------------------------------------------------
+Checks = list[tuple[dg.AssetCheckSpec, Callable[[], dg.AssetCheckResult]]]
+
+
+def links_checks(key: dg.AssetKey) -> Checks:
+    return [
+        (dg.AssetCheckSpec("record_linked_once", asset=key, blocking=True,
+                           description="No record is linked to two global entities."), record_linked_once),
+        (dg.AssetCheckSpec("one_record_per_system", asset=key,
+                           description="Each global entity has at most one record per system view (duplicates "
+                                       "inside one system are reported, the first record is the one kept in sync)."),
+         one_record_per_system),
+    ]
+
+
+def merge_checks(gtype: str, key: dg.AssetKey) -> Checks:
+    if gtype == "customer":
+        return [(dg.AssetCheckSpec(
+            "customers_not_collapsed", asset=key, blocking=True,
+            description="The merge did not collapse unrelated customers: no global customer has two different "
+                        "organisation numbers, and no generic mailbox (post@, info@...) joins persons."),
+            customers_not_collapsed)]
+    if gtype == "product":
+        return [(dg.AssetCheckSpec(
+            "products_not_collapsed", asset=key, blocking=True,
+            description="The merge did not collapse different products: one SKU per global product."),
+            products_not_collapsed)]
+    return []
+
+
+def mapped_checks(view: View, key: dg.AssetKey) -> Checks:
+    out: Checks = []
+    fields = _required_fields(view)
+    if fields:
+        out.append((dg.AssetCheckSpec(
+            "required_fields", asset=key, blocking=True,
+            description=f"New {view.name} records carry the fields {view.system} requires ({', '.join(fields)}). "
+                        "A few rejects pass and are listed (the push rejects them one by one); a large share "
+                        "fails and holds the pushes that depend on this mapping."), build_required_check(view)))
+    refs = [p for _, p, _ in payload_fields(view) if p in REFERENCES]
+    if refs:
+        out.append((dg.AssetCheckSpec(
+            "references_resolvable", asset=key, blocking=True,
+            description=f"Every {view.name}'s {', '.join(refs)} resolves: to a record {view.system} has, or to an "
+                        "entity that will be created there when referenced."), build_reference_check(view)))
+    return out
+
+
+def specs(checks: Checks) -> list[dg.AssetCheckSpec]:
+    return [spec for spec, _ in checks]
+
+
+def evaluate(checks: Checks) -> list[dg.AssetCheckResult]:
+    return [run() for _, run in checks]

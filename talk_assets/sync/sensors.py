@@ -1,20 +1,26 @@
-"""Sensors: one per system, polling its API cheaply and asking for a sync run when it changed.
+"""Sensors: one per system, probing its API cheaply and asking for a run of what a change reaches.
 
-A sensor only reads (the probes are the source assets' observations: counts and newest change
-times); the run does the work. The cursor holds the last data version of every entity of the
-system, and the run key is derived from those versions, so a change is synced once: a second
-evaluation that sees the same versions (a retried or previewed tick) requests nothing new.
+Each tick probes every entity of the system (counts and newest change times: the source assets'
+data versions) and compares them with the versions last *observed* in the instance: by an earlier
+tick, by a collect (the probe it took before reading) or by a push (the probe after its writes,
+see `assets._observe_own_writes`). So the sync's own writes do not look like a change, and a quiet
+poll requests nothing. A change is recorded as an AssetObservation with its data version (the UI
+shows when each source last changed) and requests a run of only the changed entities' collect
+assets and everything downstream of them. The run key is derived from the versions, so a retried
+or previewed tick that sees the same versions asks for the same run, which Dagster deduplicates.
 """
 
 import hashlib
 import json
 import os
+from functools import cache
 
 import dagster as dg
 
 from talk_assets.config import SYSTEMS
 from talk_assets.core.http import RetryPolicy
-from talk_assets.sync.declaration import SOURCES
+from talk_assets.sync.assets import HTTP, all_assets, collected_key, observation, observed_version, source_key
+from talk_assets.sync.declaration import SOURCES, Source
 
 DEFAULT_POLL_S = 300
 
@@ -25,6 +31,13 @@ def poll_interval(system: str) -> int:
     return int(value) if value else DEFAULT_POLL_S
 
 
+@cache
+def downstream_of(sources: tuple[Source, ...]) -> list[dg.AssetKey]:
+    """The collect assets of `sources` and every asset downstream of them (sorted, for stable requests)."""
+    selection = dg.AssetSelection.assets(*(collected_key(s) for s in sources)).downstream()
+    return sorted(selection.resolve(all_assets()), key=lambda k: k.to_user_string())
+
+
 def build_change_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDefinition:
     sources = [s for s in SOURCES if s.system == system]
 
@@ -33,12 +46,13 @@ def build_change_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDef
         job_name=job_name,
         minimum_interval_seconds=poll_interval(system),
         default_status=dg.DefaultSensorStatus.RUNNING,
-        required_resource_keys={system},
-        description=f"Polls {SYSTEMS[system].title} ({', '.join(s.entity for s in sources)}) every "
-                    f"{poll_interval(system)} s and requests a sync run when its data version changed.",
+        required_resource_keys={system, HTTP},
+        description=f"Probes {SYSTEMS[system].title} ({', '.join(s.entity for s in sources)}) every "
+                    f"{poll_interval(system)} s, records each change as an observation of its source asset and "
+                    "requests a run of what the changed entities reach.",
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        client = getattr(context.resources, system).client()
+        client = getattr(context.resources, HTTP).apply(getattr(context.resources, system).client())
         client.retry = RetryPolicy(max_retries=1, max_rate_limit_wait=5.0)  # a tick should answer fast
         try:
             versions = {s.entity: client.probe(s.entity) for s in sources}
@@ -46,19 +60,22 @@ def build_change_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDef
             return dg.SensorResult(skip_reason=f"{SYSTEMS[system].title} could not be probed: {exc}")
         finally:
             client.close()
-        previous = json.loads(context.cursor) if context.cursor else None
         cursor = json.dumps(versions, sort_keys=True)
-        if previous == versions:
-            return dg.SensorResult(skip_reason="no change since the last sync", cursor=cursor)
+        changed = [s for s in sources if observed_version(context.instance, source_key(s)) != versions[s.entity]]
+        if not changed:
+            return dg.SensorResult(skip_reason="no change since the last observation", cursor=cursor)
         busy = context.instance.get_runs_count(dg.RunsFilter(job_name=job_name, statuses=[
             dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]))
-        if busy:  # the cursor stays: the change is seen again once the queued run has started
+        if busy:  # nothing is recorded: the change is seen again once the queued run has started
             return dg.SensorResult(skip_reason="a sync run is already waiting; it will collect this change")
-        changed = sorted(e for e in versions if not previous or previous.get(e) != versions[e])
         key = hashlib.sha256(cursor.encode()).hexdigest()[:16]
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=f"{system}-{key}", tags={"talk/system": system,
-                                                                          "talk/changed": ",".join(changed)})],
+            run_requests=[dg.RunRequest(
+                run_key=f"{system}-{key}",
+                asset_selection=downstream_of(tuple(changed)),
+                tags={"talk/system": system, "talk/changed": ",".join(s.entity for s in changed)},
+            )],
+            asset_events=[observation(s, versions[s.entity], "sensor") for s in changed],
             cursor=cursor,
         )
 

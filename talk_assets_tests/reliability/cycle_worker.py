@@ -1,4 +1,5 @@
-"""A sync process the reliability tests can kill: runs sync cycles (or holds the state file).
+"""A sync process the reliability tests can kill: runs sync cycles through the one runner (Dagster's
+`sync_job` in process, talk_assets/sync/runner.py), or holds the state file.
 
 Run as `python -m talk_assets_tests.reliability.cycle_worker --cycles N` with the TALK_* variables of
 the sandbox; prints one JSON line per finished cycle so the parent sees how far it got before a
@@ -18,7 +19,8 @@ from talk_assets.core.http import RetryPolicy
 
 
 def fast_client(system: str, timeout: float = 2.0) -> Any:
-    """A client with small timeouts and short backoff: faults cost seconds, not minutes."""
+    """A client with small timeouts and short backoff, for the tests' own calls (the cycles get the same
+    through the `http` resource)."""
     cls = importlib.import_module(f"talk_assets.systems.{system}.client").Client
     return cls.from_env(timeout=(timeout, timeout), retry=RetryPolicy(backoff=0.02, max_backoff=0.2,
                                                                       default_retry_after=0.1))
@@ -39,22 +41,19 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(args.hold_lock)
         print(json.dumps({"released": os.getpid()}), flush=True)
         return 0
-    from talk_assets.sync.cycle import run_cycle
+    import dagster as dg
+
+    from talk_assets.sync.assets import HttpTuning
     from talk_assets.sync.push import PushSettings
+    from talk_assets.sync.runner import run_cycle
 
-    clients: dict[str, Any] = {}
-
-    def get(system: str) -> Any:
-        if system not in clients:
-            clients[system] = fast_client(system, args.timeout)
-        return clients[system]
-
-    for i in range(args.cycles):
-        report = run_cycle(get, settings=PushSettings(confirm_large=True))
-        print(json.dumps({"cycle": i, "writes": report.writes, "errors": report.errors[:10],
-                          "breaker": report.breaker}), flush=True)
-    for c in clients.values():
-        c.close()
+    # the same job as every cycle, its clients tuned like `fast_client` through the `http` resource
+    http = HttpTuning(timeout_s=args.timeout, backoff_s=0.02, max_backoff_s=0.2, default_retry_after_s=0.1)
+    with dg.DagsterInstance.ephemeral() as instance:
+        for i in range(args.cycles):
+            report = run_cycle(settings=PushSettings(confirm_large=True), http=http, instance=instance)
+            print(json.dumps({"cycle": i, "writes": report.writes, "errors": report.errors[:10],
+                              "breaker": report.breaker, "run_id": report.run_id}), flush=True)
     return 0
 
 

@@ -12,7 +12,7 @@ import time
 import dagster as dg
 import pytest
 
-from talk_assets.resources import build_resources
+from talk_assets.definitions import all_resources
 from talk_assets.sync.assets import all_assets, collected_key, merge_key
 from talk_assets.sync.declaration import SOURCES_BY_KEY
 from talk_assets.sync.store import connect
@@ -35,7 +35,7 @@ def test_a_materialization_waits_for_the_state_file_held_by_another_process(
         held_at = time.monotonic()
         caplog.set_level(logging.INFO, logger="talk_assets.store")
         selection = [collected_key(SOURCES_BY_KEY["customcrm.customers"]), merge_key("customer")]
-        result = dg.materialize(all_assets(), selection=selection, resources=build_resources(),
+        result = dg.materialize(all_assets(), selection=selection, resources=all_resources(),
                                 instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
         took = time.monotonic() - held_at
         assert proc.wait(timeout=30) == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from talk_assets.sync.assets import build_collect_asset
+from talk_assets.sync.assets import HttpTuning, build_collect_asset
 from talk_assets.sync.collect import collect_records
 from talk_assets.sync.declaration import SOURCES_BY_KEY, VIEWS
 from talk_assets.sync.merge import merge_type
@@ -122,6 +122,9 @@ class _Client:
     def iter_records(self, entity: str, since: datetime | None = None) -> list[dict]:
         return self.records
 
+    def probe(self, entity: str) -> str:  # the collect observes the source before it reads
+        return f"{len(self.records)}"
+
     def close(self) -> None:
         pass
 
@@ -138,7 +141,8 @@ def test_the_collect_asset_shows_each_rejected_record_in_its_metadata_and_log(da
     src = SOURCES_BY_KEY["customwebshop.products"]
     batch = [webshop_product(1, 1), webshop_product(2, 1, price="tolv kroner")]
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([build_collect_asset(src)], resources={"customwebshop": _Resource(batch)}, instance=instance)
+    result = dg.materialize([build_collect_asset(src)], resources={"customwebshop": _Resource(batch), "http": HttpTuning()},
+                            instance=instance)
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     message = "customwebshop products record 2: field 'price' is not a number: 'tolv kroner'"
     assert meta["rejected"].value == 1 and meta["new"].value == 1

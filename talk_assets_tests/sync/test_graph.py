@@ -8,10 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from talk_assets.definitions import defs
-from talk_assets.resources import build_resources
+from talk_assets.definitions import all_resources, defs
 from talk_assets.sync.assets import all_assets
-from talk_assets.sync.checks import all_checks
 from talk_assets.sync.declaration import DATAFLOWS, GENERIC_MAILBOXES, SOURCES_BY_KEY, VIEWS
 from talk_assets.sync.merge import table
 from talk_assets.sync.store import connect
@@ -36,7 +34,7 @@ def graph_run(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> tup
     mp = pytest.MonkeyPatch()
     mp.setenv("TALK_DATA_DIR", str(data))
     try:
-        result = dg.materialize([*all_assets(), *all_checks()], resources=build_resources(),
+        result = dg.materialize(all_assets(), resources=all_resources(),
                                 instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     finally:
         mp.undo()

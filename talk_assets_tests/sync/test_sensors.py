@@ -1,50 +1,92 @@
-"""The change sensors, evaluated through Dagster's test APIs against the sandbox."""
+"""The change sensors, evaluated through Dagster's sensor test APIs against the sandbox, and what a
+materialization on demand sets off."""
 
 from __future__ import annotations
 
-import dagster as dg
+import uuid
+from collections.abc import Iterator
 
-from talk_assets.resources import build_resources, client_from_env
+import dagster as dg
+import pytest
+
+from talk_assets.definitions import all_resources, defs
+from talk_assets.sync.assets import HttpTuning, all_assets, merge_key
+from talk_assets.sync.runner import run_cycle, sync_job
 from talk_assets.sync.sensors import all_sensors, build_change_sensor, poll_interval
 from talk_assets_tests.conftest import Sandbox
+from talk_assets_tests.harness import SYSTEM_KEYS, SyncHarness
 
 
-def _tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None,
-          resources: dict) -> dg.SensorResult:
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-    return sensor.evaluate_tick(ctx)
+def _tick(system: str, instance: dg.DagsterInstance) -> dg.SensorResult:
+    """One evaluation, its observations stored as the sensor daemon stores them."""
+    sensor = build_change_sensor(system)
+    resources = {system: all_resources()[system], "http": HttpTuning()}
+    result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
+    for event in result.asset_events:
+        instance.report_runless_asset_event(event)
+    return result
 
 
-def test_an_edit_produces_exactly_one_run_request_per_data_version(sandbox: Sandbox) -> None:
-    sandbox.reset("shopify")
-    sensor = build_change_sensor("shopify")
-    resources = {"shopify": build_resources()["shopify"]}
-    with dg.instance_for_test() as instance:
-        first = _tick(sensor, instance, None, resources)
-        assert len(first.run_requests) == 1  # nothing seen yet: one initial sync
-        again = _tick(sensor, instance, first.cursor, resources)
-        assert again.run_requests == [] and again.cursor == first.cursor
-        client = client_from_env("shopify")
-        customer = next(client.iter_records("customer"))
-        client.update_record("customer", str(customer["id"]), {"note": "edited for the sensor test"})
-        edited = _tick(sensor, instance, again.cursor, resources)
-        assert len(edited.run_requests) == 1
-        request = edited.run_requests[0]
-        assert request.run_key != first.run_requests[0].run_key
-        assert request.tags["talk/changed"] == "customer"
-        # the same data version again (a retried or previewed tick): no second request
-        repeat = _tick(sensor, instance, edited.cursor, resources)
-        assert repeat.run_requests == []
-        # a retried evaluation from the old cursor asks for the same run key, which Dagster dedupes
-        retried = _tick(sensor, instance, again.cursor, resources)
-        assert [r.run_key for r in retried.run_requests] == [request.run_key]
+def _selected(result: dg.SensorResult) -> set[str]:
+    assert len(result.run_requests) == 1, result.run_requests
+    return {k.to_user_string() for k in result.run_requests[0].asset_selection or []}
+
+
+@pytest.fixture(scope="module")
+def synced(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncHarness]:
+    sandbox.reset()
+    h = SyncHarness(sandbox, tmp_path_factory.mktemp("sensors"))
+    h.until_quiet(limit=5)
+    yield h
+
+
+def test_a_change_in_one_system_requests_only_what_depends_on_it(synced: SyncHarness) -> None:
+    instance = synced.instance
+    for s in SYSTEM_KEYS:
+        _tick(s, instance)
+    # the source assets are observed now, with data versions (the UI no longer says "Never observed")
+    record = instance.get_latest_data_version_record(dg.AssetKey(["customwebshop", "customers"]), is_source=True)
+    assert record is not None and record.asset_observation.tags.get("dagster/data_version")
+    quiet = _tick("customwebshop", instance)
+    assert quiet.run_requests == [] and "no change" in (quiet.skip_message or "")
+    shop = synced.client("customwebshop")
+    customer = next(iter(shop.iter_records("customers")))
+    shop.update_record("customers", str(customer["id"]), {"phone": f"9{uuid.uuid4().int % 10**7:07d}"})
+    edited = _tick("customwebshop", instance)
+    selected = _selected(edited)
+    assert "customwebshop/collected/customers" in selected and "merge/customer" in selected
+    assert "customcrm/pushed/customer" in selected  # where the webshop's customers go
+    # nothing of the other systems' sources, nor of the webshop's unchanged entities, nor unrelated merges
+    assert not {k for k in selected if "/collected/" in k} - {"customwebshop/collected/customers"}, selected
+    assert "merge/product" not in selected and "merge/user" not in selected
+    assert edited.run_requests[0].tags["talk/changed"] == "customers"
+    # the same versions again: observed now, so no second request
+    assert _tick("customwebshop", instance).run_requests == []
+
+
+def test_after_a_cycle_that_wrote_to_a_system_its_next_poll_requests_no_run(synced: SyncHarness) -> None:
+    instance = synced.instance
+    for s in SYSTEM_KEYS:
+        _tick(s, instance)
+    t = uuid.uuid4().hex[:8]
+    synced.client("customwebshop").create_record("customers", {"email": f"sensor.{t}@example.no",
+                                                               "first_name": "Sensor", "last_name": f"Test{t}"})
+    request = _tick("customwebshop", instance).run_requests[0]
+    synced.reset_stats()
+    report = run_cycle(instance=instance, selection=list(request.asset_selection))
+    assert not report.errors, report.errors
+    assert report.pushed["customcrm.customer"].created >= 1  # the cycle wrote to the CRM...
+    assert synced.writes()["customcrm"] >= 1
+    assert not {k for k in report.collected} - {"customwebshop.customers"}  # ...having collected only the change
+    for s in SYSTEM_KEYS:  # ...and no sensor takes its own writes (or the change it synced) for a new change
+        res = _tick(s, instance)
+        assert res.run_requests == [], (s, res.run_requests)
 
 
 def test_a_system_that_cannot_be_reached_skips_with_a_reason(sandbox: Sandbox, monkeypatch) -> None:
     monkeypatch.setenv("TALK_SQUARESPACE_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
-    sensor = build_change_sensor("squarespace")
     with dg.instance_for_test() as instance:
-        res = _tick(sensor, instance, None, {"squarespace": build_resources()["squarespace"]})
+        res = _tick("squarespace", instance)
     assert res.run_requests == [] and "could not be probed" in (res.skip_message or "")
 
 
@@ -56,3 +98,23 @@ def test_poll_interval_per_system_from_the_environment(monkeypatch) -> None:
     sensors = {s.name: s for s in all_sensors()}
     assert sensors["shopify_changes"].minimum_interval_seconds == 30
     assert sensors["customcrm_changes"].default_status == dg.DefaultSensorStatus.RUNNING
+
+
+# -- materialize on demand ---------------------------------------------------------------------------
+def test_nothing_materializes_downstream_by_itself() -> None:
+    """No automation condition and no automation sensor: a run on demand is what the user selected."""
+    assert all(a.automation_conditions_by_key.get(k) is None for a in all_assets()
+               if isinstance(a, dg.AssetsDefinition) for k in a.keys)
+    assert not [s for s in defs.sensors or [] if isinstance(s, dg.AutomationConditionSensorDefinition)]
+    assert {s.name for s in defs.sensors or []} == {f"{s}_changes" for s in SYSTEM_KEYS}
+
+
+def test_materializing_merge_customer_alone_makes_no_write(synced: SyncHarness) -> None:
+    synced.reset_stats()
+    job = sync_job()  # what the UI runs: the job of the definitions, with the resources of this environment
+    result = job.execute_in_process(instance=synced.instance, asset_selection=[merge_key("customer")],
+                                    raise_on_error=False)
+    assert result.success
+    mats = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    assert mats == {"merge/customer"}
+    assert synced.writes() == dict.fromkeys(SYSTEM_KEYS, 0)

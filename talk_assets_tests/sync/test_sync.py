@@ -3,6 +3,7 @@ rejected records and misbehaving APIs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -11,14 +12,12 @@ import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 import pytest
 
-from talk_assets.resources import client_from_env
-from talk_assets.sync.cycle import CycleReport, run_cycle
 from talk_assets.sync.declaration import DATAFLOWS, SOURCES_BY_KEY, VIEWS_BY_KEY, Dataflow, View
 from talk_assets.sync.mapping import update_fields
 from talk_assets.sync.merge import table
@@ -26,72 +25,16 @@ from talk_assets.sync.push import PushSettings, Row, execute, load_rows, record_
 from talk_assets.sync.store import connect
 from talk_assets.sync.writers import writer_for
 from talk_assets_tests.conftest import Sandbox
+from talk_assets_tests.harness import SyncHarness
 
 SYSTEM_KEYS = ("shopify", "poweroffice", "squarespace", "customcrm", "customwebshop")
 
 
-class Sync:
-    """Runs cycles with fresh clients and reads the state file, for one test module."""
-
-    def __init__(self, box: Sandbox, data: Path) -> None:
-        self.box = box
-        self.data = data
-
-    def client(self, system: str) -> Any:
-        return client_from_env(system)
-
-    def cycle(self, **kw: Any) -> CycleReport:
-        clients: dict[str, Any] = {}
-
-        def get(system: str) -> Any:
-            clients.setdefault(system, client_from_env(system))
-            return clients[system]
-
-        os.environ["TALK_DATA_DIR"] = str(self.data)
-        allow_errors = kw.pop("allow_errors", False)
-        report = run_cycle(get, settings=kw.pop("settings", None) or PushSettings(confirm_large=True), **kw)
-        assert allow_errors or not report.errors, report.errors
-        return report
+class Sync(SyncHarness):
+    """The shared harness (talk_assets_tests/harness.py), strict: a cycle with errors fails the test."""
 
     def until_quiet(self, limit: int = 5) -> int:
-        """Cycles until one writes nothing; returns how many it took."""
-        for n in range(1, limit + 1):
-            if self.cycle().writes == 0:
-                return n
-        raise AssertionError(f"still writing after {limit} cycles")
-
-    def writes(self) -> dict[str, int]:
-        """Data writes per system (a token request is a POST but writes no data)."""
-        out = {}
-        for s in SYSTEM_KEYS:
-            reqs = self.box.stats(s)["requests"]
-            out[s] = sum(n for k, n in reqs.items()
-                         if k.split(" ", 1)[0] in ("POST", "PUT", "PATCH", "DELETE") and "OAuth/Token" not in k)
-        return out
-
-    def reset_stats(self) -> None:
-        for s in SYSTEM_KEYS:
-            self.box.control(s, "POST", "stats/reset")
-
-    def sql(self, query: str, params: list | None = None) -> list[tuple]:
-        with connect(self.data / "talk.duckdb") as con:
-            return con.execute(query, params or []).fetchall()
-
-    def gid_of(self, view: View, record_id: Any) -> str | None:
-        rows = self.sql("SELECT gid FROM links WHERE view = ? AND record_id = ?", [view.vkey, str(record_id)])
-        return rows[0][0] if rows else None
-
-    def member(self, gid: str, view: View) -> str | None:
-        rows = self.sql("SELECT record_id FROM links WHERE gid = ? AND view = ?", [gid, view.vkey])
-        return rows[0][0] if rows else None
-
-    def value(self, view: View, record_id: Any, prop: str) -> Any:
-        rows = self.sql(f"SELECT {prop} FROM {table('norm', view.vkey)} WHERE record_id = ?", [str(record_id)])
-        return rows[0][0] if rows else None
-
-    def faults(self, **faults: Any) -> None:
-        for s in SYSTEM_KEYS:
-            self.box.control(s, "PUT", "faults", json={"rate_limit_speed": 50, **faults})
+        return super().until_quiet(limit)
 
 
 @pytest.fixture(scope="module")
@@ -451,11 +394,16 @@ def test_cli_sync_once_prints_a_summary_and_dry_run_makes_no_writes(sync: Sync) 
     sync.client("customwebshop").create_record("customers", {"email": f"cli.{t}@example.no", "first_name": "Cli",
                                                               "last_name": f"Test{t}"})
     sync.reset_stats()
+    state = sync.data / "talk.duckdb"
+    before = hashlib.sha256(state.read_bytes()).hexdigest()
     dry = subprocess.run([sys.executable, "-m", "talk_assets.cli", "sync", "--dry-run", "--quiet",
                           "--data-dir", str(sync.data)], capture_output=True, text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr
     assert "customcrm: create customers" in dry.stdout and f"cli.{t}@example.no" in dry.stdout
     assert sync.writes() == dict.fromkeys(SYSTEM_KEYS, 0)
+    # the dry run collected, merged and mapped a copy: the state file is as it was, byte for byte
+    assert hashlib.sha256(state.read_bytes()).hexdigest() == before
+    assert sync.sql("SELECT count(*) FROM raw_current WHERE payload->>'$.email' = ?", [f"cli.{t}@example.no"]) == [(0,)]
     real = subprocess.run([sys.executable, "-m", "talk_assets.cli", "sync", "--once", "--quiet", "--confirm",
                            "--data-dir", str(sync.data)], capture_output=True, text=True, timeout=300)
     assert real.returncode == 0, real.stderr
@@ -463,6 +411,47 @@ def test_cli_sync_once_prints_a_summary_and_dry_run_makes_no_writes(sync: Sync) 
     assert header[:3] == ["system", "entity", "collected"] and "conflicts" in header and "failed" in header
     line = next(ln for ln in real.stdout.splitlines() if ln.startswith("customcrm.customer (push)"))
     assert line.split()[header.index("created")] == "1"
+    # both cycles are runs of sync_job in the instance the UI uses (<data dir>/dagster_home)
+    with dg.DagsterInstance.from_config(str(sync.data / "dagster_home")) as instance:
+        runs = instance.get_runs(dg.RunsFilter(job_name="sync_job"))
+        assert len(runs) >= 2 and {r.tags.get("talk/dry_run") for r in runs[:2]} == {"true", None}
+    sync.until_quiet()
+
+
+def test_a_failing_blocking_check_holds_the_pushes_that_depend_on_it(sync: Sync) -> None:
+    """Above the thresholds `required_fields` fails (ERROR) and Dagster skips the pushes downstream of
+    that mapping in the same run, in the CLI and in the UI's instance; below them it passes and lists
+    the records the push will reject one by one."""
+    t = uid()
+    po = sync.client("poweroffice")
+    for i in range(2):  # persons without an e-mail: Shopify requires one for a new customer
+        po.create_record("customers", {"IsPerson": True, "FirstName": "Uten", "LastName": f"Epost{i}{t}",
+                                       "Name": f"Uten Epost{i}{t}"})
+    sync.reset_stats()
+    env = {**os.environ, "TALK_CHECK_MAX_BAD_SHARE": "0", "TALK_CHECK_MIN_BAD_ROWS": "2"}
+    env.pop("DAGSTER_HOME", None)
+    run = subprocess.run([sys.executable, "-m", "talk_assets.cli", "sync", "--once", "--quiet",
+                          "--data-dir", str(sync.data)], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 1, run.stderr
+    assert "blocking check failed: shopify/mapped/customer required_fields" in run.stderr, run.stderr
+    assert "held: shopify.customer push did not run: blocking check failed upstream" in run.stderr, run.stderr
+    assert "held: shopify.order push did not run" in run.stderr  # orders wait for their customers
+    customer_writes = {k: n for k, n in sync.box.stats("shopify")["requests"].items()
+                       if k.split(" ", 1)[0] in ("POST", "PUT") and "customers" in k}
+    assert not customer_writes, customer_writes
+    with dg.DagsterInstance.from_config(str(sync.data / "dagster_home")) as instance:
+        run_id = instance.get_runs(dg.RunsFilter(job_name="sync_job"), limit=1)[0].run_id
+        events = [r.dagster_event for r in instance.all_logs(run_id) if r.dagster_event]
+    started = {e.step_key for e in events if e.event_type_value == "STEP_START"}
+    assert "shopify__mapped__customer" in started and "shopify__pushed__customer" not in started, started
+    assert "shopify__pushed__sesamproduct" in started  # a push that does not depend on it ran
+    failed = [e.event_specific_data for e in events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+              and not e.event_specific_data.passed]
+    assert [(f.asset_key.to_user_string(), f.check_name, f.severity) for f in failed] == \
+        [("shopify/mapped/customer", "required_fields", dg.AssetCheckSeverity.ERROR)]
+    # below the thresholds (defaults: 5 % and 10 rows) the check passes and names the two records
+    report = sync.cycle()
+    assert not report.held and not report.failed_checks and "shopify.customer" in report.pushed
     sync.until_quiet()
 
 

@@ -108,10 +108,10 @@ def test_sensors_run_by_default(page: Any, app: RunningApp) -> None:
 
 
 def test_asset_graph_and_flow_lineage(page: Any, app: RunningApp) -> None:
-    # the whole graph, grouped by system
+    # the whole graph, grouped left to right: <system>_in -> merge -> sync -> <system>_out
     page.goto("/asset-groups", wait_until="load")
     page.get_by_text("Materialize all (").first.wait_for()
-    for group in ("shopify", "poweroffice", "merge", "sync"):
+    for group in ("shopify_in", "poweroffice_in", "merge", "sync", "shopify_out"):
         page.locator(f"[data-tooltip='{group}']").first.wait_for()
     page.wait_for_timeout(1500)
     shot(page, "asset-graph")
