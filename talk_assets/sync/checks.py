@@ -15,12 +15,12 @@ depends on it in the same run.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
 
+from talk_assets.settings import settings
 from talk_assets.sync.declaration import GENERIC_MAILBOXES, REFERENCES, REQUIRED, View
 from talk_assets.sync.mapping import payload_fields
 from talk_assets.sync.merge import table
@@ -46,12 +46,12 @@ def md_table(df: pd.DataFrame, limit: int = PREVIEW_ROWS) -> dg.MetadataValue:
 
 
 def max_bad_share() -> float:
-    return float(os.environ.get("TALK_CHECK_MAX_BAD_SHARE", "0.05"))
+    return settings().check_max_bad_share
 
 
 def min_bad_rows() -> int:
     """Below this many bad rows a check passes, whatever the share (small datasets)."""
-    return int(os.environ.get("TALK_CHECK_MIN_BAD_ROWS", "10"))
+    return settings().check_min_bad_rows
 
 
 def record_linked_once() -> dg.AssetCheckResult:

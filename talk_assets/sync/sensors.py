@@ -12,23 +12,20 @@ or previewed tick that sees the same versions asks for the same run, which Dagst
 
 import hashlib
 import json
-import os
 from functools import cache
 
 import dagster as dg
 
 from talk_assets.config import SYSTEMS
 from talk_assets.core.http import RetryPolicy
+from talk_assets.settings import settings
 from talk_assets.sync.assets import HTTP, all_assets, collected_key, observation, observed_version, source_key
 from talk_assets.sync.declaration import SOURCES, Source
-
-DEFAULT_POLL_S = 300
 
 
 def poll_interval(system: str) -> int:
     """`TALK_<SYSTEM>_POLL_INTERVAL_S`, else `TALK_POLL_INTERVAL_S`, else 300 s (Sesam's default)."""
-    value = os.environ.get(f"TALK_{system.upper()}_POLL_INTERVAL_S") or os.environ.get("TALK_POLL_INTERVAL_S")
-    return int(value) if value else DEFAULT_POLL_S
+    return settings().poll_interval(system)
 
 
 @cache
