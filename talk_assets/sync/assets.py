@@ -34,6 +34,7 @@ from talk_assets.sync.declaration import (
     Source,
     View,
     counterparts,
+    referenced_types,
     source_of,
     views_of_type,
 )
@@ -340,17 +341,6 @@ class PushConfig(dg.Config):
     """Let a run through that the circuit breaker stopped (after checking its pending changes)."""
     dry_run: bool = False
     """Log the calls instead of making them."""
-
-
-# What a property's value refers to, beyond the declaration's REFERENCES: an order's `lines` name
-# products by SKU. Kept next to the one function that reads it, to switch to typed references.
-LINE_REFERENCES: dict[str, str] = {"lines": "product"}
-
-
-def referenced_types(global_type: str) -> set[str]:
-    """The global types an entity of `global_type` refers to (an order: customer, user, product)."""
-    refs = {**REFERENCES, **LINE_REFERENCES}
-    return {refs[p] for p in GLOBAL_TYPES[global_type] if p in refs} - {global_type}
 
 
 def push_dependencies(view: View) -> list[View]:
