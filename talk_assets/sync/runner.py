@@ -27,7 +27,7 @@ from talk_assets.sync.collect import BadRecord, CollectResult, bad_lines
 from talk_assets.sync.declaration import SOURCES
 from talk_assets.sync.mapping import target_views
 from talk_assets.sync.push import PushResult, PushSettings
-from talk_assets.sync.store import data_dir, db_path, session
+from talk_assets.sync.store import StateFileError, data_dir, db_path, session
 
 
 @dataclass
@@ -204,6 +204,7 @@ def report_of(result: dg.ExecuteInProcessResult) -> CycleReport:
     stages = _by_stage()
     report = CycleReport(run_id=result.run_id, success=result.success)
     failed_checks: dict[str, str] = {}
+    state_error = ""
     for event in result.all_events:
         kind = event.event_type_value
         if kind == "ASSET_MATERIALIZATION":
@@ -236,12 +237,17 @@ def report_of(result: dg.ExecuteInProcessResult) -> CycleReport:
             user = data.user_failure_data if data else None
             if data is not None and data.error is not None and "DagsterAssetCheckFailedError" in (data.error.cls_name or ""):
                 continue  # a blocking check failed: its evaluation is reported, what depends on it is held
+            if _error_class(data.error if data else None) == "StateFileError":
+                state_error = _error_text(data.error if data else None)
+                continue
             if user is not None and user.metadata.get(BREAKER_TAG) is not None:
                 report.breaker.append(user.description or "circuit breaker")
             elif user is not None and user.description:
                 report.errors.append(f"{name}: {user.description}")
             else:
                 report.errors.append(f"{name}: {_error_text(data.error if data else None)}")
+    if state_error:  # the state file cannot be read: what happened and how to recover, not a run's errors
+        raise StateFileError.reported(db_path(), state_error)
     # pushes that did not run: held by a failed blocking check upstream, or by a failed upstream step
     for v in target_views():
         if v.vkey in report.pushed or any(e.startswith(f"{v.vkey}:") for e in report.errors) \
@@ -281,6 +287,13 @@ def _upstream_of(key_str: str) -> frozenset[str]:
 
 def _upstream(key: dg.AssetKey) -> frozenset[str]:
     return _upstream_of(key.to_user_string())
+
+
+def _error_class(error: Any) -> str:
+    """The class name of the innermost cause of a step's error."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return getattr(error, "cls_name", "") or ""
 
 
 def _error_text(error: Any) -> str:

@@ -1,9 +1,10 @@
 """The DuckDB file that holds the sync state, opened by short-lived connections.
 
 DuckDB allows one writing process per file, and a second process cannot open it while the first
-holds it. Run steps are the only openers (sensors and the webserver never open it), and a cycle
-holds the file only for its short steps: each Dagster step opens its own connection for its SQL and
-closes it before the API calls of the next. When another process holds the file anyway, `connect`
+holds it. Run steps are the only openers (sensors and the webserver never open it). A run launched
+from the UI or a sensor holds the file only for its short steps: each Dagster step opens its own
+connection for its SQL and closes it. `talk-assets sync` runs its whole cycle in one process with one
+connection (`session`: ~80 opens saved) and so holds the file until its cycle ends. When another process holds the file anyway, `connect`
 waits as long as it takes (a cycle of another process may run for many minutes while a system is
 down), says every `TALK_LOCK_REPORT_S` which file it waits for and which process holds it, and never
 fails because of the lock.
@@ -132,6 +133,14 @@ class StateFileError(RuntimeError):
             f"creates anything, so nothing is created twice."
         )
 
+    @classmethod
+    def reported(cls, path: Path, message: str) -> StateFileError:
+        """The error again, from its message (a run step raised it; the runner raises it to the CLI)."""
+        err = cls.__new__(cls)
+        RuntimeError.__init__(err, message)
+        err.path = path
+        return err
+
 
 def _is_unreadable(exc: Exception) -> bool:
     """DuckDB's errors for a file that is not (or no longer) a readable database."""
@@ -176,8 +185,8 @@ def _open(target: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             if waited_since is None:
                 waited_since = next_report = now
             if now >= next_report:
-                log.warning("state file %s is held by another process; waiting: %s holds it (waited %.0f s; a "
-                            "cycle holds it only for its short steps, this run goes on as soon as it is free)",
+                log.warning("state file %s is held by another process; waiting: %s holds it (waited %.0f s; this "
+                            "run goes on as soon as it is free)",
                             target, lock_holder(exc), now - waited_since)
                 next_report = now + every
             time.sleep(delay)

@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.cycles):
             report = run_cycle(settings=PushSettings(confirm_large=True), http=http, instance=instance)
             print(json.dumps({"cycle": i, "writes": report.writes, "errors": report.errors[:10],
-                              "breaker": report.breaker, "run_id": report.run_id}), flush=True)
+                              "breaker": report.breaker, "run_id": report.run_id,
+                              "held": {**report.held, **{k: p.held_reason for k, p in report.pushed.items()
+                                                         if p.held_reason}}}), flush=True)
     return 0
 
 

@@ -1,17 +1,22 @@
 """Chaos: random creates and edits in all five systems while the sandboxes fail on purpose (5xx,
 timeouts, dropped connections, lost responses, 429 storms) and the sync process is SIGKILLed at
 random points; once on the way the state file is lost (moved aside, as after a corrupt-file error) and
-the sync must rebuild its links from the systems without creating anything; then the faults stop and clean cycles run until one writes nothing. Whatever
+the sync must rebuild its links from the systems without creating anything; then the faults stop and clean cycles run until one writes nothing. One round's sync
+processes run with a wrong CRM key, fixed in the next round. Webshop customers are created with names
+a naive split would rewrite (particles, a single name, a newline). Whatever
 happened on the way, the end state must be consistent: linked records agree, nothing is
 duplicated, every edit arrived, dead letters hold only deliberate rejections."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +60,9 @@ class Chaos:
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     baseline_dups: dict[str, set[str]] = field(default_factory=dict)  # in the seed data as served
     synced_dups: dict[str, set[str]] = field(default_factory=dict)  # after the first clean sync
+    names: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # webshop customer id -> (first, last)
+    wrong_key_round: int = -1  # the round whose sync processes ran with a wrong CRM key
+    wrong_key_errors: int = 0  # what those processes reported
     lost_state: int = 0  # times the state file was moved aside
     created_after_loss: dict[str, int] = field(default_factory=dict)  # what the cycle after it created
     relinked: tuple[int, int] = (0, 0)  # (links before the loss, links after the cycle that rebuilt them)
@@ -68,8 +76,10 @@ def _creates(rel: Harness, rng: random.Random, chaos: Chaos) -> None:
     """New customers, products and orders in the systems that are sources of dataflows."""
     t = uuid.UUID(int=rng.getrandbits(128)).hex[:8]
     ws, crm, po = rel.client("customwebshop"), rel.client("customcrm"), rel.client("poweroffice")
+    first, last = rng.choice(NAMES)
     c = ws.create_record("customers", {
-        "email": f"kaos.{t}@example.no", "first_name": "Kaja", "last_name": f"Kaos{t}", "phone": "+47 41234567",
+        "email": f"kaos.{t}@example.no", "first_name": first, "last_name": last and f"{last}{t}",
+        "phone": "+47 41234567",
         "billing_address": {"street": f"Kaosveien {rng.randint(1, 99)}", "postal_code": "0150", "city": "Oslo",
                             "country_code": "NO"}})
     p = ws.create_record("products", {"sku": f"KW-{t}", "title": f"Kaosvare {t}", "price": 125 * rng.randint(10, 900),
@@ -79,6 +89,7 @@ def _creates(rel: Harness, rng: random.Random, chaos: Chaos) -> None:
                                                "unit_price": p["price"]}]})
     chaos.created += [("customwebshop.customer", str(c["id"])), ("customwebshop.product", str(p["id"])),
                       ("customwebshop.order", str(o["id"]))]
+    chaos.names[str(c["id"])] = (c["first_name"], c["last_name"])
     cc = crm.create_record("customers", {"name": f"Kaosfirma {t} AS", "email": f"firma.{t}@example.no",
                                          "customer_type": "company", "city": "Bergen"})
     cp = crm.create_record("products", {"sku": f"KC-{t}", "name": f"CRM-kaos {t}",
@@ -94,6 +105,12 @@ def _creates(rel: Harness, rng: random.Random, chaos: Chaos) -> None:
     pp = po.create_record("products", {"Code": f"KP-{t}", "Name": f"Kaos PO {t}", "UnitPrice": 100.0 + rng.randint(0, 50),
                                        "StockOnHand": rng.randint(0, 30)})
     chaos.created += [("poweroffice.customers_person", str(pc["Id"])), ("poweroffice.product", str(pp["Id"]))]
+
+
+# Names a split by "last word" would rewrite: particles, double first names, a single name, hyphens,
+# a newline and a tab inside a name (the last name gets the round's token appended)
+NAMES = [("Anne Marie", "van der Berg"), ("José", "de la Cruz"), ("Cher", None), ("Nur", "binti Ahmad"),
+         ("Kari-Anne", "Nilsen-Bø"), ("Ola\nMagnus", "ter Horst"), ("Liv\tEllen", "Å")]
 
 
 # global property -> (view key -> how to write a canonical value into that system)
@@ -237,6 +254,7 @@ def chaos(rel: Harness) -> Chaos:
     rel.reset_stats()
     rng = random.Random(SEED)
     lost_round = random.Random(SEED + 1).randrange(ROUNDS)  # its own stream: the run's choices stay the same
+    result.wrong_key_round = random.Random(SEED + 2).randrange(ROUNDS)
     for rnd in range(ROUNDS):
         rel.faults()
         if rnd == lost_round:
@@ -244,19 +262,40 @@ def chaos(rel: Harness) -> Chaos:
         _creates(rel, rng, result)
         _edits(rel, rng, result, 6)
         rel.faults(**FAULTS, seed=SEED + rnd)
-        if rng.random() < 0.75:
-            w = rel.worker(cycles=2, kill_after=rng.uniform(1.5, 7.0))
-            result.workers += 1
-            result.kills += w.killed
-        w = rel.worker(cycles=1)  # the restarted process, still under faults
+        # one round's sync processes run with a wrong CRM key (a mistyped secret); the next rounds have
+        # it fixed, and nothing may stay undelivered or dead-lettered because of it
+        with _crm_key("wrong-crm-key" if rnd == result.wrong_key_round else None):
+            if rng.random() < 0.75:
+                w = rel.worker(cycles=2, kill_after=rng.uniform(1.5, 7.0))
+                result.workers += 1
+                result.kills += w.killed
+            w = rel.worker(cycles=1)  # the restarted process, still under faults
         result.workers += 1
         assert w.returncode == 0, w.stderr[-3000:]
+        if rnd == result.wrong_key_round:
+            result.wrong_key_errors = sum(len(c.get("errors") or []) + len(c.get("held") or {}) for c in w.cycles)
     rel.faults()
     result.stats = rel.stats()
     result.quiet_after, result.last_detail = rel.try_quiet(limit=6)
     result.last_writes = rel.writes()
     _report(rel, result)
     return result
+
+
+@contextmanager
+def _crm_key(value: str | None) -> Iterator[None]:
+    """The CRM key the sync processes started inside the block see (None: the right one)."""
+    name = "TALK_CUSTOMCRM_API_KEY"
+    saved = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
 
 
 def _lose_state(rel: Harness, chaos: Chaos) -> None:
@@ -304,6 +343,31 @@ def test_a_lost_state_file_was_rebuilt_from_the_systems_without_a_create(chaos: 
     assert chaos.created_after_loss == {}, chaos.created_after_loss
     before, after = chaos.relinked
     assert after == before > 0, chaos.relinked
+
+
+def test_a_wrong_credential_was_reported_and_healed_by_fixing_it(rel: Harness, chaos: Chaos) -> None:
+    """The round with a wrong CRM key reported it; once fixed, everything it held arrived (the other
+    tests: every create reached every target, every edit arrived) and no 401 became a dead letter."""
+    assert chaos.wrong_key_errors > 0
+    assert not rel.sql("SELECT view, gid FROM dead_letters WHERE resolved_at IS NULL AND status IN (401, 403)")
+
+
+def test_names_with_particles_single_names_and_newlines_arrive_and_are_never_rewritten(
+        rel: Harness, chaos: Chaos) -> None:
+    """Each webshop customer keeps its first and last name as entered, and the CRM (one `name`)
+    holds them joined, after all the faults, kills and the lost state file."""
+    ws, crm = rel.client("customwebshop"), rel.client("customcrm")
+    wrong = []
+    for cid, (first, last) in chaos.names.items():
+        now = ws.get_record("customers", cid)
+        if (now["first_name"], now["last_name"]) != (first, last):
+            wrong.append(f"webshop {cid}: {first!r} {last!r} became {now['first_name']!r} {now['last_name']!r}")
+        gid = rel.sql("SELECT gid FROM links WHERE view = 'customwebshop.customer' AND record_id = ?", [cid])[0][0]
+        rid = rel.sql("SELECT record_id FROM links WHERE view = 'customcrm.customer' AND gid = ?", [gid])
+        whole = " ".join(p for p in (first, last) if p)
+        if not rid or crm.get_record("customers", rid[0][0])["name"] != whole:
+            wrong.append(f"webshop {cid} {whole!r}: the CRM holds {rid and crm.get_record('customers', rid[0][0])['name']!r}")
+    assert len(chaos.names) == ROUNDS and not wrong, wrong
 
 
 def test_the_last_cycle_wrote_nothing(chaos: Chaos) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from talk_assets.sync.cycle import CycleReport
 from talk_assets.sync.push import PushSettings
+from talk_assets.sync.runner import CycleReport
 from talk_assets_tests.reliability.support import REPO, Harness
 
 WRONG_TOKEN = "shpat_wrong_" + "9" * 24

