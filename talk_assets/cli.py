@@ -122,7 +122,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     while True:
         cycles += 1
         report = run_cycle(full=args.full, settings=settings, scratch_state=args.dry_run,
-                           log_level="ERROR" if args.quiet else "INFO",
+                           log_level="CRITICAL" if args.quiet else "INFO",  # --quiet: only our own lines
                            tags={"talk/command": "dlq replay" if getattr(args, "replay", False) else "sync"})
         _print_table(report.rows())
         for line in report.rejected:

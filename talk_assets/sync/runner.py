@@ -237,8 +237,9 @@ def report_of(result: dg.ExecuteInProcessResult) -> CycleReport:
             user = data.user_failure_data if data else None
             if data is not None and data.error is not None and "DagsterAssetCheckFailedError" in (data.error.cls_name or ""):
                 continue  # a blocking check failed: its evaluation is reported, what depends on it is held
-            if _error_class(data.error if data else None) == "StateFileError":
-                state_error = _error_text(data.error if data else None)
+            unreadable = _state_error(data.error if data else None)
+            if unreadable:
+                state_error = unreadable
                 continue
             if user is not None and user.metadata.get(BREAKER_TAG) is not None:
                 report.breaker.append(user.description or "circuit breaker")
@@ -289,11 +290,13 @@ def _upstream(key: dg.AssetKey) -> frozenset[str]:
     return _upstream_of(key.to_user_string())
 
 
-def _error_class(error: Any) -> str:
-    """The class name of the innermost cause of a step's error."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    return getattr(error, "cls_name", "") or ""
+def _state_error(error: Any) -> str:
+    """The message of a `StateFileError` in a step's error chain ("" when there is none)."""
+    while error is not None:
+        if getattr(error, "cls_name", "") == "StateFileError":
+            return (error.message or "").strip().splitlines()[-1].split(": ", 1)[-1]
+        error = getattr(error, "cause", None)
+    return ""
 
 
 def _error_text(error: Any) -> str:

@@ -200,7 +200,12 @@ def connect(path: Path | str | None = None, *, read_only: bool = False) -> Itera
     target = Path(path) if path else db_path()
     shared = _SHARED.get()
     if shared is not None and shared[0] == str(target.resolve()):
-        yield shared[1]
+        try:
+            yield shared[1]
+        except duckdb.Error as exc:  # a damaged block shows only when a statement reads it
+            if _is_unreadable(exc) and not _is_lock_error(exc):
+                raise StateFileError(target, exc) from exc
+            raise
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     key = str(target.resolve())
