@@ -383,7 +383,7 @@ def build_push_asset(view: View) -> dg.AssetsDefinition:
         settings = PushSettings(confirm_large=config.confirm_large_change, dry_run=config.dry_run)
         client = open_client(context, view.system)
         try:
-            before = None if settings.dry_run or not _pending(view) else client.probe(src.entity)
+            before = None if settings.dry_run or not _pending(view) else _probe(context, client, src)
             res = push_view(view, client, connect, settings, run_id=context.run.run_id,
                             progress=lambda i, n: context.log.info(f"{view.vkey}: {i}/{n} records written"))
             if before is not None and (res.created or res.updated):
@@ -433,7 +433,19 @@ def _observe_own_writes(context: AssetExecutionContext, client: Any, src: Source
     """
     if observed_version(context.instance, source_key(src)) != before:
         return
-    context.log_event(observation(src, client.probe(src.entity), "push"))
+    after = _probe(context, client, src)
+    if after is not None:
+        context.log_event(observation(src, after, "push"))
+
+
+def _probe(context: AssetExecutionContext, client: Any, src: Source) -> str | None:
+    """The entity's version, or None when the system does not answer the probe: a refused or failed
+    probe costs only the observation; the push itself decides what a system failure holds."""
+    try:
+        return client.probe(src.entity)
+    except Exception as exc:
+        context.log.warning(f"{src.key}: probe failed, no observation recorded: {exc}")
+        return None
 
 
 def _jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
