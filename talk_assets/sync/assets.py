@@ -341,6 +341,15 @@ class PushConfig(dg.Config):
     """Let a run through that the circuit breaker stopped (after checking its pending changes)."""
     dry_run: bool = False
     """Log the calls instead of making them."""
+    max_update_share: float | None = None
+    """This run's circuit-breaker share (default: TALK_CIRCUIT_BREAKER_SHARE)."""
+    breaker_min_rows: int | None = None
+    """This run's circuit-breaker minimum (default: TALK_CIRCUIT_BREAKER_MIN_ROWS)."""
+
+    def push_settings(self) -> PushSettings:
+        limits = {k: v for k, v in (("max_update_share", self.max_update_share),
+                                    ("breaker_min_rows", self.breaker_min_rows)) if v is not None}
+        return PushSettings(confirm_large=self.confirm_large_change, dry_run=self.dry_run, **limits)
 
 
 def push_dependencies(view: View) -> list[View]:
@@ -380,7 +389,7 @@ def build_push_asset(view: View) -> dg.AssetsDefinition:
                     f"Dataflows:\n{_flows_text(view)}",
     )
     def _push(context: AssetExecutionContext, config: PushConfig) -> dg.MaterializeResult:
-        settings = PushSettings(confirm_large=config.confirm_large_change, dry_run=config.dry_run)
+        settings = config.push_settings()
         client = open_client(context, view.system)
         try:
             before = None if settings.dry_run or not _pending(view) else _probe(context, client, src)

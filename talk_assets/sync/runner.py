@@ -130,8 +130,11 @@ def run_config(*, full: bool = False, settings: PushSettings | None = None, http
     ops: dict[str, Any] = {}
     if full:
         ops.update({collected_key(s).to_python_identifier(): {"config": {"full_sync": True}} for s in SOURCES})
-    if settings.confirm_large or settings.dry_run:
-        push = {"confirm_large_change": settings.confirm_large, "dry_run": settings.dry_run}
+    defaults = PushSettings()
+    if settings != PushSettings(confirm_large=False, dry_run=False, max_update_share=defaults.max_update_share,
+                                breaker_min_rows=defaults.breaker_min_rows):
+        push = {"confirm_large_change": settings.confirm_large, "dry_run": settings.dry_run,
+                "max_update_share": settings.max_update_share, "breaker_min_rows": settings.breaker_min_rows}
         ops.update({pushed_key(v).to_python_identifier(): {"config": push} for v in target_views()})
     config: dict[str, Any] = {"ops": ops, "loggers": {"console": {"config": {"log_level": log_level}}}}
     tuning = {k: v for k, v in (http.model_dump() if http else {}).items() if v is not None}
