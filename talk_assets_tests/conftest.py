@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -13,6 +14,9 @@ import requests
 from talk_assets.config import SYSTEMS
 from talk_assets.sandbox.runner import start_all
 from talk_assets.sandbox.server import SandboxServer
+
+if TYPE_CHECKING:
+    from talk_assets_tests.reliability.support import Harness
 
 SEED = 7
 SIZE = 60
@@ -68,3 +72,25 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "data"
     monkeypatch.setenv("TALK_DATA_DIR", str(d))
     return d
+
+
+@pytest.fixture(scope="module")
+def rel(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    """One module's small world: the shared sandbox reset to the reliability size, a private state dir."""
+    from talk_assets_tests.reliability.support import Harness  # it imports this module
+
+    saved = os.environ.get("TALK_DATA_DIR")
+    h = Harness(sandbox, tmp_path_factory.mktemp("reliability"))
+    os.environ["TALK_DATA_DIR"] = str(h.data)
+    h.reset()
+    try:
+        yield h
+    finally:
+        # leave the shared sandbox as the rest of the suite expects it: its size, no faults
+        for s in h.box.servers:
+            h.box.control(s, "POST", "reset", json={"size": SIZE})
+        h.faults()
+        if saved is None:
+            os.environ.pop("TALK_DATA_DIR", None)
+        else:
+            os.environ["TALK_DATA_DIR"] = saved

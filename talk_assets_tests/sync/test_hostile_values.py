@@ -4,16 +4,12 @@ by e-mail without a dataflow between them (issue 17, "Data corrupted")."""
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from talk_assets.sync.declaration import VIEWS_BY_KEY
-from talk_assets_tests.conftest import SIZE as SUITE_SIZE
-from talk_assets_tests.conftest import Sandbox
 from talk_assets_tests.reliability.support import Harness
 
 V = VIEWS_BY_KEY
@@ -22,22 +18,10 @@ WS, CRM, PO, SHOP = V["customwebshop.customer"], V["customcrm.customer"], V["pow
 
 
 @pytest.fixture(scope="module")
-def h(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    saved = os.environ.get("TALK_DATA_DIR")
-    har = Harness(sandbox, tmp_path_factory.mktemp("hostile"))
-    os.environ["TALK_DATA_DIR"] = str(har.data)
-    har.reset()
-    har.until_quiet()
-    try:
-        yield har
-    finally:
-        for s in har.box.servers:
-            har.box.control(s, "POST", "reset", json={"size": SUITE_SIZE})
-        har.faults()
-        if saved is None:
-            os.environ.pop("TALK_DATA_DIR", None)
-        else:
-            os.environ["TALK_DATA_DIR"] = saved
+def h(rel: Harness) -> Harness:
+    """The suite's small world (`rel`), synced until quiet."""
+    rel.until_quiet()
+    return rel
 
 
 def uid() -> str:
