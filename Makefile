@@ -24,7 +24,7 @@ run: $(STAMP)  ## sandbox + Dagster UI on http://127.0.0.1:3000 with the sync ru
 
 test: $(STAMP)  ## the whole suite; installs Chromium for the UI test when it can (skips it with a reason otherwise)
 	-deploy/install-browser.sh $(VENV)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 test-fast: $(STAMP)  ## everything but the UI/deploy tests
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --ignore=talk_assets_tests/ui
