@@ -38,6 +38,15 @@ class Sandbox:
         for s in systems or tuple(self.servers):
             self.control(s, "POST", "reset")
             self.control(s, "PUT", "faults", json={"rate_limit_speed": 50})
+        self.zero_clocks(*systems)
+
+    def zero_clocks(self, *systems: str) -> None:
+        """Each system's clock back to real time: a module that advanced one system's clock (to pass a
+        lookback) must not make that system's old values look newer than another's edits in the next."""
+        for s in systems or tuple(self.servers):
+            offset = float(self.control(s, "GET", "clock").get("offset_s") or 0)
+            if offset:
+                self.control(s, "POST", "clock", json={"advance_s": -offset})
 
     def stats(self, system: str) -> dict:
         return self.control(system, "GET", "stats")
@@ -83,6 +92,7 @@ def rel(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     h = Harness(sandbox, tmp_path_factory.mktemp("reliability"))
     os.environ["TALK_DATA_DIR"] = str(h.data)
     h.reset()
+    sandbox.zero_clocks()
     try:
         yield h
     finally:
