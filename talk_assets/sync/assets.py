@@ -184,11 +184,7 @@ def build_collect_asset(src: Source) -> dg.AssetsDefinition:
         try:
             # the probe before the read is what this collect has seen: the source's observation (a
             # failed probe only costs the observation; the sensor will see the version later)
-            try:
-                version: str | None = client.probe(src.entity)
-            except Exception as exc:
-                context.log.warning(f"{src.key}: probe failed, no observation recorded: {exc}")
-                version = None
+            version = _probe(context, client, src)
             records, read_from = read_changes(client, src, since)
         except Exception as exc:  # one system down must not stop the others: the check says it failed
             context.log.error(f"{src.key}: the read failed: {exc}")
@@ -449,7 +445,7 @@ def _observe_own_writes(context: AssetExecutionContext, client: Any, src: Source
 
 def _probe(context: AssetExecutionContext, client: Any, src: Source) -> str | None:
     """The entity's version, or None when the system does not answer the probe: a refused or failed
-    probe costs only the observation; the push itself decides what a system failure holds."""
+    probe costs only the observation (the collect's read and the push decide what a failure means)."""
     try:
         return client.probe(src.entity)
     except Exception as exc:
