@@ -18,17 +18,17 @@ UTC_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # -- transport, auth ---------------------------------------------------------------------------
 def test_bad_token_is_shopifys_401_and_graphql_does_not_use_the_rest_bucket(shop: Shop) -> None:
     resp = requests.post(f"{shop.url}{API}/graphql.json", json={"query": "{ shop { name } }"},
-                         headers={"X-Shopify-Access-Token": "shpat_wrong"}, timeout=10)
+                         headers={"X-Shopify-Access-Token": "shpat_wrong"}, timeout=60)
     assert resp.status_code == 401
     assert resp.json() == {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
     ok = requests.post(f"{shop.url}{API}/graphql.json", json={"query": "{ shop { name } }"},
-                       headers={"X-Shopify-Access-Token": TOKEN}, timeout=10)
+                       headers={"X-Shopify-Access-Token": TOKEN}, timeout=60)
     assert ok.status_code == 200 and "X-Shopify-Shop-Api-Call-Limit" not in ok.headers
     raw = requests.post(f"{shop.url}{API}/graphql.json", data="{ shop { currencyCode } }",
-                        headers={"X-Shopify-Access-Token": TOKEN, "Content-Type": "application/graphql"}, timeout=10)
+                        headers={"X-Shopify-Access-Token": TOKEN, "Content-Type": "application/graphql"}, timeout=60)
     assert raw.json()["data"] == {"shop": {"currencyCode": "NOK"}}
     missing = requests.post(f"{shop.url}{API}/graphql.json", json={"variables": {}},
-                            headers={"X-Shopify-Access-Token": TOKEN}, timeout=10)
+                            headers={"X-Shopify-Access-Token": TOKEN}, timeout=60)
     assert missing.status_code == 400 and missing.json() == {"errors": {"query": "Required parameter missing or invalid"}}
 
 
