@@ -267,13 +267,25 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every res
     f("Customer", "defaultAddress")(lambda o, i: Obj("MailingAddress", o.rec["default_address"])
                                     if o.rec.get("default_address") else None)
     f("Customer", "locale")(lambda o, i: "nb")
-    f("Customer", "canDelete")(lambda o, i: not any(
-        (r.get("customer") or {}).get("id") == o.rec["id"] for r in app.orders.rows.values()))
+
+    by_customer: dict[str, Any] = {"stamp": None, "index": {}}
 
     def customer_orders(o: Obj) -> list[dict[str, Any]]:
-        return [app.orders.rows[oid] for oid in app.orders.ids
-                if (app.orders.rows[oid].get("customer") or {}).get("id") == o.rec["id"]]
+        """A customer's orders, from an index rebuilt only when the orders table changed."""
+        orders = app.orders
+        stamp = (id(orders), getattr(orders, "mod", None))
+        if stamp[1] is None or by_customer["stamp"] != stamp:
+            index: dict[int, list[dict[str, Any]]] = {}
+            for oid in orders.ids:
+                r = orders.rows[oid]
+                cid = (r.get("customer") or {}).get("id")
+                if cid is not None:
+                    index.setdefault(cid, []).append(r)
+            by_customer.update(stamp=stamp, index=index)
+        return list(by_customer["index"].get(o.rec["id"], []))
 
+    f("Customer", "canDelete")(lambda o, i: not customer_orders(o))
+    f("Customer", "lastOrder")(lambda o, i: (lambda rs: Obj("Order", rs[-1]) if rs else None)(customer_orders(o)))
     f("Customer", "numberOfOrders")(lambda o, i: str(len(customer_orders(o))))
     f("Customer", "amountSpent")(lambda o, i: {"amount": str(sum(
         (Decimal(r["total_price"]) for r in customer_orders(o)), Decimal("0.00"))), "currencyCode": "NOK"})

@@ -23,6 +23,7 @@ import bisect
 import contextlib
 import gc
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -47,7 +48,13 @@ from graphql import (
 from talk_assets.sandbox.server import HttpError, Request, Response
 from talk_assets.sandbox.store import Record, Table
 from talk_assets.systems.shopify import graphql_search as gs
-from talk_assets.systems.shopify.graphql_cost import MAX_QUERY_COST, CostBucket, CostCalculator
+from talk_assets.systems.shopify.graphql_cost import (
+    DEFAULT_BUCKET_SIZE,
+    DEFAULT_RESTORE_RATE,
+    MAX_QUERY_COST,
+    CostBucket,
+    CostCalculator,
+)
 from talk_assets.systems.shopify.graphql_schema import admin_schema
 
 if TYPE_CHECKING:
@@ -72,7 +79,9 @@ SCOPES: dict[tuple[str, str], str] = {
     ("QueryRoot", "inventoryItems"): "read_inventory", ("QueryRoot", "inventoryItem"): "read_inventory",
     ("QueryRoot", "inventoryLevel"): "read_inventory",
     ("Order", "customer"): "read_customers", ("Order", "staffMember"): "read_users",
-    ("LineItem", "staffMember"): "read_users",
+    ("LineItem", "staffMember"): "read_users", ("Customer", "orders"): "read_orders",
+    ("Customer", "lastOrder"): "read_orders", ("LineItem", "product"): "read_products",
+    ("LineItem", "variant"): "read_products", ("InventoryItem", "variant"): "read_products",
     ("Mutation", "customerCreate"): "write_customers", ("Mutation", "customerUpdate"): "write_customers",
     ("Mutation", "productSet"): "write_products", ("Mutation", "productCreate"): "write_products",
     ("Mutation", "productUpdate"): "write_products", ("Mutation", "productVariantsBulkCreate"): "write_products",
@@ -82,7 +91,23 @@ SCOPES: dict[tuple[str, str], str] = {
 NODE_SCOPES = {"Customer": "read_customers", "Product": "read_products", "ProductVariant": "read_products",
                "Order": "read_orders", "Location": "read_locations", "InventoryItem": "read_inventory",
                "InventoryLevel": "read_inventory"}
-ALL_ORDERS_DAYS = 60  # without read_all_orders only the last 60 days of orders are visible
+ALL_ORDERS_DAYS = 60
+# Sandbox settings for the cost bucket (defaults: Shopify's standard plan, see graphql_cost.py).
+BUCKET_ENV = "TALK_SANDBOX_SHOPIFY_COST_BUCKET"
+RESTORE_ENV = "TALK_SANDBOX_SHOPIFY_COST_RESTORE_RATE"
+
+
+def _env_points(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of query-cost points, got {raw!r}")
+    return value  # without read_all_orders only the last 60 days of orders are visible
 
 
 class Obj:
@@ -192,7 +217,8 @@ class GraphQLApi:
     def __init__(self, app: App) -> None:
         self.app = app
         self.schema = admin_schema()
-        self.bucket = CostBucket()
+        self.bucket = CostBucket(_env_points(BUCKET_ENV, DEFAULT_BUCKET_SIZE),
+                                 _env_points(RESTORE_ENV, DEFAULT_RESTORE_RATE))
         self.token_scopes: dict[str, list[str]] = {}
         self.fields: dict[str, dict[str, Callable[..., Any]]] = {}
         self.bulk_ops: dict[int, dict[str, Any]] = {}
@@ -257,7 +283,10 @@ class GraphQLApi:
         except GraphQLError as err:
             return {"errors": [err.formatted], "extensions": {"cost": self._cost(0, 0, token, speed)}}
         if errors:
-            return {"errors": [e.formatted for e in errors[:20]]}
+            # Nothing ran and nothing is charged; the docs show no cost for refused documents, the
+            # sandbox reports the bucket anyway so `extensions.cost` is on every answer.
+            return {"errors": [e.formatted for e in errors[:20]],
+                    "extensions": {"cost": self._cost(0, 0, token, speed)}}
         op = self._operation(doc, operation_name)
         if op is None:
             return {"errors": [{"message": "An operation name is required"}]}

@@ -7,13 +7,22 @@ import re
 import uuid
 from datetime import datetime, timedelta
 
+import pytest
 import requests
+
+from talk_assets.systems.shopify.graphql_schema import admin_schema
 
 from .conftest import API, TOKEN, Shop
 from .gql import data, gql, num
 
 UTC_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _schema_built() -> None:
+    """Build Shopify's schema (seconds on a busy machine) before the first request's timeout runs."""
+    admin_schema()
 
 # -- transport, auth ---------------------------------------------------------------------------
 def test_bad_token_is_shopifys_401_and_graphql_does_not_use_the_rest_bucket(shop: Shop) -> None:
@@ -183,6 +192,26 @@ def test_orders_with_line_items_customer_staff_and_money(shop: Shop) -> None:
             assert (num(li["variant"]["id"]) if li["variant"] else None) == lr["variant_id"]
     first = d[0]
     assert data(shop, "query($id: ID!) { order(id: $id) { name } }", {"id": first["id"]})["order"]["name"] == first["name"]
+
+
+def test_customer_orders_count_and_last_order(shop: Shop) -> None:
+    app = shop.app
+    by_customer: dict[int, list[int]] = {}
+    for oid in app.orders.ids:
+        cid = (app.orders.rows[oid].get("customer") or {}).get("id")
+        if cid:
+            by_customer.setdefault(cid, []).append(oid)
+    cid, oids = max(by_customer.items(), key=lambda kv: len(kv[1]))
+    lonely = next(c for c in app.customers.ids if c not in by_customer)
+    d = data(shop, """query($a: ID!, $b: ID!) { a: customer(id: $a) { numberOfOrders canDelete lastOrder { id }
+        amountSpent { amount currencyCode } orders(first: 50) { nodes { id } } }
+        b: customer(id: $b) { numberOfOrders canDelete lastOrder { id } orders(first: 5) { nodes { id } } } }""",
+             {"a": f"gid://shopify/Customer/{cid}", "b": f"gid://shopify/Customer/{lonely}"})
+    assert d["a"]["numberOfOrders"] == str(len(oids)) and d["a"]["canDelete"] is False
+    assert [num(o["id"]) for o in d["a"]["orders"]["nodes"]] == oids and num(d["a"]["lastOrder"]["id"]) == oids[-1]
+    total = sum(float(app.orders.rows[o]["total_price"]) for o in oids)
+    assert float(d["a"]["amountSpent"]["amount"]) == round(total, 2)
+    assert d["b"] == {"numberOfOrders": "0", "canDelete": True, "lastOrder": None, "orders": {"nodes": []}}
 
 
 def test_locations(shop: Shop) -> None:
@@ -452,13 +481,21 @@ def test_missing_scope_is_access_denied(shop: Shop) -> None:
     cid = shop.app.customers.ids[0]
     node = gql(shop, "query($id: ID!) { node(id: $id) { id } }", {"id": f"gid://shopify/Customer/{cid}"}, expect_errors=True)
     assert node["errors"][0]["extensions"]["code"] == "ACCESS_DENIED" and node["data"] == {"node": None}
+    app = shop.app
+    recent = [oid for oid in app.orders.ids if app.created["orders"][oid] >= app.now() - timedelta(days=60)]
+    made = shop.api("POST", "orders.json", json={"order": {
+        "customer": {"id": app.customers.ids[0]}, "line_items": [{"title": "Gave", "price": "10.00", "quantity": 1}]}})
+    with_customer = made.json()["order"]["id"]
+    recent.append(with_customer)
+    nested = gql(shop, "query($id: ID!) { order(id: $id) { id customer { id } } }",
+                 {"id": f"gid://shopify/Order/{with_customer}"}, expect_errors=True)
+    assert nested["errors"][0]["path"] == ["order", "customer"]
+    assert nested["data"]["order"] == {"id": f"gid://shopify/Order/{with_customer}", "customer": None}
     write = gql(shop, CREATE, {"i": {"email": "x@example.no"}}, expect_errors=True)
     assert write["errors"][0]["extensions"]["requiredAccess"] == "`write_customers` access scope."
     assert shop.app.email_index.get("x@example.no") is None
     # Without read_all_orders only the last 60 days of orders show (Shopify's orders permission).
-    app = shop.app
-    recent = [oid for oid in app.orders.ids if app.created["orders"][oid] >= app.now() - timedelta(days=60)]
-    orders = data(shop, "{ orders(first: 250) { nodes { id } } }")["orders"]["nodes"]
+    orders = data(shop, "{ orders(first: 250, sortKey: ID) { nodes { id } } }")["orders"]["nodes"]
     assert [num(o["id"]) for o in orders] == recent and len(recent) < len(app.orders)
     shop.control("PUT", "graphql/scopes", {"scopes": None})
     assert len(data(shop, "{ customers(first: 1) { nodes { id } } }")["customers"]["nodes"]) == 1

@@ -9,13 +9,22 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
+
+from talk_assets.systems.shopify.graphql_schema import admin_schema
 
 from .conftest import TOKEN, Shop
 from .gql import data, gql, num
 
 SCRIPT = Path(__file__).with_name("official_graphql_script.py")
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _schema_built() -> None:
+    """Build Shopify's schema (seconds on a busy machine) before the first request's timeout runs."""
+    admin_schema()
 
 # -- cost ----------------------------------------------------------------------------------------
 def test_requested_and_actual_cost_of_a_known_document(shop: Shop) -> None:
@@ -169,3 +178,25 @@ def test_shopify_python_api_graphql_helper_works_unchanged(shop: Shop) -> None:
     created = out["created"]["data"]["customerCreate"]
     assert created["userErrors"] == [] and created["customer"]["email"] == "graphql-offisiell@example.no"
     assert out["rest_view"]["last_name"] == "Klient" and out["rest_view"]["email"] == "graphql-offisiell@example.no"
+
+
+def test_bucket_size_and_restore_rate_are_sandbox_settings(monkeypatch) -> None:
+    import pytest
+
+    from talk_assets.sandbox.server import SandboxServer
+    from talk_assets.systems.shopify.graphql_sandbox import BUCKET_ENV, RESTORE_ENV
+    from talk_assets.systems.shopify.sandbox import App
+
+    monkeypatch.setenv(BUCKET_ENV, "500")
+    monkeypatch.setenv(RESTORE_ENV, "25")
+    srv = SandboxServer(App(seed=3, size=5), port=0).start()
+    try:
+        resp = requests.post(f"{srv.url}/admin/api/2026-07/graphql.json", json={"query": "{ shop { name } }"},
+                             headers={"X-Shopify-Access-Token": TOKEN}, timeout=60)
+        status = resp.json()["extensions"]["cost"]["throttleStatus"]
+        assert (status["maximumAvailable"], status["restoreRate"], status["currentlyAvailable"]) == (500.0, 25.0, 499)
+        monkeypatch.setenv(BUCKET_ENV, "lots")
+        with pytest.raises(ValueError, match=BUCKET_ENV):
+            srv.app.graphql_api().__class__(srv.app)  # type: ignore[attr-defined]
+    finally:
+        srv.stop()
