@@ -5,9 +5,11 @@ Syntax from https://shopify.dev/docs/api/usage/search-syntax: terms `field:value
 `AND`, negation with `-` or `NOT`, and free text without a field. Timestamps compare as ISO 8601;
 a date without a time means midnight in the shop's time zone.
 
-An unknown field is not an error at Shopify: the term is ignored and the answer carries a warning in
-`extensions.search` (`[{"path": [...], "query": ..., "parsed": ..., "warnings": [{"field": ...,
-"message": "Invalid search field for this query."}]}]`), which is what `Search.warnings` holds.
+An unknown field is not an error at Shopify: the search-syntax page says a term on an invalid field is
+ignored (results are not narrowed by it). The reference does not show how this is reported; real
+answers carry it in `extensions.search` as `[{"path": [...], "query": ..., "warnings": [{"field": ...,
+"message": "Invalid search field for this query."}]}]` (observed shape, not documented), which is what
+the sandbox answers (`Search.warnings`). Shopify also adds a `parsed` tree there; the sandbox omits it.
 """
 
 from __future__ import annotations
