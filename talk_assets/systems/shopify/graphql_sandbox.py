@@ -235,7 +235,10 @@ class GraphQLApi:
 
     # -- state ---------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Back to seed state (called by the app's reset): full buckets, all scopes, no bulk ops."""
+        """Back to seed state (called by the app's reset): full buckets of the configured size, all
+        scopes, no bulk operations, webhook subscriptions or cached lists."""
+        self.bucket.size = _env_points(BUCKET_ENV, DEFAULT_BUCKET_SIZE)
+        self.bucket.restore_rate = _env_points(RESTORE_ENV, DEFAULT_RESTORE_RATE)
         self.bucket.reset()
         self.token_scopes.clear()
         self._sorted.clear()

@@ -78,9 +78,15 @@ def test_throttled_then_restored(shop: Shop) -> None:
 
 def test_rate_limit_switch_turns_throttling_off(shop: Shop) -> None:
     shop.control("PUT", "faults", {"rate_limit_speed": 1, "rate_limit_enabled": False})
-    shop.control("PUT", "graphql/cost", {"bucket_size": 10, "restore_rate": 1})
-    for _ in range(3):
-        assert "errors" not in gql(shop, "{ customers(first: 20) { nodes { id } } }")
+    try:
+        shop.control("PUT", "graphql/cost", {"bucket_size": 10, "restore_rate": 1})
+        for _ in range(3):
+            assert "errors" not in gql(shop, "{ customers(first: 20) { nodes { id } } }")
+    finally:  # the switch survives a sandbox reset: put it back for the tests after this one
+        shop.control("PUT", "faults", {"rate_limit_enabled": True})
+    shop.control("POST", "reset")
+    status = gql(shop, "{ shop { name } }")["extensions"]["cost"]["throttleStatus"]
+    assert status["maximumAvailable"] == 2000.0  # a reset restores the configured bucket
 
 
 # -- bulk operations -------------------------------------------------------------------------------
