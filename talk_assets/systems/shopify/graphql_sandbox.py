@@ -12,6 +12,12 @@ registered for (type, field) when the REST record's shape differs, else by the R
 name in snake_case (`firstName` -> `first_name`). Enum values are the REST value upper-cased,
 `DateTime` values are rendered in UTC (`2026-01-02T03:04:05Z`, what the GraphQL Admin API sends).
 
+Auth is the REST endpoints' (`X-Shopify-Access-Token`); a wrong or missing token is the same 401
+`{"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}`
+(shopify.dev/docs/api/usage/response-codes: 401 "credentials are not present or incorrect", for
+REST and GraphQL alike). Documents that do not parse or validate answer HTTP 200 with `errors`;
+their messages are graphql-core's wording, not graphql-ruby's (the sandbox's known difference).
+
 Also here: calculated query cost and the per-token bucket (`graphql_cost.py`), access scopes per
 token, and bulk operations (JSONL results served by the sandbox under `/bulk-results/`).
 """
