@@ -47,6 +47,8 @@ CODED_USER_ERRORS = "userErrors { field message code }"
 # -- reads -----------------------------------------------------------------------------------------
 ACCESS_SCOPES = "query AccessScopes { currentAppInstallation { accessScopes { handle } } }"
 
+SHOP = "query Shop { shop { currencyCode taxesIncluded } }"
+
 # Reads of changes: `query: "updated_at:>'…'"`, `sortKey: UPDATED_AT`, cursor paging
 # (https://shopify.dev/docs/api/usage/pagination-graphql, https://shopify.dev/docs/api/usage/search-syntax)
 CUSTOMERS = f"""query Customers($first: Int!, $after: String, $query: String) {{
