@@ -691,7 +691,7 @@ class Client(ApiClient):
         target = "product" if entity == "inventory_level" else entity
         doc = {"customer": D.PROBE_CUSTOMERS, "product": D.PROBE_PRODUCTS, "order": D.PROBE_ORDERS}[target]
         data = self.graphql(doc)
-        count = next(v for k, v in data.items() if k.endswith("Count"))["count"]
+        count = (next(v for k, v in data.items() if k.endswith("Count")) or {}).get("count")
         nodes = next(v for k, v in data.items() if not k.endswith("Count"))["nodes"]
         return f"{entity}:{count}:{nodes[0]['updatedAt'] if nodes else ''}"
 
@@ -779,7 +779,7 @@ def product_set_input(body: dict[str, Any], location: str | None) -> dict[str, A
         name = v["optionValues"][0]["name"]
         if name not in values:
             values.append(name)
-    out: dict[str, Any] = {"title": body.get("title") or "Product",
+    out: dict[str, Any] = {"title": body.get("title") or "Product", "descriptionHtml": body.get("body_html") or "",
                            "productOptions": [{"name": OPTION, "position": 1, "values": [{"name": n} for n in values]}],
                            "variants": variants}
     out.update({k: v for k, v in product_update_input({k: body[k] for k in body if k not in ("title",)}).items()})

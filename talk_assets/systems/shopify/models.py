@@ -255,7 +255,6 @@ def product_record(n: dict[str, Any], variants: list[dict[str, Any]] | None = No
     nodes = variants if variants is not None else _nodes(n.get("variants"))
     return {
         "id": pid, "admin_graphql_api_id": n.get("id"), "title": n.get("title"), "body_html": n.get("descriptionHtml"),
-        "vendor": n.get("vendor"), "product_type": n.get("productType"), "handle": n.get("handle"),
         "status": (n.get("status") or "").lower() or None, "tags": _tags(n.get("tags")),
         "variants": [variant_record(v, pid) for v in nodes],
         "options": [{"id": gid_number(o.get("id")), "admin_graphql_api_id": o.get("id"), "product_id": pid,

@@ -22,7 +22,8 @@ VARIANT = """id legacyResourceId title sku price compareAtPrice barcode position
   selectedOptions { name value }
   inventoryItem { id legacyResourceId }"""
 
-PRODUCT = """id legacyResourceId title descriptionHtml vendor productType handle status tags createdAt updatedAt
+# vendor, productType and handle are not read: the sync uses none of them
+PRODUCT = """id legacyResourceId title descriptionHtml status tags createdAt updatedAt
   options { id name position values }"""
 
 LINE_ITEM = """id sku title variantTitle quantity
