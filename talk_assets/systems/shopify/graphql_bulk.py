@@ -33,7 +33,7 @@ from graphql import (
 )
 
 from talk_assets.systems.shopify.graphql_cost import is_connection
-from talk_assets.systems.shopify.graphql_sandbox import Context, Obj, gid, parse_gid
+from talk_assets.systems.shopify.graphql_sandbox import Context, Obj, _never, gid, parse_gid
 
 if TYPE_CHECKING:
     from talk_assets.systems.shopify.graphql_sandbox import GraphQLApi
@@ -139,7 +139,7 @@ def register(api: GraphQLApi, validate: Any, parse: Any) -> None:
                 return
             ctx = Context(api, token, host, bulk=True)
             result = execute(api.schema, doc, root_value=Obj("QueryRoot", {}), context_value=ctx,
-                             field_resolver=api.resolve, type_resolver=api.resolve_type)
+                             field_resolver=api.resolve, type_resolver=api.resolve_type, is_awaitable=_never)
             if result.errors:
                 denied = any((e.extensions or {}).get("code") == "ACCESS_DENIED" for e in result.errors)
                 op.update(status="FAILED", error_code="ACCESS_DENIED" if denied else "INTERNAL_SERVER_ERROR",

@@ -34,20 +34,20 @@ def tags(value: Any) -> list[str]:
     return [t for t in (s.strip() for s in str(value or "").split(",")) if t]
 
 
-def _changed(table: Any) -> Any:
-    return lambda r: table.changed.get(r[table.id_field])
-
-
 def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every resolver
     app = api.app
     f = api.field
 
+    # Tables are looked up on every call: a sandbox reset replaces them.
     def created(kind: str) -> Any:
         return lambda r: app.created[kind].get(r["id"])
 
+    def changed(kind: str) -> Any:
+        return lambda r: getattr(app, kind).changed.get(r["id"])
+
     # -- query root ------------------------------------------------------------------------------
     customer_fields: dict[str, gs.FieldTest] = {
-        "updated_at": gs.time_test(_changed(app.customers)), "created_at": gs.time_test(created("customers")),
+        "updated_at": gs.time_test(changed("customers")), "created_at": gs.time_test(created("customers")),
         "email": gs.text_test(lambda r: r.get("email")), "phone": gs.text_test(lambda r: r.get("phone")),
         "id": gs.id_test(lambda r: r["id"]), "state": gs.text_test(lambda r: r.get("state")),
         "tag": gs.text_test(lambda r: tags(r.get("tags"))),
@@ -59,8 +59,8 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every res
     def customer_text(r: dict[str, Any]) -> str:
         return " ".join(str(r.get(k) or "") for k in ("email", "first_name", "last_name", "phone")).lower()
 
-    def time_key(table: Any) -> Any:
-        return lambda r: table.changed[r[table.id_field]].timestamp()
+    def time_key(kind: str) -> Any:
+        return lambda r: getattr(app, kind).changed[r["id"]].timestamp()
 
     def created_key(kind: str) -> Any:
         return lambda r: app.created[kind][r["id"]].timestamp()
@@ -68,7 +68,7 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every res
     @f("QueryRoot", "customers")
     def q_customers(src: Obj, info: GraphQLResolveInfo, **args: Any) -> Any:
         return api.table_connection(info, app.customers, args, "Customer", customer_fields, customer_text, {
-            "ID": lambda r: r["id"], "UPDATED_AT": time_key(app.customers),
+            "ID": lambda r: r["id"], "UPDATED_AT": time_key("customers"),
             "CREATED_AT": created_key("customers"),
             "NAME": lambda r: f"{r.get('first_name') or ''} {r.get('last_name') or ''}".strip().lower()})
 
@@ -82,7 +82,7 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every res
         return [v.get("sku") for v in r["variants"]]
 
     product_fields: dict[str, gs.FieldTest] = {
-        "updated_at": gs.time_test(_changed(app.products)), "created_at": gs.time_test(created("products")),
+        "updated_at": gs.time_test(changed("products")), "created_at": gs.time_test(created("products")),
         "id": gs.id_test(lambda r: r["id"]), "sku": gs.text_test(variant_skus),
         "title": gs.text_test(lambda r: r.get("title")), "vendor": gs.text_test(lambda r: r.get("vendor")),
         "product_type": gs.text_test(lambda r: r.get("product_type")),
@@ -96,7 +96,7 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every res
         return api.table_connection(
             info, app.products, args, "Product", product_fields,
             lambda r: f"{r.get('title') or ''} {r.get('vendor') or ''} {' '.join(str(s) for s in variant_skus(r))}".lower(),
-            {"ID": lambda r: r["id"], "UPDATED_AT": time_key(app.products), "CREATED_AT": created_key("products"),
+            {"ID": lambda r: r["id"], "UPDATED_AT": time_key("products"), "CREATED_AT": created_key("products"),
              "TITLE": lambda r: (r.get("title") or "").lower(), "VENDOR": lambda r: (r.get("vendor") or "").lower(),
              "PRODUCT_TYPE": lambda r: (r.get("product_type") or "").lower()})
 
@@ -146,7 +146,7 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every res
         return ["closed", "any"] if r.get("closed_at") else ["open", "any"]
 
     order_fields: dict[str, gs.FieldTest] = {
-        "updated_at": gs.time_test(_changed(app.orders)), "created_at": gs.time_test(created("orders")),
+        "updated_at": gs.time_test(changed("orders")), "created_at": gs.time_test(created("orders")),
         "processed_at": gs.time_test(lambda r: gs.parse_time(r["processed_at"])),
         "id": gs.id_test(lambda r: r["id"]), "name": gs.text_test(lambda r: [r.get("name"), str(r.get("order_number"))]),
         "email": gs.text_test(lambda r: r.get("email")), "status": gs.text_test(order_status),
@@ -167,7 +167,7 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every res
         return api.table_connection(
             info, app.orders, args, "Order", order_fields,
             lambda r: f"{r.get('name') or ''} {r.get('email') or ''}".lower(),
-            {"ID": lambda r: r["id"], "UPDATED_AT": time_key(app.orders), "CREATED_AT": created_key("orders"),
+            {"ID": lambda r: r["id"], "UPDATED_AT": time_key("orders"), "CREATED_AT": created_key("orders"),
              "PROCESSED_AT": lambda r: datetime.fromisoformat(r["processed_at"]).timestamp(),
              "ORDER_NUMBER": lambda r: r["order_number"],
              "TOTAL_PRICE": lambda r: float(r["total_price"])},

@@ -25,6 +25,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -42,6 +43,7 @@ from graphql import (
 )
 
 from talk_assets.sandbox.server import HttpError, Request, Response
+from talk_assets.sandbox.store import Record, Table
 from talk_assets.systems.shopify import graphql_search as gs
 from talk_assets.systems.shopify.graphql_cost import MAX_QUERY_COST, CostBucket, CostCalculator
 from talk_assets.systems.shopify.graphql_schema import admin_schema
@@ -92,6 +94,7 @@ class Obj:
         self.parent = parent
 
 
+@lru_cache(maxsize=4096)
 def snake(name: str) -> str:
     out = []
     for ch in name:
@@ -144,6 +147,21 @@ def decode_cursor(token: str) -> tuple[Any, ...]:
         raise GraphQLError("Invalid cursor for current pagination sort.") from None
 
 
+class _Keys:
+    """The sort keys of a (key, item) list, as a sequence for `bisect` without copying them."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[tuple[tuple[Any, ...], Any]]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Any, ...]:
+        return self.items[i][0]
+
+
 def money_bag(amount: Any, currency: str = "NOK") -> dict[str, Any]:
     m = {"amount": amount if amount is not None else "0.0", "currencyCode": currency}
     return {"shopMoney": m, "presentmentMoney": m}
@@ -181,6 +199,10 @@ class GraphQLApi:
         self.next_bulk = 1
         self.webhooks: dict[int, dict[str, Any]] = {}
         self.next_webhook = 1
+        self._sorted: dict[tuple[Any, ...], list[tuple[tuple[Any, ...], Any]]] = {}
+        self._plans: dict[tuple[str, str], tuple[str | None, Callable[..., Any] | None, str]] = {}
+        self._modes: dict[Any, tuple[str, str | None]] = {}
+        self._docs: dict[str, tuple[DocumentNode, list[GraphQLError]]] = {}
         self._register()
 
     # -- state ---------------------------------------------------------------------------------
@@ -188,6 +210,7 @@ class GraphQLApi:
         """Back to seed state (called by the app's reset): full buckets, all scopes, no bulk ops."""
         self.bucket.reset()
         self.token_scopes.clear()
+        self._sorted.clear()
         for op in self.bulk_ops.values():
             ev = op.get("_release")
             if ev is not None:
@@ -228,10 +251,9 @@ class GraphQLApi:
         speed = self.app.limiter.speed
         enabled = self.app.limiter.enabled
         try:
-            doc = parse(source)
+            doc, errors = self.document(source)
         except GraphQLError as err:
             return {"errors": [err.formatted], "extensions": {"cost": self._cost(0, 0, token, speed)}}
-        errors = validate(self.schema, doc)
         if errors:
             return {"errors": [e.formatted for e in errors[:20]]}
         op = self._operation(doc, operation_name)
@@ -260,7 +282,7 @@ class GraphQLApi:
         result = execute(self.schema, doc, root_value=Obj(
             "Mutation" if op.operation.value == "mutation" else "QueryRoot", {}),
             context_value=ctx, variable_values=variables, operation_name=operation_name,
-            field_resolver=self.resolve, type_resolver=self.resolve_type)
+            field_resolver=self.resolve, type_resolver=self.resolve_type, is_awaitable=_never)
         actual = min(requested, calc.operation(op, result.data, actual=True)) if result.data else 0
         if op.operation.value == "mutation":
             actual = requested
@@ -275,6 +297,17 @@ class GraphQLApi:
             ext["search"] = ctx.search
         out["extensions"] = ext
         return out
+
+    def document(self, source: str) -> tuple[DocumentNode, list[GraphQLError]]:
+        """Parsed and validated once per distinct document (a client sends the same few again and again)."""
+        hit = self._docs.get(source)
+        if hit is None:
+            doc = parse(source)
+            hit = (doc, validate(self.schema, doc))
+            if len(self._docs) >= 256:
+                self._docs.pop(next(iter(self._docs)))
+            self._docs[source] = hit
+        return hit
 
     def _cost(self, requested: int, actual: int, token: str, speed: float) -> dict[str, Any]:
         _, available = self.bucket.take(token, 0, speed, False)
@@ -299,40 +332,61 @@ class GraphQLApi:
 
     def resolve(self, source: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
         if isinstance(source, Obj):
-            need = SCOPES.get((source.type, info.field_name))
-            if need is not None and need not in _ctx(info).scopes:
+            key = (source.type, info.field_name)
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._plans[key] = (SCOPES.get(key), self.fields.get(source.type, {}).get(info.field_name),
+                                           snake(info.field_name))
+            need, fn, rest_key = plan
+            if need is not None and need not in info.context.scopes:
                 raise access_denied(info.field_name, need)
-            fn = self.fields.get(source.type, {}).get(info.field_name)
+            rec = source.rec
             if fn is not None:
                 value = fn(source, info, **args)
-            elif info.field_name == "id" and isinstance(source.rec, dict):
-                value = source.rec.get("admin_graphql_api_id") or gid(source.type, source.rec.get("id"))
-            elif info.field_name == "legacyResourceId" and isinstance(source.rec, dict):
-                value = str(source.rec.get("id"))
-            elif isinstance(source.rec, dict):
-                value = source.rec.get(snake(info.field_name), source.rec.get(info.field_name))
-            else:
+            elif type(rec) is not dict:
                 value = None
+            elif rest_key == "id":
+                value = rec.get("admin_graphql_api_id") or gid(source.type, rec.get("id"))
+            elif rest_key == "legacy_resource_id":
+                value = str(rec.get("id"))
+            else:
+                value = rec.get(rest_key, rec.get(info.field_name))
             return self._coerce(value, info.return_type)
         if isinstance(source, dict):
             return self._coerce(source.get(info.field_name), info.return_type)
         return None
 
     def _coerce(self, value: Any, return_type: Any) -> Any:
-        if value is None or isinstance(value, Obj):
+        if value is None or type(value) is Obj:
             return value
-        named = get_named_type(return_type)
-        if isinstance(named, GraphQLEnumType):
+        mode = self._modes.get(return_type)
+        if mode is None:
+            named = get_named_type(return_type)
+            if isinstance(named, GraphQLEnumType):
+                mode = ("enum", None)
+            elif named.name == "DateTime":
+                mode = ("time", None)
+            elif isinstance(named, GraphQLObjectType) and not (
+                    named.name.endswith("Connection") or named.name.endswith("Payload")):
+                mode = ("object", named.name)
+            elif isinstance(named, GraphQLObjectType):
+                mode = ("list-object", named.name)
+            else:
+                mode = ("plain", None)
+            self._modes[return_type] = mode
+        kind, name = mode
+        if kind == "plain":
+            return value
+        if kind == "enum":
             if isinstance(value, list):
                 return [v.upper() if isinstance(v, str) else v for v in value]
             return value.upper() if isinstance(value, str) else value
-        if named.name == "DateTime" and isinstance(value, str):
-            return utc(value)
-        if isinstance(named, GraphQLObjectType):
-            if isinstance(value, list):
-                return [Obj(named.name, v) if isinstance(v, dict) else v for v in value]
-            if isinstance(value, dict) and not (named.name.endswith("Connection") or named.name.endswith("Payload")):
-                return Obj(named.name, value)
+        if kind == "time":
+            return utc(value) if isinstance(value, str) else value
+        if isinstance(value, list):
+            return [Obj(name, v) if isinstance(v, dict) else v for v in value]
+        if kind == "object" and isinstance(value, dict):
+            return Obj(name, value)
         return value
 
     def field(self, type_: str, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -361,7 +415,7 @@ class GraphQLApi:
                                        extensions={"code": "BAD_REQUEST"})
         if not presorted:
             keyed.sort(key=lambda kv: kv[0])
-        keys = [k for k, _ in keyed]
+        keys = _Keys(keyed)
         n = len(keyed)
         # Positions [lo, hi) in the walk order (ascending keys, or descending when reverse).
         lo, hi = 0, n
@@ -399,17 +453,29 @@ class GraphQLApi:
                          fields: dict[str, gs.FieldTest], text: Callable[[Any], str] | None,
                          sort_keys: dict[str, Callable[[Any], Any]], extra: Callable[[Any], bool] | None = None
                          ) -> dict[str, Any]:
-        """A top-level connection over one REST table: `query` filter, `sortKey`, paging."""
+        """A top-level connection over one REST table: `query` filter, `sortKey`, paging.
+
+        The filtered, sorted (key, record) list is cached per table version, query, sort and scopes,
+        so walking 100k records page by page does not filter and sort them again for every page."""
         match = self.search(info, args.get("query"), fields, text)
         sort = args.get("sortKey") or "ID"
-        key_of = sort_keys.get(sort, sort_keys["ID"])
-        rows = table.rows
-        keyed: list[tuple[tuple[Any, ...], Any]] = []
-        for rid in table.ids:
-            r = rows[rid]
-            if (match is None or match(r)) and (extra is None or extra(r)):
-                keyed.append(((key_of(r), rid) if sort != "ID" else (rid,), r))
-        return self.connection(info, keyed, args, lambda r: Obj(type_, r), presorted=sort == "ID")
+        ckey = (table.name, id(table), getattr(table, "mod", None), sort, args.get("query") or "",
+                frozenset(_ctx(info).scopes) if extra is not None else None)
+        keyed = self._sorted.get(ckey) if ckey[2] is not None else None
+        if keyed is None:
+            key_of = sort_keys.get(sort, sort_keys["ID"])
+            rows = table.rows
+            keyed = []
+            for rid in table.ids:
+                r = rows[rid]
+                if (match is None or match(r)) and (extra is None or extra(r)):
+                    keyed.append(((key_of(r), rid) if sort != "ID" else (rid,), r))
+            if sort != "ID":
+                keyed.sort(key=lambda kv: kv[0])
+            if len(self._sorted) >= 8:
+                self._sorted.pop(next(iter(self._sorted)))
+            self._sorted[ckey] = keyed
+        return self.connection(info, keyed, args, lambda r: Obj(type_, r), presorted=True)
 
     def list_connection(self, info: GraphQLResolveInfo, items: Iterable[Any], args: dict[str, Any],
                         make: Callable[[Any], Any]) -> dict[str, Any]:
@@ -498,6 +564,11 @@ class GraphQLApi:
         threading.Thread(target=target, name=f"shopify-bulk-{uuid.uuid4().hex[:6]}", daemon=True).start()
 
 
+def _never(value: Any) -> bool:
+    """Resolvers here are synchronous: skip graphql-core's awaitable check on every value."""
+    return False
+
+
 def access_denied(field_name: str, scope: str) -> GraphQLError:
     """Shopify's ACCESS_DENIED error for a field the token's scopes do not cover."""
     required = f"`{scope}` access scope."
@@ -507,6 +578,27 @@ def access_denied(field_name: str, scope: str) -> GraphQLError:
 
 
 # -- hooks for the REST app ------------------------------------------------------------------------
+class CountingTable(Table):
+    """A sandbox table that counts its writes, so a GraphQL connection can keep its filtered and
+    sorted id list between pages (cursor paging over 100k records) until the table changes."""
+
+    def __init__(self, name: str, id_field: str = "id") -> None:
+        super().__init__(name, id_field)
+        self.mod = 0
+
+    def put(self, record: Record, changed: datetime) -> Record:
+        self.mod += 1
+        return super().put(record, changed)
+
+    def load(self, records: list[Record], changed: list[datetime]) -> None:
+        self.mod += 1
+        super().load(records, changed)
+
+    def delete(self, rid: Any) -> Record | None:
+        self.mod += 1
+        return super().delete(rid)
+
+
 _route = threading.local()
 
 

@@ -34,7 +34,7 @@ from talk_assets.sandbox.server import (
 )
 from talk_assets.sandbox.store import Record, Table
 from talk_assets.sandbox.world import ascii_slug, build_world, maybe, vary_email, vary_phone
-from talk_assets.systems.shopify.graphql_sandbox import RestBucket, mark_request
+from talk_assets.systems.shopify.graphql_sandbox import CountingTable, RestBucket, mark_request
 
 
 class _RestBucket(RestBucket, LeakyBucket):
@@ -288,11 +288,11 @@ class App(SandboxApp):
     def seed_data(self) -> None:
         w = build_world(self.seed, self.size)
         rng = w.rng("shopify")
-        self.customers = Table("customers")
-        self.products = Table("products")
-        self.orders = Table("orders")
-        self.locations = Table("locations")
-        self.levels = Table("inventory_levels", id_field="inventory_item_id")
+        self.customers = CountingTable("customers")
+        self.products = CountingTable("products")
+        self.orders = CountingTable("orders")
+        self.locations = CountingTable("locations")
+        self.levels = CountingTable("inventory_levels", id_field="inventory_item_id")
         self.created: dict[str, dict[Any, datetime]] = {
             "customers": {}, "products": {}, "orders": {}, "locations": {}, "inventory_levels": {}}
         self.email_index: dict[str, int] = {}
