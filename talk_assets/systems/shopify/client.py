@@ -425,46 +425,46 @@ class Client(ApiClient):
 
     # -- writes ---------------------------------------------------------------------------------------
     def create_customer_record(self, body: dict[str, Any]) -> dict[str, Any]:
-        """`customerCreate`, then the default address through `customerAddressCreate` (the input's
-        `addresses` is deprecated in 2026-07)."""
+        """`customerCreate` with the default address in one call. CustomerInput.addresses is deprecated
+        in 2026-07 in favour of `customerAddressCreate`, but still served; one call keeps the create
+        atomic (no customer without its address when the second call would fail)."""
+        inp = customer_input(body)
         address = body.get("default_address") or (body.get("addresses") or [None])[0]
-        node = self.mutate(D.CUSTOMER_CREATE, {"input": customer_input(body)}, "customerCreate")["customer"]
-        record = customer_record(node)
         if address:
-            made = self.mutate(D.CUSTOMER_ADDRESS_CREATE, {"customerId": node["id"], "address": address_input(address)},
-                               "customerAddressCreate")["address"]
-            record = self._get("customer", record["id"]) or record
-            record["default_address"] = record["default_address"] or {"id": gid_number(made.get("id"))}
-        return record
+            inp["addresses"] = [address_input(address)]
+        node = self.mutate(D.CUSTOMER_CREATE, {"input": inp}, "customerCreate")["customer"]
+        return customer_record(node)
 
     def update_customer_record(self, record_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """`customerUpdate`; a changed default address is sent whole, with its id (updated in place)."""
+        inp = {"id": gid("Customer", record_id), **customer_input(changes)}
         address = changes.get("default_address") or (changes.get("addresses") or [None])[0]
-        top = customer_input(changes)
-        record: dict[str, Any] | None = None
-        if top:
-            node = self.mutate(D.CUSTOMER_UPDATE, {"input": {"id": gid("Customer", record_id), **top}},
-                               "customerUpdate")["customer"]
-            record = customer_record(node)
         if address:
-            current = record or self._get("customer", record_id)
+            current = self._get("customer", record_id)
             if current is None:
                 raise ApiError(self.system, "POST", f"{ENDPOINT} customerUpdate", 404, f"customer {record_id} not found")
-            existing = current.get("default_address")
-            merged = {**(existing or {}), **address}
-            if existing and existing.get("admin_graphql_api_id"):
-                self.mutate(D.CUSTOMER_ADDRESS_UPDATE, {"customerId": gid("Customer", record_id),
-                                                        "addressId": existing["admin_graphql_api_id"],
-                                                        "address": address_input(merged)}, "customerAddressUpdate")
-            else:
-                self.mutate(D.CUSTOMER_ADDRESS_CREATE, {"customerId": gid("Customer", record_id),
-                                                        "address": address_input(merged)}, "customerAddressCreate")
-            record = self._get("customer", record_id)
-        return record or self._get("customer", record_id) or {}
+            existing = current.get("default_address") or {}
+            merged = address_input({**existing, **address})
+            if existing.get("admin_graphql_api_id"):
+                merged["id"] = existing["admin_graphql_api_id"]
+            inp["addresses"] = [merged]
+        node = self.mutate(D.CUSTOMER_UPDATE, {"input": inp}, "customerUpdate")["customer"]
+        return customer_record(node)
 
     def product_set(self, product: dict[str, Any]) -> dict[str, Any]:
-        """`productSet` (synchronous): create or replace a product with its variants."""
+        """`productSet` (synchronous): create or replace a product with its variants. A variant whose
+        stock did not come out as asked (`inventoryQuantities` only sets levels where the item is
+        stocked) is set afterwards with `inventorySetQuantities`."""
         node = self.mutate(D.PRODUCT_SET, {"input": product, "variants": NESTED_PAGE}, "productSet")["product"]
-        return self._product(node)
+        record = self._product(node)
+        fixed = False
+        for asked, got in zip(product.get("variants") or [], record["variants"], strict=False):
+            want = next((q["quantity"] for q in asked.get("inventoryQuantities") or []), None)
+            if want is not None and got.get("inventory_quantity") != want and got.get("inventory_item_id"):
+                loc = asked["inventoryQuantities"][0]["locationId"]
+                self.set_inventory(loc, got["inventory_item_id"], want)
+                fixed = True
+        return (self._get("product", record["id"]) or record) if fixed else record
 
     def update_product_fields(self, product_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """`productUpdate` of product-level fields (title, descriptionHtml, ...)."""
@@ -497,9 +497,10 @@ class Client(ApiClient):
         return self._currency
 
     def inventory_level(self, item_id: int | str, location_id: int | str) -> dict[str, Any] | None:
-        data = self.graphql(D.INVENTORY_LEVEL, {"item": gid("InventoryItem", item_id),
-                                                "location": gid("Location", location_id)})
-        node = (data.get("inventoryItem") or {}).get("inventoryLevel")
+        data = self.graphql(D.INVENTORY_LEVEL, {"item": gid("InventoryItem", item_id)})
+        loc = gid("Location", location_id)
+        nodes = ((data.get("inventoryItem") or {}).get("inventoryLevels") or {}).get("nodes") or []
+        node = next((n for n in nodes if (n.get("location") or {}).get("id") == loc), None)
         return inventory_level_record(node) if node else None
 
     def set_inventory(self, location_id: int | str, inventory_item_id: int | str, available: int, *,

@@ -113,8 +113,9 @@ INVENTORY_LEVELS = f"""query InventoryLevels($location: ID!, $first: Int!, $afte
   }}
 }}"""
 
-INVENTORY_LEVEL = f"""query InventoryLevel($item: ID!, $location: ID!) {{
-  inventoryItem(id: $item) {{ inventoryLevel(locationId: $location) {{ {INVENTORY_LEVEL_FIELDS} }} }}
+# an item's levels (one per location it is stocked at; the client picks the location)
+INVENTORY_LEVEL = f"""query InventoryLevel($item: ID!) {{
+  inventoryItem(id: $item) {{ inventoryLevels(first: 50) {{ nodes {{ {INVENTORY_LEVEL_FIELDS} }} }} }}
 }}"""
 
 # A cheap change probe: the count and the newest update time (documented arguments only: the count
@@ -176,19 +177,6 @@ CUSTOMER_CREATE = f"""mutation CustomerCreate($input: CustomerInput!) {{
 
 CUSTOMER_UPDATE = f"""mutation CustomerUpdate($input: CustomerInput!) {{
   customerUpdate(input: $input) {{ customer {{ {CUSTOMER} }} {USER_ERRORS} }}
-}}"""
-
-# CustomerInput.addresses is deprecated in 2026-07 ("Use the dedicated address mutations")
-CUSTOMER_ADDRESS_CREATE = f"""mutation CustomerAddressCreate($customerId: ID!, $address: MailingAddressInput!) {{
-  customerAddressCreate(customerId: $customerId, address: $address, setAsDefault: true) {{
-    address {{ {ADDRESS} }} {USER_ERRORS}
-  }}
-}}"""
-
-CUSTOMER_ADDRESS_UPDATE = f"""mutation CustomerAddressUpdate($customerId: ID!, $addressId: ID!, $address: MailingAddressInput!) {{
-  customerAddressUpdate(customerId: $customerId, addressId: $addressId, address: $address, setAsDefault: true) {{
-    address {{ {ADDRESS} }} {USER_ERRORS}
-  }}
 }}"""
 
 # productSet: "sync information from an external data source into Shopify" (2026-07 description)
