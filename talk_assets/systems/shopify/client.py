@@ -29,7 +29,7 @@ from typing import Any
 
 import requests
 
-from talk_assets.core.http import ApiClient, ApiError, RetryPolicy
+from talk_assets.core.http import ApiClient, ApiError, Pacer, RetryPolicy
 from talk_assets.systems.shopify.graphql import documents as D
 from talk_assets.systems.shopify.graphql.cost import CostPacer, ceil_ratio, estimate_cost, page_size
 from talk_assets.systems.shopify.info import INFO as SHOPIFY
@@ -125,7 +125,7 @@ class Client(ApiClient):
     entities = ("customer", "product", "order", "inventory_level")
 
     def __init__(self, base_url: str, access_token: str, api_version: str = "2026-07", *,
-                 retry: RetryPolicy | None = None, pacer: CostPacer | None = None,
+                 retry: RetryPolicy | None = None, pacer: Pacer | None = None,
                  timeout: tuple[float, float] = (5.0, 30.0), check_scopes: bool = True,
                  bulk_full_reads: bool = True) -> None:
         super().__init__(
@@ -133,7 +133,8 @@ class Client(ApiClient):
             headers={"X-Shopify-Access-Token": access_token, "Content-Type": "application/json"},
             timeout=timeout,
             retry=retry,
-            pacer=pacer or CostPacer(),
+            # a plain Pacer's fixed floor is kept; the cost bucket is always followed
+            pacer=pacer if isinstance(pacer, CostPacer) else CostPacer(min_interval=pacer.min_interval if pacer else 0.0),
             secrets=[access_token],
             error_parser=parse_error,
         )
