@@ -18,6 +18,7 @@ operation fail or stall: `PUT /_sandbox/graphql/bulk {"next": "fail" | "stall" |
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from datetime import UTC
@@ -25,19 +26,27 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import (
     FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
+    GraphQLList,
+    GraphQLNonNull,
     GraphQLResolveInfo,
+    InlineFragmentNode,
     OperationDefinitionNode,
-    execute,
     get_named_type,
+    is_abstract_type,
+    is_leaf_type,
 )
+from graphql.execution.values import get_argument_values
 
 from talk_assets.systems.shopify.graphql_cost import is_connection
-from talk_assets.systems.shopify.graphql_sandbox import Context, Obj, _never, gid, parse_gid
+from talk_assets.systems.shopify.graphql_sandbox import Context, Obj, gid, no_gc, parse_gid
 
 if TYPE_CHECKING:
     from talk_assets.systems.shopify.graphql_sandbox import GraphQLApi
 
+log = logging.getLogger("talk_assets.sandbox")
 MAX_CONNECTIONS = 5
 MAX_DEPTH = 2
 
@@ -86,6 +95,116 @@ def check_query(api: GraphQLApi, source: str, validate: Any, parse: Any) -> tupl
     if deepest > MAX_DEPTH + 1:
         return None, f"Bulk queries cannot contain connections with a nesting depth greater than {MAX_DEPTH}."
     return doc, None
+
+
+class _Path:
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+class _Info:
+    """What the sandbox's resolvers read from graphql-core's `GraphQLResolveInfo`."""
+
+    __slots__ = ("field_name", "return_type", "context", "path", "field_nodes", "variable_values")
+
+    def __init__(self, field_name: str, return_type: Any, context: Any, key: str, nodes: list[FieldNode]) -> None:
+        self.field_name = field_name
+        self.return_type = return_type
+        self.context = context
+        self.path = _Path(key)
+        self.field_nodes = nodes
+        self.variable_values: dict[str, Any] = {}
+
+
+class BulkExecutor:
+    """A lean executor for validated bulk queries over the same resolvers.
+
+    A bulk operation walks a whole shop (100k+ objects); graphql-core's general executor spends
+    most of its time on bookkeeping the sandbox does not need there (awaitables, per-field info
+    objects, error paths). This one collects fields once per (type, selection) and completes values
+    with the schema's own serializers; any resolver error fails the operation, as at Shopify.
+    """
+
+    def __init__(self, api: GraphQLApi, doc: Any, ctx: Context) -> None:
+        self.api = api
+        self.schema = api.schema
+        self.ctx = ctx
+        self.fragments = {d.name.value: d for d in doc.definitions if isinstance(d, FragmentDefinitionNode)}
+        self.op = next(d for d in doc.definitions if isinstance(d, OperationDefinitionNode))
+        self._fields: dict[tuple[str, tuple[int, ...]], dict[str, list[FieldNode]]] = {}
+        self._args: dict[int, dict[str, Any]] = {}
+        self._sub: dict[tuple[int, str], dict[str, list[FieldNode]]] = {}
+
+    def run(self) -> dict[str, Any]:
+        root = self.schema.query_type
+        return self._object(Obj("QueryRoot", {}), root, self._collect(root, [self.op.selection_set]))
+
+    def _applies(self, type_: Any, cond: str | None) -> bool:
+        if cond is None or cond == type_.name:
+            return True
+        ct = self.schema.get_type(cond)
+        return ct is not None and is_abstract_type(ct) and self.schema.is_sub_type(ct, type_)
+
+    def _collect(self, type_: Any, sels: list[Any]) -> dict[str, list[FieldNode]]:
+        key = (type_.name, tuple(id(s) for s in sels))
+        hit = self._fields.get(key)
+        if hit is not None:
+            return hit
+        out: dict[str, list[FieldNode]] = {}
+
+        def walk(sel: Any) -> None:
+            for s in sel.selections:
+                if isinstance(s, FieldNode):
+                    out.setdefault(s.alias.value if s.alias else s.name.value, []).append(s)
+                elif isinstance(s, InlineFragmentNode):
+                    if self._applies(type_, s.type_condition.name.value if s.type_condition else None):
+                        walk(s.selection_set)
+                elif isinstance(s, FragmentSpreadNode):
+                    frag = self.fragments.get(s.name.value)
+                    if frag is not None and self._applies(type_, frag.type_condition.name.value):
+                        walk(frag.selection_set)
+
+        for sel in sels:
+            walk(sel)
+        self._fields[key] = out
+        return out
+
+    def _object(self, src: Any, type_: Any, fields: dict[str, list[FieldNode]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, nodes in fields.items():
+            node = nodes[0]
+            name = node.name.value
+            if name == "__typename":
+                out[key] = type_.name
+                continue
+            fdef = type_.fields[name]
+            args = self._args.get(id(node))
+            if args is None:
+                args = self._args[id(node)] = get_argument_values(fdef, node, {})
+            value = self.api.resolve(src, _Info(name, fdef.type, self.ctx, key, nodes), **args)
+            out[key] = self._complete(value, fdef.type, nodes)
+        return out
+
+    def _complete(self, value: Any, t: Any, nodes: list[FieldNode]) -> Any:
+        if isinstance(t, GraphQLNonNull):
+            t = t.of_type
+            if value is None:
+                raise GraphQLError(f"Cannot return null for non-nullable field {nodes[0].name.value}.")
+        if value is None:
+            return None
+        if isinstance(t, GraphQLList):
+            return [self._complete(v, t.of_type, nodes) for v in value]
+        if is_leaf_type(t):
+            return t.serialize(value)
+        if is_abstract_type(t):
+            t = self.schema.get_type(self.api.resolve_type(value, None, t))  # type: ignore[arg-type]
+        sub_key = (id(nodes[0]), t.name)
+        fields = self._sub.get(sub_key)
+        if fields is None:
+            fields = self._sub[sub_key] = self._collect(t, [n.selection_set for n in nodes if n.selection_set])
+        return self._object(value, t, fields)
 
 
 def flatten(conn: Any, parent_id: str | None, out: list[str]) -> int:
@@ -138,17 +257,23 @@ def register(api: GraphQLApi, validate: Any, parse: Any) -> None:
                 op.update(status="FAILED", error_code="INTERNAL_SERVER_ERROR", completed_at=_now(api))
                 return
             ctx = Context(api, token, host, bulk=True)
-            result = execute(api.schema, doc, root_value=Obj("QueryRoot", {}), context_value=ctx,
-                             field_resolver=api.resolve, type_resolver=api.resolve_type, is_awaitable=_never)
-            if result.errors:
-                denied = any((e.extensions or {}).get("code") == "ACCESS_DENIED" for e in result.errors)
+            try:
+                with no_gc():
+                    result = BulkExecutor(api, doc, ctx).run()
+            except GraphQLError as err:
+                denied = (err.extensions or {}).get("code") == "ACCESS_DENIED"
                 op.update(status="FAILED", error_code="ACCESS_DENIED" if denied else "INTERNAL_SERVER_ERROR",
                           completed_at=_now(api))
                 return
+            except Exception:  # a sandbox bug fails the operation, as an internal error would
+                log.exception("shopify bulk operation %s failed", op["id"])
+                op.update(status="FAILED", error_code="INTERNAL_SERVER_ERROR", completed_at=_now(api))
+                return
             lines: list[str] = []
             roots = 0
-            for value in (result.data or {}).values():
-                roots += flatten(value, None, lines)
+            with no_gc():
+                for value in result.values():
+                    roots += flatten(value, None, lines)
             payload = ("\n".join(lines) + "\n").encode() if lines else b""
             name = uuid.uuid4().hex
             api.bulk_files[name] = payload
