@@ -13,7 +13,7 @@ from talk_assets.systems.shopify.writer import SystemWriter
 
 
 class ShopifyResource(dg.ConfigurableResource):
-    """Shopify Admin REST API of one shop."""
+    """Shopify GraphQL Admin API of one shop."""
 
     url: str
     api_version: str

@@ -1,4 +1,11 @@
-"""Writing to Shopify: customer addresses, variants through their product, stock through inventory levels."""
+"""Writing to Shopify through GraphQL: customers with their default address, a product variant through
+`productSet` (create) or `productUpdate` + `productVariantsBulkUpdate` (update, so the product title and
+the variant fields follow their source after the first create), stock through `inventorySetQuantities`
+with its compare quantity, orders through `orderCreate`.
+
+A mutation's `userErrors` arrive as an `ApiError` (422, or 409 for a stale compare quantity) naming the
+field and Shopify's message; the push engine turns them into dead letters or conflicts.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,10 @@ from typing import Any
 
 from talk_assets.core.http import ApiError
 from talk_assets.sync.writer import Row, Writer, nest
+from talk_assets.systems.shopify.models import gid
 
 STOCK = "variants.inventory_quantity"
+PRODUCT_FIELDS = {"title": "title", "body_html": "descriptionHtml"}
 
 
 def _title(row: Row) -> str:
@@ -20,32 +29,24 @@ def _title(row: Row) -> str:
 
 
 class SystemWriter(Writer):
-    _location: int | None = None
-
-    def location_id(self) -> int:
-        if self._location is None:
-            self._location = int(self.client.locations()[0].id)
-        return self._location
+    # None of customerCreate, productSet and orderCreate takes an idempotency key in 2026-07 (only the
+    # inventory mutations do, and the client derives theirs): creates are recognised by merge key.
+    supports_idempotency_key = False
 
     # -- create --------------------------------------------------------------------------------
     def create(self, row: Row) -> dict[str, Any]:
         data = row.typed()
         if row.view.entity == "customer":
             body = nest({k: v for k, v in data.items() if v is not None})
-            address = body.pop("default_address", None)
-            if address:
-                body["addresses"] = [address]
             return self.client.create_record("customer", body)
         if row.view.entity == "product":
-            variant = {k.split(".", 1)[1]: v for k, v in data.items() if k.startswith("variants.") and k != STOCK}
+            variant = {k.split(".", 1)[1]: v for k, v in data.items() if k.startswith("variants.")}
             variant["option1"] = variant.pop("title", None) or "Default Title"
-            body = {"title": _title(row), "body_html": row.glob.get("description") or "",
-                    "variants": [{k: v for k, v in variant.items() if v is not None}]}
+            body = {"title": _title(row), "variants": [{k: v for k, v in variant.items() if v is not None}]}
+            if row.glob.get("description"):
+                body["body_html"] = row.glob["description"]
             product = self.client.create_record("product", body)
-            created = product["variants"][0]
-            if data.get(STOCK) is not None:
-                self.client.set_inventory(self.location_id(), int(created["inventory_item_id"]), int(data[STOCK]))
-            return created
+            return product["variants"][0]
         body = nest({k: v for k, v in data.items() if v is not None})
         return self.client.create_record(row.view.entity, body)
 
@@ -53,47 +54,45 @@ class SystemWriter(Writer):
     def update(self, row: Row, fields: list[str]) -> dict[str, Any]:
         data = row.typed(fields)
         if row.view.entity == "customer":
-            return self._update_customer(row, data)
+            self._current("customer", row.record_id, row.version)
+            return self.client.update_record("customer", row.record_id, nest(data))
         if row.view.entity == "product":
             return self._update_variant(row, data)
         return self.client.update_record(row.view.entity, row.record_id, nest(data), expected_version=row.version)
 
     def _current(self, entity: str, record_id: str, version: str | None) -> dict[str, Any]:
+        """The record now; a 409 when it changed since the collect that the row was mapped from."""
         current = self.client.get_record(entity, record_id)
         if current is None:
             raise ApiError("shopify", "GET", entity, 404, f"{entity} {record_id} not found")
         if version is not None and current.get("updated_at") != version:
-            raise ApiError("shopify", "PUT", entity, 409,
+            raise ApiError("shopify", "POST", entity, 409,
                            f"{entity} {record_id} changed since it was collected ({version} -> {current.get('updated_at')})")
         return current
 
-    def _update_customer(self, row: Row, data: dict[str, Any]) -> dict[str, Any]:
-        current = self._current("customer", row.record_id, row.version)
-        body = nest(data)
-        address = body.pop("default_address", None)
-        if address:
-            addresses = [dict(a) for a in current.get("addresses") or []]
-            if addresses:
-                addresses[0].update(address)
-            else:
-                addresses = [address]
-            body["addresses"] = addresses
-        return self.client.update_record("customer", row.record_id, body)
-
     def _update_variant(self, row: Row, data: dict[str, Any]) -> dict[str, Any]:
         product = self._current("product", row.parent_id, row.version)
-        variants = [dict(v) for v in product.get("variants") or []]
-        mine = next((v for v in variants if str(v["id"]) == str(row.record_id)), None)
+        mine = next((v for v in product.get("variants") or [] if str(v["id"]) == str(row.record_id)), None)
         if mine is None:
-            raise ApiError("shopify", "PUT", "product", 404, f"variant {row.record_id} not found")
+            raise ApiError("shopify", "POST", "product", 404, f"variant {row.record_id} not found")
+        # product-level fields: the title follows the global name (without the variant's label)
+        top = {gql: (_title(row) if rest == "title" else data[rest]) for rest, gql in PRODUCT_FIELDS.items()
+               if rest in data and data[rest] is not None}
+        if top:
+            self.client.update_product_fields(row.parent_id, top)
         changes = {k.split(".", 1)[1]: v for k, v in data.items() if k.startswith("variants.") and k != STOCK}
-        if "title" in changes:
-            changes["option1"] = changes.pop("title")
-        if changes:
-            mine.update(changes)
-            keep = ("id", "sku", "price", "barcode", "option1", "option2", "option3", "compare_at_price")
-            self.client.update_record("product", row.parent_id,
-                                      {"variants": [{k: v.get(k) for k in keep if k in v} for v in variants]})
+        variant: dict[str, Any] = {}
+        for rest, gql in (("price", "price"), ("barcode", "barcode"), ("compare_at_price", "compareAtPrice")):
+            if rest in changes:
+                variant[gql] = None if changes[rest] is None else str(changes[rest])
+        if "sku" in changes:
+            variant["inventoryItem"] = {"sku": changes["sku"]}
+        if changes.get("title"):
+            option = next((o["name"] for o in product.get("options") or [] if o.get("position") == 1), "Title")
+            variant["optionValues"] = [{"optionName": option, "name": changes["title"]}]
+        if variant:
+            self.client.update_variants(row.parent_id, [{"id": gid("ProductVariant", mine["id"]), **variant}])
         if STOCK in data and data[STOCK] is not None:
-            self.client.set_inventory(self.location_id(), int(mine["inventory_item_id"]), int(data[STOCK]))
+            # compare quantity: the level read just before the write; a change in between is a 409
+            self.client.set_inventory(self.client.location_gid(), mine["inventory_item_id"], int(data[STOCK]))
         return mine
