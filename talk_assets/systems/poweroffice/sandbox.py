@@ -7,7 +7,7 @@ bearer tokens that expire; PascalCase DTOs exactly as in the v2 OpenAPI document
 properties); bare JSON arrays and `204 No Content` for an empty list; `PageNumber` / `PageSize`
 paging (default 5,000, max 20,000); `lastChangedDateTimeOffsetGreaterThan`; case-insensitive query
 parameters and JSON Patch paths (ASP.NET binds both case-insensitively); JSON Patch updates
-(`application/json-patch+json`); ProblemDetails errors with an `errors` map naming the field;
+(`application/json-patch+json`); ProblemDetails errors with the schema's properties only;
 10 requests/s per subscription key answered by Azure API Management's 429 shape.
 """
 
@@ -213,15 +213,21 @@ class App(SandboxApp):
             return Response(err.status, {"error": err.extra["oauth"], "error_description": err.message})
         titles = {400: "Validation error(s)", 401: "Unauthorized", 404: "Object(s) not found",
                   405: "Method not allowed", 409: "Conflict", 415: "Unsupported media type"}
+        # Only the schema's ProblemDetails properties (Type, Title, Status, Detail, Instance;
+        # openapi.yaml `components.schemas.ProblemDetails`): no field-keyed `errors` map, which the
+        # schema does not declare. The names are lower-case as in the document's own response examples
+        # (`detail:`, `title:`), which is also how ASP.NET writes ProblemDetails. The documentation
+        # does not say how a field is named in a validation error: the field leads the detail text.
+        detail = err.message
+        if err.field and err.field not in detail:
+            detail = f"{err.field}: {detail}"
         body: dict[str, Any] = {
             "type": f"https://tools.ietf.org/html/rfc9110#section-15.{5 if err.status < 500 else 6}",
             "title": err.extra.get("title") or titles.get(err.status, "Error"),
             "status": err.status,
-            "detail": err.message,
+            "detail": detail,
             "instance": None,
         }
-        if err.field:
-            body["errors"] = {err.field: [err.message]}
         resp = Response(err.status, body, content_type="application/problem+json; charset=utf-8")
         if "bearer" in err.extra:
             resp.headers["WWW-Authenticate"] = f'Bearer error="{err.extra["bearer"]}"'
