@@ -106,13 +106,14 @@ def test_payloads_validate_against_the_openapi_dtos(sb: Sandbox, spec: dict[str,
     assert err.status_code == 404 and check(spec, dto("ProblemDetails"), err.json()) == []
     assert set(err.json()) <= PROBLEM_FIELDS
 
+    # the checker itself catches what it should
+    assert check(spec, dto("ProductDto"), {"UnitPrice": "10", "Extra": 1}) != []
+    assert check(spec, dto("SalesOrderDto"), {"SalesOrderStatus": "Open"}) != []
+
 
 @pytest.mark.skipif(not SHARED_SPEC.exists(), reason="the shared reference copy is not on this machine")
 def test_the_vendored_schema_is_powerOffices_own() -> None:
     assert SPEC_PATH.read_bytes() == SHARED_SPEC.read_bytes()
-    # the checker itself catches what it should
-    assert check(spec, dto("ProductDto"), {"UnitPrice": "10", "Extra": 1}) != []
-    assert check(spec, dto("SalesOrderDto"), {"SalesOrderStatus": "Open"}) != []
 
 
 # -- auth ---------------------------------------------------------------------------------------
