@@ -139,14 +139,16 @@ class Prop:
     type: str  # the field's data type in the system, for the documents
     conversion: Conversion
     on_update: bool  # False: written when the record is created, never changed afterwards
+    not_written: str  # why the system's API never takes this field (its read-only declaration), or ""
 
     def __init__(self, field: str, prop: str, type: str, conversion: Conversion = TEXT, *,
-                 writes: bool = True, on_update: bool = True) -> None:
+                 writes: bool = True, on_update: bool = True, not_written: str = "") -> None:
         object.__setattr__(self, "field", field)
         object.__setattr__(self, "prop", prop)
         object.__setattr__(self, "type", type)
-        object.__setattr__(self, "conversion", conversion if writes else conversion.read_only())
+        object.__setattr__(self, "conversion", conversion if writes and not not_written else conversion.read_only())
         object.__setattr__(self, "on_update", on_update)
+        object.__setattr__(self, "not_written", not_written)
 
     @property
     def read(self) -> str | None:
@@ -193,10 +195,30 @@ class View:
     description: str = ""
     ns: str = ""  # namespace of the view's ids, default "<system>-<entity>"
     where_fields: tuple[str, ...] = ()  # the record fields `where` looks up (`record_field(path)`), in order
+    # What the system's API does not let us write, declared by the system from its own schema (OpenAPI
+    # `readOnly`, GraphQL input types), never by hand: (field, why). `read_only` fields are never
+    # written (their props become read-only, the documents list them as not synchronized with the
+    # reason); `create_only` fields are written when the record is created, never updated.
+    read_only: tuple[tuple[str, str], ...] = ()
+    create_only: tuple[tuple[str, str], ...] = ()
+    # A record the API refuses to change (a confirmed PowerOffice order): SQL over {r} (`record_field`),
+    # the fields it reads, and why. Such a record's properties flow one way, out of this system: the
+    # mapping marks its differences `locked` instead of `update`, so nothing is attempted or retried.
+    locked: str | None = None
+    locked_fields: tuple[str, ...] = ()
+    locked_reason: str = ""
 
     def __post_init__(self) -> None:
         if self.where:
             check_record_fields(self.where, self.where_fields)
+        if self.locked:
+            check_record_fields(self.locked, self.locked_fields)
+        never, once = dict(self.read_only), dict(self.create_only)
+        if never or once:
+            object.__setattr__(self, "props", tuple(
+                Prop(p.field, p.prop, p.type, p.conversion, on_update=p.on_update and p.field not in once,
+                     not_written=p.not_written or never.get(p.field, ""))
+                for p in self.props))
 
     @property
     def vkey(self) -> str:
