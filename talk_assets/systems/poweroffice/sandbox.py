@@ -789,6 +789,17 @@ class App(SandboxApp):
     def patch_order(self, req: Request) -> Response:
         rec = self._order(req)
         new = self._apply_patch(req, rec, ORDER_WRITABLE)
+        # OrderStatus (v2 schema): "Confirmed - The order is confirmed. Used to confirm and lock the order
+        # from edit. Can be unlocked by changing state to draft again." So a confirmed order takes one
+        # change only: back to Draft, alone. The documentation does not say how Go refuses the edit;
+        # PATCH documents 400 (ProblemDetails) as its only refusal of a request, so that is used here.
+        if rec.get("SalesOrderStatus") == "Confirmed":
+            changed = sorted(k for k in new if new.get(k) != rec.get(k))
+            if changed != ["SalesOrderStatus"] or new.get("SalesOrderStatus") != "Draft":
+                edited = [k for k in changed if k != "SalesOrderStatus"] or changed
+                raise HttpError(400, f"Sales order {rec['SalesOrderNo']} is Confirmed and locked from edit "
+                                     f"({', '.join(edited) or 'no change'}); change SalesOrderStatus to Draft "
+                                     "first.", title="Sales order validation error(s)")
         if new.get("CustomerId") != rec.get("CustomerId"):
             cust = self._order_customer({"CustomerId": new.get("CustomerId")})
             new["CustomerNo"] = cust["Number"]

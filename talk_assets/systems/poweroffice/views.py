@@ -62,6 +62,11 @@ PRODUCT = View(
 )
 SALESORDER = View(
     "poweroffice", "salesorders", "Salesorders", "order", changed_field="LastChangedDateTimeOffset", id_field="Id",
+    # OrderStatus (v2 schema): "Confirmed - ... Used to confirm and lock the order from edit. Can be unlocked by
+    # changing state to draft again."
+    locked=f"{record_field('SalesOrderStatus')} = 'Confirmed'", locked_fields=("SalesOrderStatus",),
+    locked_reason="a Confirmed PowerOffice GO sales order is locked from edit until it is set back to Draft; "
+                  "its values flow out of PowerOffice only",
     description="PowerOffice GO sales orders with their lines. NetAmount and TotalAmount are computed by Go from "
                 "the lines (readOnly in its schema) and never written. Sesam's known mapping sent NetAmount to "
                 "Shopify's `total_price`; talk-assets does not: NetAmount is ex. VAT and `total_price` includes "
