@@ -11,8 +11,7 @@ import pytest
 from talk_assets.sync.conversions import DEC
 from talk_assets.sync.declaration import VIEWS
 from talk_assets.sync.mapping import payload_fields, update_fields
-from talk_assets.sync.model import Prop, View
-from talk_assets.sync.openapi_writes import writability
+from talk_assets.sync.model import Prop, View, writability
 from talk_assets.systems import customcrm, customwebshop
 
 SCHEMAS = {

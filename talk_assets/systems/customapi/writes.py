@@ -8,8 +8,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from talk_assets.sync.model import View
-from talk_assets.sync.openapi_writes import writability
+from talk_assets.sync.model import View, writability
 from talk_assets.systems.customapi.spec import SystemSpec
 
 SYSTEMS_DIR = Path(__file__).resolve().parent.parent

@@ -12,8 +12,7 @@ from typing import Any
 
 import yaml
 
-from talk_assets.sync.model import View
-from talk_assets.sync.openapi_writes import writability
+from talk_assets.sync.model import View, writability
 
 SPEC = Path(__file__).with_name("openapi.yaml")
 SOURCE = "PowerOffice GO v2 OpenAPI"
