@@ -40,7 +40,11 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 ADDRESS_FIELDS = ("AddressLine1", "AddressLine2", "ZipCode", "City", "CountryCode")
-# Writable properties per DTO (the Post/Patch DTOs); everything else in the Dto is read-only.
+# Writable properties per DTO (the Post/Patch DTOs); everything else in the Dto is read-only. Each is in
+# the v2 schema's Post DTO and not `readOnly` in its Dto (test_writability.py checks both). Whether Go
+# ignores or refuses a readOnly property in a body or a patch, the documentation does not say; the
+# sandbox refuses it (400 ProblemDetails naming it), so a write the real API would drop is never taken
+# for done.
 CUSTOMER_WRITABLE = (
     "Name", "FirstName", "LastName", "IsPerson", "EmailAddress", "PhoneNumber", "OrganizationNumber",
     "MailAddress", "Number", "CurrencyCode", "WebsiteUrl", "ExternalImportReference", "IsArchived",
