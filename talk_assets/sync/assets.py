@@ -321,6 +321,8 @@ def build_mapped_asset(view: View) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata={
             "rows": res.rows, "create": res.create, "update": res.update, "unchanged": res.unchanged,
             "rebuilt": not res.reused,
+            # records the target refuses to change (a Confirmed PowerOffice order): one-way, not written
+            **({"locked": res.locked, "locked_reason": view.locked_reason} if view.locked else {}),
             "pending": res.create + res.update, "pending_preview": md_table(preview),
         }, check_results=checks.evaluate(mapped_checks))
 

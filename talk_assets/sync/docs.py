@@ -32,8 +32,20 @@ def render_flow(flow: Dataflow) -> list[str]:
     out += [f"The following properties are synchronized between a {src} and a {tgt}:", ""]
     out += [".. list-table::", "   :header-rows: 1", ""]
     out += [f"   * - {src} Property", f"     - {tgt} Property", f"     - {tgt_system} Data Type"]
-    for sp, tp in flow.property_rows():
-        out += [f"   * - {sp.field}", f"     - {tp.field}", f"     - {tp.type}"]
+    rows = flow.property_rows()
+    # a pair neither side can be written to, because a system's API declares a field read-only
+    # (`Prop.not_written`), is not synchronized: it is listed below with the reason
+    held = [(sp, tp) for sp, tp in rows if (sp.not_written or tp.not_written) and sp.write is None and tp.write is None]
+    for sp, tp in rows:
+        if (sp, tp) not in held:
+            out += [f"   * - {sp.field}", f"     - {tp.field}", f"     - {tp.type}"]
+    not_written = [(title, p) for sp, tp in rows for title, p in ((src_system, sp), (tgt_system, tp)) if p.not_written]
+    if not_written:
+        out += ["", "These properties are not synchronized to the system named, whose API does not let them be "
+                "written:", "", ".. list-table::", "   :header-rows: 1", "",
+                "   * - System", "     - Property", "     - Why"]
+        for title, p in dict.fromkeys(not_written):
+            out += [f"   * - {title}", f"     - {p.field}", f"     - {p.not_written}"]
     out += ["", ""]
     return out
 

@@ -22,6 +22,7 @@ from talk_assets.sync.declaration import (
     REFERENCES,
     View,
     counterparts,
+    source_of,
     synced_props,
     views_of_type,
 )
@@ -155,6 +156,14 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
     refs = "json_object(" + ", ".join(f"'{f}', {ident('g__' + p)}" for f, p, _ in fields if p in REFERENCES) + ")"
     glob = "json_object(" + ", ".join(f"'{p}', {ident('w__' + p)}" for p in props if p not in REFERENCES) + ")"
     changed = f"list_filter([{differs}], lambda x: x IS NOT NULL)" if fields else "[]::VARCHAR[]"
+    # a record the API refuses to change (`View.locked`, read from the record as last collected): its
+    # differences are `locked`, never pending, so nothing is attempted and nothing parks as a dead letter
+    locked_col, locked_join = "false AS locked", ""
+    if view.locked:
+        src = source_of(view)
+        locked_col = f"coalesce(({view.locked.replace('{r}', 'lk.payload')}), false) AS locked"
+        locked_join = (f"LEFT JOIN raw_current lk ON lk.system = '{src.system}' AND lk.entity = '{src.entity}' "
+                       "AND lk.record_id = r.parent_id AND NOT lk.deleted")
     payload = "json_object(" + ", ".join(f"'{f}', {want[f]}" for f, _, _ in fields) + ")"
     current = "json_object(" + ", ".join(f"'{f}', {have[f]}" for f, _, _ in fields) + ")"
     return f"""
@@ -171,16 +180,17 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
     ),
     rows AS (SELECT wanted.gid, t.nsid, t.record_id, t.parent_id FROM wanted LEFT JOIN target t USING (gid)),
     sides AS (
-        SELECT r.gid, r.nsid, r.record_id, r.parent_id, {', '.join(want_cols + have_cols)}
-        FROM rows r JOIN {merged} g USING (gid) LEFT JOIN {norm} n ON n.nsid = r.nsid {' '.join(joins)}
+        SELECT r.gid, r.nsid, r.record_id, r.parent_id, {locked_col}, {', '.join(want_cols + have_cols)}
+        FROM rows r JOIN {merged} g USING (gid) LEFT JOIN {norm} n ON n.nsid = r.nsid {' '.join(joins)} {locked_join}
     ),
     calc AS (
-        SELECT gid, nsid, record_id, parent_id, {changed} AS changed_fields,
+        SELECT gid, nsid, record_id, parent_id, locked, {changed} AS changed_fields,
                {payload} AS payload, {current} AS current, {refs} AS refs, {glob} AS global
         FROM sides r
     )
     SELECT gid, nsid, record_id, parent_id,
-           CASE WHEN nsid IS NULL THEN 'create' WHEN len(changed_fields) > 0 THEN 'update' ELSE 'unchanged' END AS action,
+           CASE WHEN nsid IS NULL THEN 'create' WHEN len(changed_fields) > 0 AND locked THEN 'locked'
+                WHEN len(changed_fields) > 0 THEN 'update' ELSE 'unchanged' END AS action,
            changed_fields, payload, current, refs, global, md5(payload::VARCHAR) AS payload_hash
     FROM calc
     """
@@ -193,6 +203,7 @@ class MapResult:
     create: int
     update: int
     unchanged: int
+    locked: int = 0  # differences held back: the record is locked against edits in the target (`View.locked`)
     reused: bool = False  # the merges it reads did not change: the last mapping was kept
 
 
@@ -205,11 +216,12 @@ def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
         return MapResult(**{**kept, "reused": True})
     with rebuilding(con):
         con.execute(sql)
-    rows, c, u, n = first(con,
+    rows, c, u, n, lk = first(con,
         f"SELECT count(*), count(*) FILTER (WHERE action = 'create'), count(*) FILTER (WHERE action = 'update'), "
-        f"count(*) FILTER (WHERE action = 'unchanged') FROM {table('mapped', view.vkey)}"
+        f"count(*) FILTER (WHERE action = 'unchanged'), count(*) FILTER (WHERE action = 'locked') "
+        f"FROM {table('mapped', view.vkey)}"
     )
-    res = MapResult(view.vkey, int(rows), int(c), int(u), int(n))
+    res = MapResult(view.vkey, int(rows), int(c), int(u), int(n), int(lk))
     build.built({k: v for k, v in asdict(res).items() if k != "reused"})
     return res
 

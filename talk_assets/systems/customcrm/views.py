@@ -17,6 +17,8 @@ from talk_assets.sync.conversions import (
 )
 from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
+from talk_assets.systems.customapi.writes import declare_writes
+from talk_assets.systems.customcrm.spec import SPEC
 
 SOURCES: tuple[Source, ...] = (
     Source("customcrm", "customers", "Customers", "id", "updated_at", "version"),
@@ -98,4 +100,6 @@ ORDER = View(
     ),
 )
 
+# the fields the server keeps (readOnly in the system's OpenAPI document) are never written
+CUSTOMER, PRODUCT, ORDER, USER = declare_writes(SPEC, (CUSTOMER, PRODUCT, ORDER, USER))
 VIEWS: tuple[View, ...] = (CUSTOMER, PRODUCT, ORDER, USER)

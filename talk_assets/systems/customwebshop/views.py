@@ -18,6 +18,8 @@ from talk_assets.sync.conversions import (
 )
 from talk_assets.sync.model import Prop as P
 from talk_assets.sync.model import Source, View
+from talk_assets.systems.customapi.writes import declare_writes
+from talk_assets.systems.customwebshop.spec import SPEC
 
 SOURCES: tuple[Source, ...] = (
     Source("customwebshop", "customers", "Customers", "id", "updated_at", "version"),
@@ -71,4 +73,6 @@ ORDER = View(
     ),
 )
 
+# the fields the server keeps (readOnly in the system's OpenAPI document) are never written
+CUSTOMER, PRODUCT, ORDER = declare_writes(SPEC, (CUSTOMER, PRODUCT, ORDER))
 VIEWS: tuple[View, ...] = (CUSTOMER, PRODUCT, ORDER)

@@ -48,7 +48,9 @@ READ_ONLY = frozenset({
 
 
 def parse_error(body: Any, resp: requests.Response) -> tuple[str, str | None] | None:
-    """Message and field from ProblemDetails (either casing), Azure APIM or OAuth error bodies."""
+    """Message and field from ProblemDetails (either casing), Azure APIM or OAuth error bodies. The
+    schema's ProblemDetails has no `errors` map; one is read if an answer carries it (ASP.NET's
+    validation problems do), never relied on."""
     if not isinstance(body, dict):
         return str(body)[:300], None
     low = {k.lower(): v for k, v in body.items()}
@@ -319,7 +321,11 @@ class Client(ApiClient):
         try:
             rec = self.request("POST", path, json=body).json()
         except ApiError as err:
-            lost = err.status is None or (err.status == 400 and err.field == "ExternalImportReference")
+            # Lost (no answer, a 5xx) or refused (400/409: a duplicate ExternalImportReference or Code, as
+            # when the first attempt's answer was lost): look for our own record by what we sent. The real
+            # API's ProblemDetails names no field (its schema has no `errors` map), so the refusal's reason
+            # is not read; a record that is not there means the error stands.
+            lost = err.status is None or err.status >= 500 or err.status in (400, 409)
             found = self._find_created(entity, body, started) if (idempotency_key and lost) else None
             if found is None:
                 raise
@@ -331,13 +337,19 @@ class Client(ApiClient):
         return rec
 
     def _find_created(self, entity: str, body: dict[str, Any], started: datetime) -> dict[str, Any] | None:
+        """The record a create made, found by documented filters only: customers by
+        `externalImportReference`, products by `codes` (the same Name too, so another product that
+        holds the code is not taken for ours), orders among this integration's orders changed since
+        the attempt (`onlyCreatedByCurrentIntegration`, `lastChangedDateTimeOffsetGreaterThan`; the
+        endpoint has no reference filter) by their ExternalImportReference."""
         if entity == "customers":
             hits = list(self.iter_pages("Customers", {"externalImportReference": body["ExternalImportReference"]}))
         elif entity == "products":
-            hits = list(self.iter_pages("Products", {"codes": body["Code"]})) if body.get("Code") else []
+            hits = [r for r in self.iter_pages("Products", {"codes": body["Code"]})
+                    if r.get("Code") == body["Code"] and r.get("Name") == body.get("Name")] if body.get("Code") else []
         else:
             ref = body["ExternalImportReference"]
-            hits = [r for r in self.iter_pages("SalesOrders", self._filters(started))
+            hits = [r for r in self.iter_pages("SalesOrders", self._filters(started, onlyCreatedByCurrentIntegration="true"))
                     if r.get("ExternalImportReference") == ref]
         return hits[0] if hits else None
 

@@ -120,14 +120,13 @@ class PatchOperation(PoModel):
 
 
 class ProblemDetails(PoModel):
-    """An error body (RFC 7807); `errors` names the offending fields on validation errors."""
+    """An error body (RFC 7807), with the schema's properties only: no field-keyed `errors` map."""
 
     type: str | None = None
     title: str | None = None
     status: int | None = None
     detail: str | None = None
     instance: str | None = None
-    errors: dict[str, list[str]] | None = None
 
 
 class Token(PoModel):

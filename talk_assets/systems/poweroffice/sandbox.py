@@ -7,7 +7,7 @@ bearer tokens that expire; PascalCase DTOs exactly as in the v2 OpenAPI document
 properties); bare JSON arrays and `204 No Content` for an empty list; `PageNumber` / `PageSize`
 paging (default 5,000, max 20,000); `lastChangedDateTimeOffsetGreaterThan`; case-insensitive query
 parameters and JSON Patch paths (ASP.NET binds both case-insensitively); JSON Patch updates
-(`application/json-patch+json`); ProblemDetails errors with an `errors` map naming the field;
+(`application/json-patch+json`); ProblemDetails errors with the schema's properties only;
 10 requests/s per subscription key answered by Azure API Management's 429 shape.
 """
 
@@ -40,7 +40,11 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 ADDRESS_FIELDS = ("AddressLine1", "AddressLine2", "ZipCode", "City", "CountryCode")
-# Writable properties per DTO (the Post/Patch DTOs); everything else in the Dto is read-only.
+# Writable properties per DTO (the Post/Patch DTOs); everything else in the Dto is read-only. Each is in
+# the v2 schema's Post DTO and not `readOnly` in its Dto (test_writability.py checks both). Whether Go
+# ignores or refuses a readOnly property in a body or a patch, the documentation does not say; the
+# sandbox refuses it (400 ProblemDetails naming it), so a write the real API would drop is never taken
+# for done.
 CUSTOMER_WRITABLE = (
     "Name", "FirstName", "LastName", "IsPerson", "EmailAddress", "PhoneNumber", "OrganizationNumber",
     "MailAddress", "Number", "CurrencyCode", "WebsiteUrl", "ExternalImportReference", "IsArchived",
@@ -213,15 +217,21 @@ class App(SandboxApp):
             return Response(err.status, {"error": err.extra["oauth"], "error_description": err.message})
         titles = {400: "Validation error(s)", 401: "Unauthorized", 404: "Object(s) not found",
                   405: "Method not allowed", 409: "Conflict", 415: "Unsupported media type"}
+        # Only the schema's ProblemDetails properties (Type, Title, Status, Detail, Instance;
+        # openapi.yaml `components.schemas.ProblemDetails`): no field-keyed `errors` map, which the
+        # schema does not declare. The names are lower-case as in the document's own response examples
+        # (`detail:`, `title:`), which is also how ASP.NET writes ProblemDetails. The documentation
+        # does not say how a field is named in a validation error: the field leads the detail text.
+        detail = err.message
+        if err.field and err.field not in detail:
+            detail = f"{err.field}: {detail}"
         body: dict[str, Any] = {
             "type": f"https://tools.ietf.org/html/rfc9110#section-15.{5 if err.status < 500 else 6}",
             "title": err.extra.get("title") or titles.get(err.status, "Error"),
             "status": err.status,
-            "detail": err.message,
+            "detail": detail,
             "instance": None,
         }
-        if err.field:
-            body["errors"] = {err.field: [err.message]}
         resp = Response(err.status, body, content_type="application/problem+json; charset=utf-8")
         if "bearer" in err.extra:
             resp.headers["WWW-Authenticate"] = f'Bearer error="{err.extra["bearer"]}"'
@@ -783,6 +793,17 @@ class App(SandboxApp):
     def patch_order(self, req: Request) -> Response:
         rec = self._order(req)
         new = self._apply_patch(req, rec, ORDER_WRITABLE)
+        # OrderStatus (v2 schema): "Confirmed - The order is confirmed. Used to confirm and lock the order
+        # from edit. Can be unlocked by changing state to draft again." So a confirmed order takes one
+        # change only: back to Draft, alone. The documentation does not say how Go refuses the edit;
+        # PATCH documents 400 (ProblemDetails) as its only refusal of a request, so that is used here.
+        if rec.get("SalesOrderStatus") == "Confirmed":
+            changed = sorted(k for k in new if new.get(k) != rec.get(k))
+            if changed != ["SalesOrderStatus"] or new.get("SalesOrderStatus") != "Draft":
+                edited = [k for k in changed if k != "SalesOrderStatus"] or changed
+                raise HttpError(400, f"Sales order {rec['SalesOrderNo']} is Confirmed and locked from edit "
+                                     f"({', '.join(edited) or 'no change'}); change SalesOrderStatus to Draft "
+                                     "first.", title="Sales order validation error(s)")
         if new.get("CustomerId") != rec.get("CustomerId"):
             cust = self._order_customer({"CustomerId": new.get("CustomerId")})
             new["CustomerNo"] = cust["Number"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, ORG_NUMBER, PHONE, UPPER, lines, origin, ref
 from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
+from talk_assets.systems.poweroffice.schema import declare_writes
 
 SOURCES: tuple[Source, ...] = (
     Source("poweroffice", "customers", "Customers", "Id", "LastChangedDateTimeOffset"),
@@ -61,7 +62,16 @@ PRODUCT = View(
 )
 SALESORDER = View(
     "poweroffice", "salesorders", "Salesorders", "order", changed_field="LastChangedDateTimeOffset", id_field="Id",
-    description="PowerOffice GO sales orders with their lines.",
+    # OrderStatus (v2 schema): "Confirmed - ... Used to confirm and lock the order from edit. Can be unlocked by
+    # changing state to draft again."
+    locked=f"{record_field('SalesOrderStatus')} = 'Confirmed'", locked_fields=("SalesOrderStatus",),
+    locked_reason="a Confirmed PowerOffice GO sales order is locked from edit until it is set back to Draft; "
+                  "its values flow out of PowerOffice only",
+    description="PowerOffice GO sales orders with their lines. NetAmount and TotalAmount are computed by Go from "
+                "the lines (readOnly in its schema) and never written. Sesam's known mapping sent NetAmount to "
+                "Shopify's `total_price`; talk-assets does not: NetAmount is ex. VAT and `total_price` includes "
+                "taxes (Shopify computes it from the lines too), so NetAmount is the global `net_amount` and "
+                "TotalAmount (incl. VAT) the `total_amount` that `total_price` is compared with.",
     props=(
         P("CustomerId", "customer", "integer (customer id)", ref(PERSON)),
         P("CurrencyCode", "currency", "string", UPPER),
@@ -80,4 +90,7 @@ SALESORDER = View(
     ),
 )
 
+# what the API does not take (NetAmount and TotalAmount of an order, computed by Go from the lines), from
+# PowerOffice's own schema's `readOnly` flags (schema.py), never listed by hand
+PERSON, ORGANISATION, PRODUCT, SALESORDER = (declare_writes(v) for v in (PERSON, ORGANISATION, PRODUCT, SALESORDER))
 VIEWS: tuple[View, ...] = (PERSON, ORGANISATION, PRODUCT, SALESORDER)

@@ -1,0 +1,42 @@
+"""PowerOffice GO's own OpenAPI document (`openapi.yaml`, the v2 Swagger's Customers, Products and
+SalesOrders part, see /work/shared/reference/README.md) and what it says about writing each view's
+fields: a `readOnly` property of the answer DTO is never patched, and written on create only when the
+`*PostDto` has it. The views take their read-only and create-only fields from here, not from a list."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from talk_assets.sync.model import View, writability
+
+SPEC = Path(__file__).with_name("openapi.yaml")
+SOURCE = "PowerOffice GO v2 OpenAPI"
+# entity -> (the DTO the API answers with and PATCH applies to, the create body's DTO, view field -> schema name)
+DTOS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "customers": ("CustomerDto", "CustomerPostDto", {}),
+    "products": ("ProductDto", "ProductPostDto", {}),
+    # the client reads and creates an order with its lines (`/Complete`) and calls them `Lines`
+    "salesorders": ("SalesOrderCompleteDto", "SalesOrderCompletePostDto", {"Lines": "SalesOrderLines"}),
+}
+
+
+@cache
+def schemas() -> dict[str, Any]:
+    return yaml.safe_load(SPEC.read_text(encoding="utf-8"))["components"]["schemas"]
+
+
+def read_only_props(dto: str) -> frozenset[str]:
+    """The top-level properties `dto` marks readOnly."""
+    return frozenset(k for k, v in (schemas()[dto].get("properties") or {}).items() if v.get("readOnly"))
+
+
+def declare_writes(view: View) -> View:
+    """`view` with its read-only and create-only fields as PowerOffice's schema marks them."""
+    dto, create_dto, aliases = DTOS[view.entity]
+    ro, co = writability(schemas(), [p.field for p in view.props], dto, create_dto, source=SOURCE, aliases=aliases)
+    return replace(view, read_only=ro, create_only=co)
