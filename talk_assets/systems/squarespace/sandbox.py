@@ -55,6 +55,9 @@ FULFILLMENT = {"open": "PENDING", "closed": "FULFILLED", "cancelled": "CANCELED"
 PRODUCT_UPDATABLE = ("name", "description", "urlSlug", "tags", "isVisible", "variantAttributes", "seoOptions")
 VARIANT_UPDATABLE = ("sku", "pricing", "attributes", "shippingMeasurements")
 MASK64 = 0xFFFFFFFFFFFFFFFF
+ORDER_TOTALS = ("subtotal", "shippingTotal", "discountTotal", "taxTotal", "grandTotal")
+ORDER_REQUIRED = ("channelName", "externalOrderReference", "createdOn", "lineItems", "priceTaxInterpretation",
+                  *ORDER_TOTALS, "fulfillmentStatus")
 KIND = {"storepage": 1, "product": 2, "variant": 3, "order": 4, "line": 5, "new": 6}
 
 
@@ -800,8 +803,10 @@ class App(SandboxApp):
         again = self.replay(key, "orders", digest)
         if again is not None:
             return again
-        for name in ("channelName", "externalOrderReference", "createdOn", "grandTotal", "priceTaxInterpretation",
-                     "lineItems", "fulfillments"):
+        # The create-order documentation (https://developers.squarespace.com/commerce-apis/create-order)
+        # marks these Required; `fulfillments` is Optional there. A public connector's captured traffic
+        # shows a body without `subtotal` answered with 400, so every documented total is enforced.
+        for name in ORDER_REQUIRED:
             if data.get(name) is None:
                 raise _missing(name)
         if not isinstance(data["channelName"], str) or not 0 < len(data["channelName"]) <= 30:
@@ -811,7 +816,7 @@ class App(SandboxApp):
         created = parse_iso(str(data["createdOn"]), "createdOn")
         if data["priceTaxInterpretation"] not in ("INCLUSIVE", "EXCLUSIVE"):
             raise _invalid("priceTaxInterpretation", "must be INCLUSIVE or EXCLUSIVE")
-        status = data.get("fulfillmentStatus", "PENDING")
+        status = data["fulfillmentStatus"]
         if status not in ("PENDING", "FULFILLED"):
             raise _invalid("fulfillmentStatus", "must be PENDING or FULFILLED")
         if status == "FULFILLED" and not data.get("fulfilledOn"):
@@ -819,7 +824,7 @@ class App(SandboxApp):
         behaviour = data.get("inventoryBehavior", "SKIP")
         if behaviour not in ("DEDUCT", "SKIP"):
             raise _invalid("inventoryBehavior", "must be DEDUCT or SKIP")
-        if not isinstance(data["fulfillments"], list):
+        if not isinstance(data.get("fulfillments", []), list):
             raise _invalid("fulfillments", "must be a list")
         if not isinstance(data["lineItems"], list) or not data["lineItems"]:
             raise _invalid("lineItems", "cannot be empty")
@@ -828,46 +833,41 @@ class App(SandboxApp):
             raise _invalid("customerEmail", "is not a valid e-mail address")
         lines = []
         deduct: dict[str, int] = {}
-        subtotal = Decimal(0)
         for i, li in enumerate(data["lineItems"]):
             name = f"lineItems[{i}]"
             if not isinstance(li, dict):
                 raise _invalid(name, "must be an object")
             kind = li.get("lineItemType")
-            if kind not in ("PHYSICAL_PRODUCT", "CUSTOM"):
-                raise _invalid(f"{name}.lineItemType", "must be PHYSICAL_PRODUCT or CUSTOM")
+            # "Before using this endpoint, confirm that the products for the third-party order are available
+            # on the Squarespace merchant site ... Requests to create an order without an existing Squarespace
+            # products results in an error" (create-order docs): a line is a product variant, nothing else.
+            if kind is None:
+                raise _missing(f"{name}.lineItemType")
+            if kind != "PHYSICAL_PRODUCT":
+                raise _invalid(f"{name}.lineItemType", "must be PHYSICAL_PRODUCT: an imported order's lines must "
+                               "name existing Squarespace product variants")
             q = li.get("quantity")
             if not isinstance(q, int) or isinstance(q, bool) or not 0 < q <= 1_000_000:
                 raise _invalid(f"{name}.quantity", "must be an integer from 1 to 1,000,000")
             if "unitPricePaid" not in li:
                 raise _missing(f"{name}.unitPricePaid")
             price = self.check_money(li["unitPricePaid"], f"{name}.unitPricePaid")
-            subtotal += Decimal(price["value"]) * q
-            if kind == "PHYSICAL_PRODUCT":
-                vid = li.get("variantId")
-                if not vid:
-                    raise _missing(f"{name}.variantId")
-                if vid not in self.variant_product:
-                    raise HttpError(400, f"Product variant {vid} was not found", field=f"{name}.variantId",
-                                    subtype="PRODUCT_VARIANT_NOT_FOUND")
-                prod = self.products.rows[self.variant_product[vid]]
-                var = self.variant(vid)
-                deduct[vid] = deduct.get(vid, 0) + q
-                lines.append({"id": self.new_id("line"), "variantId": vid, "sku": var["sku"],
-                              "productId": prod["id"], "productName": prod["name"], "quantity": q,
-                              "unitPricePaid": price,
-                              "variantOptions": [{"optionName": k, "value": x} for k, x in var["attributes"].items()],
-                              "customizations": None, "imageUrl": None, "lineItemType": kind})
-            else:
-                if not li.get("title"):
-                    raise _missing(f"{name}.title")
-                lines.append({"id": self.new_id("line"), "variantId": None, "sku": None, "productId": None,
-                              "productName": li["title"], "quantity": q, "unitPricePaid": price,
-                              "variantOptions": [], "customizations": None, "imageUrl": None, "lineItemType": kind})
-        totals = {}
-        for name in ("grandTotal", "subtotal", "shippingTotal", "taxTotal", "discountTotal"):
-            if name in data:
-                totals[name] = self.check_money(data[name], name)
+            vid = li.get("variantId")
+            if not vid:
+                raise _missing(f"{name}.variantId")
+            if vid not in self.variant_product:
+                raise HttpError(400, f"Product variant {vid} was not found", field=f"{name}.variantId",
+                                subtype="PRODUCT_VARIANT_NOT_FOUND")
+            prod = self.products.rows[self.variant_product[vid]]
+            var = self.variant(vid)
+            deduct[vid] = deduct.get(vid, 0) + q
+            lines.append({"id": self.new_id("line"), "variantId": vid, "sku": var["sku"],
+                          "productId": prod["id"], "productName": prod["name"], "quantity": q,
+                          "unitPricePaid": price,
+                          "variantOptions": [{"optionName": k, "value": x} for k, x in var["attributes"].items()],
+                          "customizations": None, "imageUrl": None, "lineItemType": kind})
+        # Whether the totals must add up is not documented; they are kept as sent.
+        totals = {name: self.check_money(data[name], name) for name in ORDER_TOTALS}
         for name in ("billingAddress", "shippingAddress"):
             if name in data and not isinstance(data[name], dict):
                 raise _invalid(name, "must be an address object")
@@ -910,16 +910,16 @@ class App(SandboxApp):
             "shippingAddress": {k: (data.get("shippingAddress") or {}).get(k) for k in address_keys},
             "fulfillmentStatus": status,
             "fulfilledOn": data.get("fulfilledOn") if status == "FULFILLED" else None,
-            "fulfillments": data["fulfillments"],
+            "fulfillments": data.get("fulfillments") or [],
             "lineItems": lines,
             "internalNotes": [],
             "shippingLines": data.get("shippingLines") or [],
             "discountLines": data.get("discountLines") or [],
             "formSubmission": None,
-            "subtotal": totals.get("subtotal", money(subtotal)),
-            "shippingTotal": totals.get("shippingTotal", zero),
-            "discountTotal": totals.get("discountTotal", zero),
-            "taxTotal": totals.get("taxTotal", zero),
+            "subtotal": totals["subtotal"],
+            "shippingTotal": totals["shippingTotal"],
+            "discountTotal": totals["discountTotal"],
+            "taxTotal": totals["taxTotal"],
             "refundedTotal": zero,
             "grandTotal": totals["grandTotal"],
             "channelName": data["channelName"],

@@ -42,6 +42,11 @@ def order_body(variant_id: str, ref: str = "EXT-1", qty: int = 1) -> dict[str, A
             "billingAddress": {"firstName": "Kari", "lastName": "Hansen", "countryCode": "NO"},
             "lineItems": [{"lineItemType": "PHYSICAL_PRODUCT", "variantId": variant_id, "quantity": qty,
                            "unitPricePaid": {"currency": "NOK", "value": "249.00"}}],
+            "fulfillmentStatus": "PENDING",
+            "subtotal": {"currency": "NOK", "value": f"{249 * qty}.00"},
+            "shippingTotal": {"currency": "NOK", "value": "0.00"},
+            "discountTotal": {"currency": "NOK", "value": "0.00"},
+            "taxTotal": {"currency": "NOK", "value": f"{249 * qty / 5:.2f}"},
             "grandTotal": {"currency": "NOK", "value": f"{249 * qty}.00"}}
 
 
