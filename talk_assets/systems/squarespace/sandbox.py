@@ -85,9 +85,9 @@ def _amount(value: Decimal | str | int) -> str:
     return f"{Decimal(value):.2f}"
 
 
-def money(value: Decimal | str | int) -> dict[str, str]:
+def money(value: Decimal | str | int, currency: str = CURRENCY) -> dict[str, str]:
     """Squarespace money: the currency and the amount as a string."""
-    return {"currency": CURRENCY, "value": _amount(value)}
+    return {"currency": currency, "value": _amount(value)}
 
 
 def object_id(ts: datetime, *salt: int) -> str:
@@ -114,7 +114,10 @@ class App(SandboxApp):
     name = "squarespace"
     title = "Squarespace"
 
-    def __init__(self, seed: int = 1, size: int = 50) -> None:
+    def __init__(self, seed: int = 1, size: int = 50, currency: str = CURRENCY) -> None:
+        # the store's currency (a Squarespace site sells in one): every money value carries it, and a
+        # value in another currency is refused; tests set another one (`app.currency`, then reset)
+        self.currency = currency
         self.order_limiter = WindowLimiter(100, 3600.0)
         super().__init__(seed, size)
         self.limiter = WindowLimiter(300, 60.0, cooldown_s=60.0)
@@ -208,9 +211,9 @@ class App(SandboxApp):
                     "id": vid,
                     "sku": sku,
                     "pricing": {
-                        "basePrice": money(v.price_incl_vat),
+                        "basePrice": self.money(v.price_incl_vat),
                         "onSale": on_sale,
-                        "salePrice": money(v.price_incl_vat * Decimal("0.8") if on_sale else 0),
+                        "salePrice": self.money(v.price_incl_vat * Decimal("0.8") if on_sale else 0),
                     },
                     "stock": {"quantity": v.stock, "unlimited": rng.random() < 0.04},
                     "attributes": {"Variant": v.option},
@@ -268,7 +271,7 @@ class App(SandboxApp):
                     "productId": pid,
                     "productName": pname,
                     "quantity": line.quantity,
-                    "unitPricePaid": money(var.price_incl_vat),
+                    "unitPricePaid": self.money(var.price_incl_vat),
                     "variantOptions": [{"optionName": "Variant", "value": var.option}],
                     "customizations": None,
                     "imageUrl": None,
@@ -303,15 +306,15 @@ class App(SandboxApp):
                 "fulfillments": [],
                 "lineItems": lines,
                 "internalNotes": [],
-                "shippingLines": [{"method": "Posten", "amount": money(shipping)}],
+                "shippingLines": [{"method": "Posten", "amount": self.money(shipping)}],
                 "discountLines": [],
                 "formSubmission": None,
-                "subtotal": money(subtotal),
-                "shippingTotal": money(shipping),
-                "discountTotal": money(0),
-                "taxTotal": money((grand - grand / Decimal("1.25")).quantize(Decimal("0.01"))),
-                "refundedTotal": money(0),
-                "grandTotal": money(grand),
+                "subtotal": self.money(subtotal),
+                "shippingTotal": self.money(shipping),
+                "discountTotal": self.money(0),
+                "taxTotal": self.money((grand - grand / Decimal("1.25")).quantize(Decimal("0.01"))),
+                "refundedTotal": self.money(0),
+                "grandTotal": self.money(grand),
                 "channelName": None,
                 "externalOrderReference": None,
                 "paymentState": "PAID",
@@ -322,6 +325,9 @@ class App(SandboxApp):
         self.orders.load(orders, ochanged)
 
     # -- helpers ---------------------------------------------------------------------------------
+    def money(self, value: Decimal | str | int) -> dict[str, str]:
+        return money(value, self.currency)
+
     def stamp(self) -> datetime:
         """Now, at the millisecond precision the API shows, so filters and payloads agree."""
         now = self.now()
@@ -437,8 +443,8 @@ class App(SandboxApp):
     def check_money(self, m: Any, name: str) -> dict[str, str]:
         if not isinstance(m, dict):
             raise _invalid(name, "must be an object {currency, value}")
-        if m.get("currency") != CURRENCY:
-            raise HttpError(400, f"'{name}.currency' must be the store currency {CURRENCY}",
+        if m.get("currency") != self.currency:
+            raise HttpError(400, f"'{name}.currency' must be the store currency {self.currency}",
                             field=f"{name}.currency", subtype="CURRENCY_MISMATCH")
         value = m.get("value")
         if not isinstance(value, str):
@@ -449,12 +455,12 @@ class App(SandboxApp):
             raise _invalid(f"{name}.value", "must be a decimal string such as \"899.00\"") from None
         if not d.is_finite() or d < 0 or d.as_tuple().exponent < -2:  # type: ignore[operator]
             raise _invalid(f"{name}.value", "must be a non-negative amount with at most 2 decimals")
-        return money(d)
+        return self.money(d)
 
     def check_pricing(self, p: Any, name: str, base: dict[str, Any] | None = None) -> dict[str, Any]:
         if not isinstance(p, dict):
             raise _invalid(name, "must be an object")
-        out = dict(base or {"onSale": False, "salePrice": money(0)})
+        out = dict(base or {"onSale": False, "salePrice": self.money(0)})
         if "basePrice" in p:
             out["basePrice"] = self.check_money(p["basePrice"], f"{name}.basePrice")
         elif "basePrice" not in out:
@@ -891,7 +897,7 @@ class App(SandboxApp):
                 if not st["unlimited"]:
                     st["quantity"] -= q  # a stock change: the product's modifiedOn stays (see adjust_inventory)
         self.last_order_number += 1
-        zero = money(0)
+        zero = self.money(0)
         address_keys = ("firstName", "lastName", "address1", "address2", "city", "state", "countryCode",
                         "postalCode", "phone")
         rec = {

@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from itertools import islice
 from typing import Any
 
+from talk_assets.sync.conversions import PRICE_CURRENCY
 from talk_assets.sync.writer import HeldBack, Row, Writer, nest
 
 
@@ -64,18 +65,20 @@ class SystemWriter(Writer):
         if currency is None:
             raise HeldBack("the order has no currency and the Squarespace store has no product to read its "
                            "currency from: the order waits.")
-        cents = Decimal("0.01")
         items, subtotal = [], Decimal(0)
         for li in lines:
             qty = int(li["quantity"])
-            price = Decimal(str((li.get("unitPricePaid") or {}).get("value") or "0")).quantize(cents)
+            price = _dec((li.get("unitPricePaid") or {}).get("value")) or Decimal(0)  # ex. VAT (the view)
             subtotal += price * qty
             items.append({"lineItemType": "PHYSICAL_PRODUCT", "variantId": variant_ids[str(li["sku"]).upper()],
                           "quantity": qty, "unitPricePaid": _money(currency, price)})
-        net = _net_of_lines(row.glob.get("lines"))
-        grand = Decimal(str(data.get("grandTotal.value") or subtotal)).quantize(cents)
-        # The order's own total beyond its lines is shipping (and fees); below them, a discount. The tax
-        # is what the lines' prices include over their net prices (prices are sent INCLUSIVE).
+        # Prices go EXCLUSIVE of tax and the tax is the order's own (its total less its net amount), so no
+        # rate is assumed: a 15 % or a 0 % line is sent as its source has it. What the total holds beyond
+        # lines and tax is shipping (and fees); below them, a discount.
+        grand = _dec(row.glob.get("total_amount")) or _dec(data.get("grandTotal.value")) or subtotal
+        net = _dec(row.glob.get("net_amount")) or _net_of_lines(row.glob.get("lines")) or subtotal
+        tax = max(grand - net, Decimal(0))
+        rest = grand - subtotal - tax
         created = row.glob.get("order_date") or datetime.now(UTC).date().isoformat()
         return {
             # the origin's reference (`talk:...`, the global order property `origin`): a copy found again
@@ -83,11 +86,11 @@ class SystemWriter(Writer):
             "channelName": "talk-assets", "externalOrderReference": data.get("externalOrderReference") or row.gid,
             "createdOn": f"{created}T00:00:00Z" if len(str(created)) == 10 else created,
             "customerEmail": data.get("customerEmail"), "lineItems": items,
-            "priceTaxInterpretation": "INCLUSIVE", "fulfillmentStatus": "PENDING", "inventoryBehavior": "SKIP",
+            "priceTaxInterpretation": "EXCLUSIVE", "fulfillmentStatus": "PENDING", "inventoryBehavior": "SKIP",
             "subtotal": _money(currency, subtotal),
-            "shippingTotal": _money(currency, max(grand - subtotal, Decimal(0))),
-            "discountTotal": _money(currency, max(subtotal - grand, Decimal(0))),
-            "taxTotal": _money(currency, max(subtotal - net, Decimal(0)) if net is not None else Decimal(0)),
+            "shippingTotal": _money(currency, max(rest, Decimal(0))),
+            "discountTotal": _money(currency, max(-rest, Decimal(0))),
+            "taxTotal": _money(currency, tax),
             "grandTotal": _money(currency, grand),
         }
 
@@ -110,13 +113,17 @@ class SystemWriter(Writer):
             self._currency = next((str(m["currency"]).upper() for m in prices if m.get("currency")), None)
         return self._currency
 
-    @staticmethod
-    def _variant(data: dict[str, Any]) -> dict[str, Any]:
-        """Variant fields of a flattened row; money always carries the store currency."""
+    def _variant(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Variant fields of a flattened row; money carries the store currency, which must be the global
+        prices' (`PRICE_CURRENCY`): no rate is known to convert, so a store in another currency holds it."""
         variant = nest({k.split(".", 1)[1]: v for k, v in data.items() if k.startswith("variants.")})
         base = variant.get("pricing", {}).get("basePrice")
         if base is not None:
-            base.setdefault("currency", "NOK")
+            store = self._store_currency() or PRICE_CURRENCY
+            if store != PRICE_CURRENCY:
+                raise HeldBack(f"product prices are in {PRICE_CURRENCY}, but the Squarespace store sells in {store} "
+                               "and no exchange rate is known: the price is not converted, the write waits.")
+            base["currency"] = store
         return variant
 
     def update(self, row: Row, fields: list[str]) -> dict[str, Any]:
@@ -143,4 +150,12 @@ def _net_of_lines(lines: Any) -> Decimal | None:
         items = json.loads(lines) if isinstance(lines, str) else lines
         return sum((Decimal(str(li["unit_price_ex_vat"])) * int(li["quantity"]) for li in items or []), Decimal(0))
     except (ValueError, TypeError, KeyError, InvalidOperation):
+        return None
+
+
+def _dec(value: Any) -> Decimal | None:
+    """A money amount as a Decimal rounded to øre/cents, None when empty or not a number."""
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01")) if value not in (None, "") else None
+    except InvalidOperation:
         return None

@@ -52,9 +52,12 @@ def test_a_new_product_reaches_squarespace_before_its_order(synced: Harness) -> 
     assert got is not None, report.pushed.get(VIEW)
     (line,) = got["lineItems"]
     assert line["lineItemType"] == "PHYSICAL_PRODUCT" and line["sku"] == prod["sku"] and line["quantity"] == 3
-    # every documented total is present, and they agree with the lines (prices incl. 25 % VAT)
-    assert Decimal(got["subtotal"]["value"]) == Decimal(line["unitPricePaid"]["value"]) * 3 == Decimal("750.00")
+    # every documented total is present and agrees with the order: prices ex. VAT (EXCLUSIVE), the tax the
+    # CRM order's own (25 %, the CRM line's default rate)
+    assert got["priceTaxInterpretation"] == "EXCLUSIVE"
+    assert Decimal(got["subtotal"]["value"]) == Decimal(line["unitPricePaid"]["value"]) * 3 == Decimal("600.00")
     assert Decimal(got["taxTotal"]["value"]) == Decimal("150.00")
+    assert Decimal(got["grandTotal"]["value"]) == Decimal("750.00")
     assert {got[k]["currency"] for k in ("subtotal", "shippingTotal", "discountTotal", "taxTotal", "grandTotal")} \
         == {"NOK"}
     assert not _dead(synced)
@@ -89,3 +92,34 @@ def test_an_order_whose_product_is_nowhere_is_held_with_a_reason_then_imported(s
 def _order_posts(stats: dict[str, Any]) -> int:
     calls = stats.get("calls") or stats.get("requests") or {}
     return sum(int(n) for k, n in calls.items() if k.startswith("POST") and k.rstrip("/").endswith("orders"))
+
+
+@pytest.mark.parametrize(("rate", "tax"), [("0.15", "30.00"), ("0", "0.00")])
+def test_the_tax_of_a_food_and_a_zero_rated_line_comes_from_the_data(synced: Harness, rate: str, tax: str) -> None:
+    """A 15 % food product and a 0 % product: the tax Squarespace gets is the order's own, and the line
+    reads back at the same net price (no fixed 25 % anywhere on the way)."""
+    t = uuid.uuid4().hex[:8]
+    crm = synced.client("customcrm")
+    cust = crm.create_record("customers", {"name": f"Matbutikk {t} AS", "email": f"mat.{t}@example.no",
+                                           "customer_type": "company", "city": "Tromsø"})
+    prod = crm.create_record("products", {"sku": f"MAT-{t}", "name": f"Brunost {t}", "unit_price": "100.00",
+                                          "vat_rate": rate, "stock_quantity": 9})
+    order = crm.create_record("orders", {"customer_id": cust["id"], "reference": f"M-{t}", "lines": [
+        {"sku": prod["sku"], "quantity": 2, "unit_price": "100.00", "vat_rate": rate}]})
+    synced.cycle()
+    got = _sq_order(synced, str(order["id"]))
+    assert got is not None
+    assert (got["subtotal"]["value"], got["taxTotal"]["value"]) == ("200.00", tax)
+    assert Decimal(got["grandTotal"]["value"]) == Decimal("200.00") + Decimal(tax)
+    assert got["lineItems"][0]["unitPricePaid"]["value"] == "100.00"
+    # collected back, the Squarespace order's line has the CRM line's net price
+    synced.cycle()
+    sq_lines = synced.norm(_view("squarespace.order"), got["id"], "lines")
+    assert '"unit_price_ex_vat":100.00' in str(sq_lines).replace(" ", ""), sq_lines
+    assert not _dead(synced)
+
+
+def _view(key: str) -> Any:
+    from talk_assets.sync.declaration import VIEWS_BY_KEY
+
+    return VIEWS_BY_KEY[key]
