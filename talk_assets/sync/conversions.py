@@ -12,10 +12,14 @@ from talk_assets.sync.model import TEXT, Conversion, View, record_field
 
 __all__ = [
     "DATE", "DEC", "EMAIL", "INT", "MINOR_INCL_VAT", "MINOR_TO_DEC", "NO_COMPANY", "ORG_NUMBER", "PHONE",
-    "ORIGIN_PREFIX", "PRICE_INCL_VAT", "SAME", "TEXT", "UPPER", "VAT", "lines", "origin", "own_origin", "ref",
+    "ORIGIN_PREFIX", "PRICE_CURRENCY", "PRICE_INCL_VAT", "SAME", "TEXT", "UPPER", "VAT", "lines", "origin", "own_origin", "ref",
 ]
 
-VAT = "1.25"  # Norwegian standard VAT (25 %), used where a system stores prices including VAT
+VAT = "1.25"  # Norwegian standard VAT (25 %): only where a system stores prices including VAT and its data names no rate
+# The currency of the global product prices: the systems that keep no currency with a product's price
+# (the Custom CRM, PowerOffice GO products) are in it. A price read in another currency is no value
+# (never converted silently); a target store in another currency holds the write (`HeldBack`).
+PRICE_CURRENCY = "NOK"
 SAME = "{g}"  # the default write: the global value as it is
 
 EMAIL = Conversion("nullif(lower(trim({v})), '')")
@@ -31,6 +35,19 @@ PRICE_INCL_VAT = Conversion(
     f"CAST(round(TRY_CAST({{g}} AS DECIMAL(18,4)) * {VAT}, 2) AS DECIMAL(18,2))::VARCHAR",
     sql_type="DECIMAL(18,4)",
 )
+
+
+def price_incl_vat_in(currency_field: str) -> Conversion:
+    """`PRICE_INCL_VAT` for a price whose record names its currency (`currency_field`): a price in
+    another currency than `PRICE_CURRENCY` reads as no value, so it can never overwrite a price in
+    the global currency (no rate is known to convert it). No `sql_type`: collect would otherwise reject
+    the whole record (its SKU, name, stock) as bad input for a price that is only in another currency."""
+    cur = record_field(currency_field)
+    assert PRICE_INCL_VAT.read is not None
+    return Conversion(f"CASE WHEN upper(trim({cur})) = '{PRICE_CURRENCY}' THEN {PRICE_INCL_VAT.read} END",
+                      PRICE_INCL_VAT.write, record_fields=(currency_field,))
+
+
 # a price in minor units (øre) including VAT
 MINOR_INCL_VAT = Conversion(
     f"CAST(round(TRY_CAST({{v}} AS DECIMAL(18,4)) / 100 / {VAT}, 2) AS DECIMAL(18,2))::VARCHAR",
@@ -56,13 +73,15 @@ def ref(view: View) -> Conversion:
                       refers_to=view.global_type, namespace=view.namespace)
 
 
-def lines(path: str, sku: str, qty: str, read_price: str, write_price: str, sku_fallback: str = "") -> Conversion:
+def lines(path: str, sku: str, qty: str, read_price: str, write_price: str, sku_fallback: str = "",
+          record_fields: tuple[str, ...] = ()) -> Conversion:
     """Order lines: canonical JSON list of {sku, quantity, unit_price_ex_vat}, sorted by SKU; they refer
     to products by SKU.
 
     `read_price` is an SQL expression over `l` (one line as JSON) giving the unit price ex. VAT;
     `write_price` the target line's price field(s) as `struct_pack` arguments over `l.unit_price_ex_vat`;
-    `sku_fallback` names the field that carries the SKU of a line without one (a custom line item).
+    `sku_fallback` names the field that carries the SKU of a line without one (a custom line item);
+    `record_fields` the order's own fields `read_price` uses (`record_field(path)`: its tax basis).
     """
     sku_expr = f"coalesce(nullif(l->>'$.{sku}', ''), l->>'$.{sku_fallback}')" if sku_fallback else f"l->>'$.{sku}'"
     read = (
@@ -75,7 +94,7 @@ def lines(path: str, sku: str, qty: str, read_price: str, write_price: str, sku_
         "\"unit_price_ex_vat\":\"DECIMAL(18,2)\"}]'), lambda l: struct_pack("
         f"{sku} := l.sku, {qty} := l.quantity, {write_price})))::JSON"
     )
-    return Conversion(read, write, json_type="list", refers_to="product")
+    return Conversion(read, write, json_type="list", refers_to="product", record_fields=record_fields)
 
 
 

@@ -39,7 +39,7 @@ from talk_assets.sync.links import link_mode
 from talk_assets.sync.mapping import payload_fields, ref_namespace
 from talk_assets.sync.merge import ident, table
 from talk_assets.sync.store import first, table_names
-from talk_assets.sync.writer import Row, Writer, nest, to_json_type  # noqa: F401 - still importable from here
+from talk_assets.sync.writer import HeldBack, Row, Writer, nest, to_json_type  # noqa: F401 - still importable from here
 from talk_assets.sync.writers import writer_class, writer_for
 
 log = logging.getLogger("talk_assets.push")
@@ -280,6 +280,8 @@ def execute(writer: Writer, rows: list[Row], progress: Callable[[int, int], None
                 fields = [f for f in row.changed_fields if f in row.payload]
                 writer.update(row, fields)
                 out.append(Outcome(row, "updated", row.record_id))
+        except HeldBack as exc:  # the data is not ready for this target yet: this row only waits
+            out.append(Outcome(row, "held", row.record_id, exc))
         except ApiError as exc:
             if exc.status in (409, 412) and row.action == "update":
                 out.append(Outcome(row, "conflict", row.record_id, exc))
@@ -396,6 +398,7 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[O
     res = PushResult(view.vkey)
     written = _Written(view, now)
     held_by: Any = None
+    waiting: dict[str, None] = {}  # the distinct reasons of rows held back for their data (HeldBack)
     for o in outcomes:
         r = o.row
         if o.status in ("created", "updated"):
@@ -417,7 +420,10 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[O
         elif o.status == "held":
             # never sent (or refused before it was processed): no intent to verify, no dead letter
             res.held += 1
-            held_by = o.error
+            if isinstance(o.error, HeldBack):
+                waiting[str(o.error)] = None
+            else:
+                held_by = o.error
             if r.action == "create":
                 con.execute("DELETE FROM push_intents WHERE view = ? AND gid = ?", [view.vkey, r.gid])
         else:
@@ -455,6 +461,11 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[O
     if isinstance(held_by, ApiError):
         res.held_reason = held_reason(view.system, held_by, res.held + res.not_confirmed)
         log.warning("%s", res.held_reason)
+    if waiting:
+        reasons = list(waiting)
+        more = f" (and {len(reasons) - 5} more reasons)" if len(reasons) > 5 else ""
+        res.held_reason = " ".join(filter(None, [res.held_reason, *reasons[:5]])) + more
+        log.warning("%s %s: %s", view.system, view.name, "; ".join(reasons[:5]) + more)
     if res.created or res.updated or res.conflicts or res.failed or not (res.held or res.not_confirmed):
         # a push the system refused entirely is no push: a first sync held by a wrong key stays a first sync
         con.execute("INSERT INTO push_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

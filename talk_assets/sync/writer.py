@@ -15,6 +15,13 @@ from typing import Any
 from talk_assets.sync.model import Source, View, json_type_of
 
 
+class HeldBack(Exception):  # noqa: N818 - an outcome, not an error
+    """A record the target cannot take yet, for a reason in the data, not a fault of the system or the
+    record (an order whose product the target does not have yet, an amount in a currency the target
+    does not use and no rate is known): no call is made, nothing is dead-lettered, the push counts it
+    as `held` with this message as its `held_reason`, and the next cycle tries again."""
+
+
 @dataclass
 class Row:
     """One pending mapped row, as the writer sees it."""

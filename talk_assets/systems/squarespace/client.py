@@ -200,7 +200,8 @@ class Client(ApiClient):
             return self.iter_products(modified_after=after, modified_before=FAR_FUTURE if after else None)
         if entity == "orders":
             return self.iter_orders(modified_after=after, modified_before=FAR_FUTURE if after else None)
-        return self.iter_inventory()  # no change filter in the API: stock changes bump the product's modifiedOn
+        # the Inventory API documents no change filter (only `cursor`): always the whole listing
+        return self.iter_inventory()
 
     def get_record(self, entity: str, record_id: str) -> dict[str, Any] | None:
         self._check_entity(entity)
@@ -286,16 +287,24 @@ class Client(ApiClient):
         return self.get_record("products", product_id) or current
 
     def probe(self, entity: str) -> str:
-        """Newest (modifiedOn, id) of the entity, found in the narrowest recent window that has any record.
+        """A token that changes when the entity changes (the collect is skipped while it stays the same).
 
-        Inventory has no timestamps of its own, but every stock change bumps its product's
-        modifiedOn, so it shares the products probe. Deletions are not seen (the API has no count).
+        Products and orders: the newest (modifiedOn, id), found in the narrowest recent window that has
+        any record (`modifiedAfter`/`modifiedBefore` are documented for both lists). Inventory: the
+        Inventory API documents no change filter and no timestamp, and nothing says a stock change bumps
+        the product's modifiedOn, so the probe is a digest of the whole listing (50 items a request: a
+        cheap full comparison). Deletions of products and orders are not seen (the API has no count).
         """
         self._check_entity(entity)
+        if entity == "inventory":
+            digest = hashlib.sha256()
+            for item in self.iter_inventory():
+                digest.update(json.dumps([item.get("variantId"), item.get("sku"), item.get("quantity"),
+                                          item.get("isUnlimited")], separators=(",", ":")).encode())
+            return f"inventory:{digest.hexdigest()[:32]}"
         now = datetime.now(UTC)
-        source = "orders" if entity == "orders" else "products"
         for width in PROBE_WINDOWS:
-            it = (self.iter_orders if source == "orders" else self.iter_products)(
+            it = (self.iter_orders if entity == "orders" else self.iter_products)(
                 modified_after=now - width, modified_before=FAR_FUTURE)
             newest = max(((r.get("modifiedOn") or "", r.get("id") or "") for r in it), default=None)
             if newest:

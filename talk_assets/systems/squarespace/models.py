@@ -133,15 +133,18 @@ class Order(SqspModel):
 
 
 class NewLineItem(SqspModel):
+    """A line of an imported order: an existing product variant (the create-order docs: an order whose
+    products do not exist in Squarespace results in an error, so there is no free-text line)."""
+
     lineItemType: str = "PHYSICAL_PRODUCT"
-    variantId: str | None = None
-    title: str | None = None
+    variantId: str
     quantity: int
     unitPricePaid: Money
 
 
 class OrderImport(SqspModel):
-    """Body of POST orders (importing an order from another sales channel)."""
+    """Body of POST orders (importing an order from another sales channel), with every field the
+    create-order documentation marks Required (https://developers.squarespace.com/commerce-apis/create-order)."""
 
     channelName: str
     externalOrderReference: str
@@ -155,9 +158,10 @@ class OrderImport(SqspModel):
     fulfilledOn: str | None = None
     fulfillments: list[dict[str, Any]] = Field(default_factory=list)
     inventoryBehavior: str = "SKIP"
-    subtotal: Money | None = None
-    shippingTotal: Money | None = None
-    taxTotal: Money | None = None
+    subtotal: Money
+    shippingTotal: Money
+    discountTotal: Money
+    taxTotal: Money
     grandTotal: Money
 
 

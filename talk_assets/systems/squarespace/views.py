@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, PRICE_INCL_VAT, UPPER, VAT, lines, origin
-from talk_assets.sync.model import Conversion, Source, View
+from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, UPPER, VAT, lines, origin, price_incl_vat_in
+from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
 
 SOURCES: tuple[Source, ...] = (
@@ -23,7 +23,10 @@ SESAMPRODUCTS = View(
             record_fields=("name", "variants.attributes.Variant"))),
         P("variants.attributes.Variant", "variant_title", "string"),
         P("description", "description", "string", writes=False),
-        P("variants.pricing.basePrice.value", "price_ex_vat", "decimal (string, incl. VAT)", PRICE_INCL_VAT),
+        # Products API 1.0 documents no tax rate per product (taxes are store settings the API does not
+        # expose): the standard rate converts, and a price in another currency than the global one is no value
+        P("variants.pricing.basePrice.value", "price_ex_vat", "decimal (string, incl. VAT)",
+          price_incl_vat_in("variants.pricing.basePrice.currency")),
     ),
 )
 INVENTORY = View(
@@ -35,6 +38,21 @@ INVENTORY = View(
         P("quantity", "stock", "integer", INT),
     ),
 )
+# A line's price ex. VAT from the order's own data: as it is when the order's prices exclude tax
+# (`priceTaxInterpretation` EXCLUSIVE), else divided by 1 + the order's tax rate, taxTotal over what the
+# grand total holds besides it (the API gives no rate per line: one rate for a mixed order is its average);
+# the standard rate only for an order without a taxTotal.
+_INTERPRETATION, _TAX, _GRAND = (record_field(f) for f in
+                                 ("priceTaxInterpretation", "taxTotal.value", "grandTotal.value"))
+_TAX_BASIS = ("priceTaxInterpretation", "grandTotal.value", "taxTotal.value")  # in order of appearance
+_ORDER_RATE = (f"CASE WHEN TRY_CAST({_GRAND} AS DECIMAL(18,4)) - TRY_CAST({_TAX} AS DECIMAL(18,4)) > 0 "
+               f"THEN round(TRY_CAST({_TAX} AS DECIMAL(18,4)) / (TRY_CAST({_GRAND} AS DECIMAL(18,4)) "
+               f"- TRY_CAST({_TAX} AS DECIMAL(18,4))), 4) END")
+_LINE_PRICE_EX_VAT = (f"CASE WHEN upper({_INTERPRETATION}) = 'EXCLUSIVE' "
+                      "THEN TRY_CAST(l->>'$.unitPricePaid.value' AS DECIMAL(18,4)) "
+                      "ELSE TRY_CAST(l->>'$.unitPricePaid.value' AS DECIMAL(18,4)) "
+                      f"/ (1 + coalesce({_ORDER_RATE}, {VAT} - 1)) END")
+
 ORDER = View(
     "squarespace", "orders", "Order", "order", changed_field="modifiedOn",
     description="Squarespace orders (`orders`).",
@@ -44,9 +62,11 @@ ORDER = View(
         P("grandTotal.value", "total_amount", "decimal (string)", DEC, on_update=False),
         P("createdOn", "order_date", "datetime", DATE, writes=False),
         P("lineItems", "lines", "list of line items",
-          lines("lineItems", "sku", "quantity", f"TRY_CAST(l->>'$.unitPricePaid.value' AS DECIMAL(18,4)) / {VAT}",
-                "unitPricePaid := struct_pack(currency := 'NOK', value := "
-                f"CAST(round(l.unit_price_ex_vat * {VAT}, 2) AS DECIMAL(18,2))::VARCHAR)", sku_fallback="productName"),
+          lines("lineItems", "sku", "quantity", _LINE_PRICE_EX_VAT,
+                # written ex. VAT, with priceTaxInterpretation EXCLUSIVE and the order's tax as taxTotal (the
+                # writer): no rate is assumed; the writer adds the order's currency
+                "unitPricePaid := struct_pack(value := CAST(round(l.unit_price_ex_vat, 2) AS DECIMAL(18,2))::VARCHAR)",
+                sku_fallback="productName", record_fields=_TAX_BASIS),
           on_update=False),
         # Create an order: `externalOrderReference`, required, 200 characters, the "order reference identifier
         # used by the third-party sales channel" (https://developers.squarespace.com/commerce-apis/create-order);
