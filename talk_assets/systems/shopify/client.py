@@ -7,6 +7,8 @@ pagination the next page can only be asked for by its `page_info` (filters trave
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TypeVar
@@ -16,7 +18,7 @@ from pydantic import BaseModel
 
 from talk_assets.core.http import ApiClient, ApiError, Pacer, RetryPolicy
 from talk_assets.systems.shopify.info import INFO as SHOPIFY
-from talk_assets.systems.shopify.models import Customer, InventoryLevel, Location, Order, Product
+from talk_assets.systems.shopify.models import Customer, InventoryLevel, Location, Order, Product, StaffUser
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,7 +29,16 @@ RESOURCES: dict[str, tuple[str, str, str, type[BaseModel]]] = {
     "customer": ("customers", "customer", "customers", Customer),
     "product": ("products", "product", "products", Product),
     "order": ("orders", "order", "orders", Order),
+    # staff: read-only; what the sync needs of them is their id and e-mail (the order's `user_id` is a
+    # staff id, and the e-mail is what another system's users share with them)
+    "staff": ("users", "user", "users", StaffUser),
 }
+# Why the staff list may be unreadable: the REST User resource (and GraphQL `StaffMember`) needs the
+# `read_users` scope, granted only to custom apps on Shopify Plus or Advanced stores
+# (https://shopify.dev/docs/api/admin-graphql/2026-07/objects/StaffMember,
+# https://shopify.dev/docs/api/admin-rest/2026-07/resources/user). Without it the sync sees no staff, so
+# orders it creates carry no staff user (never another system's user id).
+STAFF_UNREADABLE = (403, 404)  # 403: the scope is missing; 404: the resource is not offered to this shop
 
 
 def parse_error(body: Any, resp: requests.Response) -> tuple[str, str | None] | None:
@@ -56,7 +67,7 @@ class Client(ApiClient):
     """Shopify Admin REST client for one shop."""
 
     system = "shopify"
-    entities = ("customer", "product", "order", "inventory_level")
+    entities = ("customer", "product", "order", "inventory_level", "staff")
 
     def __init__(self, base_url: str, access_token: str, api_version: str = "2026-07", *,
                  retry: RetryPolicy | None = None, pacer: Pacer | None = None,
@@ -193,6 +204,24 @@ class Client(ApiClient):
         resp = self.request("POST", "inventory_levels/set.json", json=body, idempotent=True)
         return InventoryLevel.model_validate(resp.json()["inventory_level"])
 
+    # -- staff ----------------------------------------------------------------------------------
+    staff_readable: bool | None = None  # None: not tried yet; False: the token may not read staff
+
+    def iter_staff(self, page_size: int = MAX_PAGE) -> Iterator[dict[str, Any]]:
+        """Every staff member, or none when the token lacks `read_users` (see `STAFF_UNREADABLE`): the
+        documents name no change filter for staff, so the (short) list is read whole."""
+        try:
+            for rec in self._list("staff", {"limit": page_size}):
+                self.staff_readable = True
+                yield rec
+        except ApiError as err:
+            if err.status not in STAFF_UNREADABLE or self.staff_readable:
+                raise
+            self.staff_readable = False
+            return
+        if self.staff_readable is None:
+            self.staff_readable = True
+
     # -- uniform interface ----------------------------------------------------------------------
     @staticmethod
     def record_id(entity: str, record: dict[str, Any]) -> str:
@@ -212,6 +241,8 @@ class Client(ApiClient):
         if entity == "inventory_level":
             loc_ids = [loc.id for loc in self.locations()]
             return self.iter_inventory_levels(location_ids=loc_ids, updated_at_min=since, page_size=limit)
+        if entity == "staff":
+            return self.iter_staff(limit)
         params: dict[str, Any] = {"limit": limit}
         if since is not None:
             params["updated_at_min"] = _iso(since)
@@ -266,6 +297,10 @@ class Client(ApiClient):
 
         Stock changes bump the product's `updated_at`, so inventory is probed through products."""
         self._check(entity)
+        if entity == "staff":  # no count, no change time: the whole (short) list's digest
+            digest = hashlib.sha256(json.dumps([[u.get("id"), u.get("email"), u.get("first_name"), u.get("last_name"),
+                                                 u.get("phone")] for u in self.iter_staff()]).encode()).hexdigest()
+            return f"staff:{digest[:16]}"
         target = "product" if entity == "inventory_level" else entity
         path, _, plural, _ = RESOURCES[target]
         params: dict[str, Any] = {"limit": 1, "order": "updated_at desc", "fields": "id,updated_at"}

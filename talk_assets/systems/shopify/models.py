@@ -160,3 +160,14 @@ class InventoryLevel(ShopifyModel):
     location_id: int
     available: int | None = None
     updated_at: str | None = None
+
+
+class StaffUser(ShopifyModel):
+    """A staff member (REST User resource; GraphQL `StaffMember`): read-only, `read_users` scope, Plus/Advanced."""
+
+    id: int | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    account_owner: bool | None = None

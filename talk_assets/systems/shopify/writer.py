@@ -39,7 +39,7 @@ class SystemWriter(Writer):
         if row.view.entity == "product":
             variant = {k.split(".", 1)[1]: v for k, v in data.items() if k.startswith("variants.") and k != STOCK}
             variant["option1"] = variant.pop("title", None) or "Default Title"
-            body = {"title": _title(row), "body_html": row.glob.get("description") or "",
+            body = {"title": data.get("title") or _title(row), "body_html": row.glob.get("description") or "",
                     "variants": [{k: v for k, v in variant.items() if v is not None}]}
             product = self.client.create_record("product", body)
             created = product["variants"][0]
@@ -89,11 +89,15 @@ class SystemWriter(Writer):
         changes = {k.split(".", 1)[1]: v for k, v in data.items() if k.startswith("variants.") and k != STOCK}
         if "title" in changes:
             changes["option1"] = changes.pop("title")
+        body: dict[str, Any] = {}
+        if data.get("title"):  # the product's title (shared by its variants), changeable after create
+            body["title"] = data["title"]
         if changes:
             mine.update(changes)
             keep = ("id", "sku", "price", "barcode", "option1", "option2", "option3", "compare_at_price")
-            self.client.update_record("product", row.parent_id,
-                                      {"variants": [{k: v.get(k) for k in keep if k in v} for v in variants]})
+            body["variants"] = [{k: v.get(k) for k in keep if k in v} for v in variants]
+        if body:
+            self.client.update_record("product", row.parent_id, body)
         if STOCK in data and data[STOCK] is not None:
             self.client.set_inventory(self.location_id(), int(mine["inventory_item_id"]), int(data[STOCK]))
         return mine

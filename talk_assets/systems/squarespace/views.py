@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, PRICE_INCL_VAT, UPPER, VAT, lines, origin
+from talk_assets.sync.conversions import (
+    DATE,
+    DEC,
+    EMAIL,
+    INT,
+    PRICE_INCL_VAT,
+    UPPER,
+    VAT,
+    lines,
+    origin,
+    without_label,
+)
 from talk_assets.sync.model import Conversion, Source, View
 from talk_assets.sync.model import Prop as P
 
@@ -18,9 +29,11 @@ SESAMPRODUCTS = View(
     description="One row per Squarespace product variant (variants flattened out of `products`).",
     props=(
         P("variants.sku", "sku", "string"),
+        # the product's name is its variants' name without their label; written after create too
+        # (Update a product: `name`, https://developers.squarespace.com/commerce-apis/update-product)
         P("name", "name", "string", Conversion(
-            "nullif(trim(concat_ws(' ', {r}->>'$.name', {r}->>'$.variants.attributes.Variant')), '')", None,
-            record_fields=("name", "variants.attributes.Variant"))),
+            "nullif(trim(concat_ws(' ', {r}->>'$.name', {r}->>'$.variants.attributes.Variant')), '')",
+            without_label(), record_fields=("name", "variants.attributes.Variant"))),
         P("variants.attributes.Variant", "variant_title", "string"),
         P("description", "description", "string", writes=False),
         P("variants.pricing.basePrice.value", "price_ex_vat", "decimal (string, incl. VAT)", PRICE_INCL_VAT),
