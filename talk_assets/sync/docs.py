@@ -29,12 +29,26 @@ def render_flow(flow: Dataflow) -> list[str]:
     out += [f"Once a link between a {src} and a {tgt} is established, it will keep in sync between the two "
             "systems, regardless of where it is edited.", ""]
     out += [f"Link mode: {flow.link_mode}." + (f" {flow.note}" if flow.note else ""), ""]
+    rows = flow.property_rows()
+    # a target field that is never written (read-only in its API, or derived) is not "synchronized"
+    # to it: it is listed apart, as is a field written only when the record is created
+    synced = [(sp, tp) for sp, tp in rows if tp.write is not None]
+    written = {tp.field for _sp, tp in synced}
+    read_only = list(dict.fromkeys(tp.field for _sp, tp in rows if tp.write is None and tp.field not in written))
+    create_only = list(dict.fromkeys(tp.field for _sp, tp in synced if not tp.on_update))
     out += [f"The following properties are synchronized between a {src} and a {tgt}:", ""]
     out += [".. list-table::", "   :header-rows: 1", ""]
     out += [f"   * - {src} Property", f"     - {tgt} Property", f"     - {tgt_system} Data Type"]
-    for sp, tp in flow.property_rows():
+    for sp, tp in synced:
         out += [f"   * - {sp.field}", f"     - {tp.field}", f"     - {tp.type}"]
-    out += ["", ""]
+    out += [""]
+    if create_only:
+        out += [f"Written when the {tgt} is created and never changed afterwards (its API does not let us "
+                f"change them, or they identify the record): {', '.join(f'``{f}``' for f in create_only)}.", ""]
+    if read_only:
+        out += [f"Read from the {tgt} (for merging and conflicts) but never written to it (read-only in its API, "
+                f"or computed by it): {', '.join(f'``{f}``' for f in read_only)}.", ""]
+    out += [""]
     return out
 
 
