@@ -11,7 +11,7 @@ from typing import Any
 
 from talk_assets.config import SYSTEMS
 
-CORE = ("auth", "wrong credential", "paging", "change filter", "not found", "fields", "read-only fields")
+CORE = ("auth", "wrong credential", "paging", "change filter", "not found", "fields")
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
@@ -37,6 +37,8 @@ def test_conformance_passes_against_a_fresh_sandbox_read_only() -> None:
     assert results[("shopify", "rate-limit headers")]["status"] == "PASS"
     assert results[("shopify", "staff (read_users)")]["status"] == "PASS"
     assert results[("poweroffice", "locks")]["status"] == "PASS"
+    for system in ("customcrm", "customwebshop"):
+        assert results[(system, "read-only fields")]["status"] == "PASS", results[(system, "read-only fields")]
     assert all(r["why"] and "\n" not in r["why"] for r in report["results"])
 
 
@@ -58,3 +60,24 @@ def test_a_wrong_credential_fails_auth_naming_the_variable_not_the_value() -> No
     assert "TALK_SHOPIFY_ACCESS_TOKEN" in results[("shopify", "auth")]["why"]
     assert results[("shopify", "paging")]["status"] == "SKIP"
     assert secret not in json.dumps(report) and secret not in err
+
+
+def test_a_written_field_the_schema_declares_read_only_fails_the_check() -> None:
+    """The read-only check can fail: a CRM view that wrote `total_ex_vat` (readOnly in our OpenAPI)."""
+    from dataclasses import replace
+
+    from talk_assets.conformance.base import Fail
+    from talk_assets.conformance.suites import CustomApiSuite
+    from talk_assets.sync.model import Prop
+    from talk_assets.systems import system
+
+    crm = system("customcrm")
+    order = next(v for v in crm.views if v.entity == "orders")
+    bad = replace(order, props=(*order.props, Prop("total_ex_vat", "net_amount", "decimal (string)")))
+    suite = CustomApiSuite(replace(crm, views=tuple(bad if v is order else v for v in crm.views)))
+    try:
+        suite.check_read_only()
+    except Fail as f:
+        assert "orders.total_ex_vat" in str(f)
+    else:
+        raise AssertionError("a write to a readOnly field passed")
