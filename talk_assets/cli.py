@@ -58,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_conformance(args: argparse.Namespace) -> int:
     """PASS/FAIL/SKIP per system and check; exit 1 when a check fails."""
-    from talk_assets.conformance import run_conformance
+    from talk_assets.conformance.runner import run_conformance
 
     report = run_conformance(args.system, allow_writes=args.allow_writes)
     print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) if args.json else report.text())
