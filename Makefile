@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: run test test-fast lint bench sandbox docs clean
+.PHONY: run test test-fast lint bench sandbox docs conformance clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -34,6 +34,9 @@ lint: $(STAMP)
 
 sandbox: $(STAMP)  ## only the five sandbox APIs
 	$(BIN)/talk-assets sandbox
+
+conformance: $(STAMP)  ## contract checks against the TALK_<SYSTEM>_* accounts (a fresh sandbox where unset); ARGS=--allow-writes
+	$(BIN)/talk-assets conformance $(ARGS)
 
 docs: $(STAMP)  ## generate the dataflow documents
 	$(BIN)/talk-assets docs --out docs/dataflows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -53,6 +54,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_dev(data_dir=Path(args.data_dir), ui_host=args.ui_host, ui_port=args.ui_port,
                    sandbox=not args.no_sandbox, host=args.host, port_base=args.port_base, seed=args.seed,
                    size=args.size, fresh_sandbox=fresh)
+
+
+def cmd_conformance(args: argparse.Namespace) -> int:
+    """PASS/FAIL/SKIP per system and check; exit 1 when a check fails."""
+    from talk_assets.conformance.runner import run_conformance
+
+    report = run_conformance(args.system, allow_writes=args.allow_writes)
+    print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) if args.json else report.text())
+    return 0 if report.ok else 1
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
@@ -339,6 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("docs", help="write the dataflow documents (.rst, one per seed) from the declaration")
     sp.add_argument("--out", default="docs/dataflows", help="output folder (default %(default)s)")
     sp.set_defaults(func=cmd_docs)
+
+    sp = sub.add_parser("conformance", help="check that the accounts the TALK_<SYSTEM>_* variables name behave as the "
+                                            "sync relies on (a fresh sandbox for systems whose URL is unset)")
+    sp.add_argument("--system", action="append", choices=sorted(SYSTEMS), help="only this system (repeatable)")
+    sp.add_argument("--allow-writes", action="store_true",
+                    help="also create, edit and delete one record tagged talk-conformance-<random> per system")
+    sp.add_argument("--json", action="store_true", help="the report as JSON")
+    sp.set_defaults(func=cmd_conformance)
 
     sp = sub.add_parser("links", help="show the link table, now or at an earlier version or time")
     sp.add_argument("--at", help="a version number, a data version (or its prefix) or an ISO time; default: latest")

@@ -140,3 +140,13 @@ def name_part(part: int) -> str:
     return (f"nullif(CASE WHEN regexp_matches({s}, '{_NAME_AT_PARTICLE}') THEN regexp_extract({s}, '{_NAME_AT_PARTICLE}', {part}) "
             f"WHEN regexp_matches({s}, '{_NAME_AT_LAST_WORD}') THEN regexp_extract({s}, '{_NAME_AT_LAST_WORD}', {part}) "
             f"ELSE {whole} END, '')")
+
+
+def without_label() -> str:
+    """Write SQL over `{g}`: a variant's name without its own label (`{g.variant_title}`), the product
+    title/name that systems keeping the label on the variant hold (Shopify `title`, Squarespace `name`).
+    Shopify's placeholder label "Default Title" is no label. A name that does not end in the label is
+    written whole (read back, it gains the label, and the labelled name then reaches the others)."""
+    label = "nullif(nullif({g.variant_title}, ''), 'Default Title')"
+    return (f"CASE WHEN {label} IS NOT NULL AND ends_with({{g}}, ' ' || {label}) "
+            f"THEN nullif(rtrim(left({{g}}, length({{g}}) - length({label}) - 1)), '') ELSE {{g}} END")

@@ -45,8 +45,9 @@ GLOBAL_TYPES: dict[str, tuple[str, ...]] = {
 REFERENCES: dict[str, str] = {"customer": "customer", "user": "user"}
 
 # When a referenced entity has no record in the target yet, these global properties stand in for
-# its id: Shopify identifies staff users by their staff number (orders' `user_id`).
-REFERENCE_FALLBACK: dict[str, str] = {"user": "staff_number"}
+# its id. None do: a value from another system is never written as the target's id (a CRM user's
+# number is no Shopify staff id); an order whose user has no record in the target is written without one.
+REFERENCE_FALLBACK: dict[str, str] = {}
 
 # Mailboxes that name an organisation's shared inbox: they never merge persons.
 GENERIC_MAILBOXES = ("post", "info", "firmapost", "kontakt", "admin", "office", "sales", "salg",
@@ -69,7 +70,8 @@ MERGE_KEYS: dict[str, tuple[str, ...]] = {
     "customer": ("email", "organization_number"),
     "product": ("sku", "gtin"),
     "order": ("origin",),
-    "user": ("staff_number",),
+    # staff numbers are each system's own (the CRM's user id); users of two systems share their e-mail
+    "user": ("email",),
 }
 
 # -- the systems' views and sources, from the registry ---------------------------------------------
@@ -90,8 +92,11 @@ _V = VIEWS_BY_KEY
 DATAFLOWS: tuple[Dataflow, ...] = (
     Dataflow("000", _V["customcrm.order"], _V["shopify.order"], "always-insert"),
     Dataflow("000", _V["customcrm.product"], _V["shopify.sesamproduct"]),
-    Dataflow("000", _V["customcrm.user"], _V["shopify.order"], "create-if-referenced", only=("staff_number",),
-             note="A Custom CRM user reaches Shopify as the `user_id` (staff member) of the orders they own."),
+    Dataflow("000", _V["customcrm.user"], _V["shopify.order"], "create-if-referenced", only=("email",),
+             note="A Custom CRM user reaches Shopify as the `user_id` of the orders they own: the id of the "
+                  "Shopify staff member with the same e-mail (the staff list needs the `read_users` scope, "
+                  "Shopify Plus or Advanced). Staff cannot be created through the API, so a user without a "
+                  "staff account leaves the order's `user_id` empty; another system's user id is never written."),
     Dataflow("001", _V["customwebshop.customer"], _V["customcrm.customer"]),
     Dataflow("001", _V["customwebshop.order"], _V["customcrm.order"], "always-insert"),
     Dataflow("001", _V["customwebshop.product"], _V["customcrm.product"]),

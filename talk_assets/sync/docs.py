@@ -33,20 +33,31 @@ def render_flow(flow: Dataflow) -> list[str]:
     out += [".. list-table::", "   :header-rows: 1", ""]
     out += [f"   * - {src} Property", f"     - {tgt} Property", f"     - {tgt_system} Data Type"]
     rows = flow.property_rows()
-    # a pair neither side can be written to, because a system's API declares a field read-only
-    # (`Prop.not_written`), is not synchronized: it is listed below with the reason
-    held = [(sp, tp) for sp, tp in rows if (sp.not_written or tp.not_written) and sp.write is None and tp.write is None]
-    for sp, tp in rows:
-        if (sp, tp) not in held:
-            out += [f"   * - {sp.field}", f"     - {tp.field}", f"     - {tp.type}"]
+    # a target field that is never written is not "synchronized" to it: one its API declares read-only
+    # (`Prop.not_written` says why) is listed with the reason, one that is derived or read only for
+    # merging is listed apart, as is a field written only when the record is created
+    synced = [(sp, tp) for sp, tp in rows if tp.write is not None and not tp.not_written]
+    written = {tp.field for _sp, tp in synced}
+    read_only = list(dict.fromkeys(tp.field for _sp, tp in rows if tp.field not in written and not tp.not_written))
+    create_only = list(dict.fromkeys(tp.field for _sp, tp in synced if not tp.on_update))
+    for sp, tp in synced:
+        out += [f"   * - {sp.field}", f"     - {tp.field}", f"     - {tp.type}"]
+    out += [""]
+    if create_only:
+        out += [f"Written when the {tgt} is created and never changed afterwards (its API does not let us "
+                f"change them, or they identify the record): {', '.join(f'``{f}``' for f in create_only)}.", ""]
+    if read_only:
+        out += [f"Read from the {tgt} (for merging and conflicts) but never written to it (computed by it, or "
+                f"derived): {', '.join(f'``{f}``' for f in read_only)}.", ""]
     not_written = [(title, p) for sp, tp in rows for title, p in ((src_system, sp), (tgt_system, tp)) if p.not_written]
     if not_written:
-        out += ["", "These properties are not synchronized to the system named, whose API does not let them be "
+        out += ["These properties are not synchronized to the system named, whose API does not let them be "
                 "written:", "", ".. list-table::", "   :header-rows: 1", "",
                 "   * - System", "     - Property", "     - Why"]
         for title, p in dict.fromkeys(not_written):
             out += [f"   * - {title}", f"     - {p.field}", f"     - {p.not_written}"]
-    out += ["", ""]
+        out += [""]
+    out += [""]
     return out
 
 

@@ -59,3 +59,37 @@ def test_po_customers_table_matches_the_known_sesam_mapping() -> None:
     assert ("FirstName", "first_name", "string") in pairs
     assert ("PhoneNumber", "default_address.phone", "string") in pairs
     assert ("MailAddress.City", "default_address.city", "string") in pairs
+
+
+def _without_stamp(text: str) -> str:
+    return re.sub(r"^Generated: .*$", "Generated: -", text, flags=re.M)
+
+
+def test_the_committed_dataflow_documents_are_what_talk_assets_docs_writes(tmp_path: Path) -> None:
+    """docs/dataflows/ is generated: a declaration change without `make docs` fails here (issue 12)."""
+    committed = Path(__file__).resolve().parents[2] / "docs" / "dataflows"
+    subprocess.run([sys.executable, "-m", "talk_assets.cli", "docs", "--out", str(tmp_path)],
+                   capture_output=True, text=True, check=True)
+    written = {f.name: _without_stamp(f.read_text(encoding="utf-8")) for f in tmp_path.glob("*.rst")}
+    held = {f.name: _without_stamp(f.read_text(encoding="utf-8")) for f in committed.glob("*.rst")}
+    assert sorted(written) == sorted(held), "run `make docs` (talk-assets docs --out docs/dataflows)"
+    stale = [name for name in written if written[name] != held[name]]
+    assert not stale, f"stale: {stale}; run `make docs` (talk-assets docs --out docs/dataflows)"
+
+
+def test_read_only_target_fields_are_not_listed_as_synchronized() -> None:
+    """A target field the sync never writes (no `write`) is not in a flow's "synchronized" table."""
+    from talk_assets.sync.docs import render_flow
+
+    checked = 0
+    for flow in DATAFLOWS:
+        text = "\n".join(render_flow(flow))
+        table = text.split(".. list-table::")[1].split("\n\n", 2)[1]
+        listed = re.findall(r"^     - (\S+)$", table, flags=re.M)
+        written = {tp.field for _sp, tp in flow.property_rows() if tp.write is not None}
+        for _sp, tp in flow.property_rows():
+            if tp.field not in written:
+                checked += 1
+                assert tp.field not in listed, (flow.key, tp.field)
+                assert f"``{tp.field}``" in text.split("never written to it")[1], (flow.key, tp.field)
+    assert checked, "some flow has a read-only target field (Shopify total_price, Squarespace createdOn)"

@@ -136,7 +136,9 @@ def test_records_created_in_every_source_reach_every_target(sync: Sync) -> None:
             shop_order = sync.member(order_gid, V["shopify.order"])
             assert shop_order, f"{flow.key}: the user's order did not reach Shopify"
             got = sync.client("shopify").get_record("order", shop_order)
-            assert got["user_id"] == user["id"], flow.key
+            # a new CRM user has no Shopify staff account (staff cannot be created through the API): the
+            # order carries no staff user, never the CRM's user id (staff merge on e-mail: test_real_apis.py)
+            assert got["user_id"] is None, flow.key
             continue
         if flow.link_mode == "merge-only":
             continue  # stock reaches only SKUs the target already has (checked in the two-way test)

@@ -46,6 +46,7 @@ from talk_assets.systems.shopify.models import (
     location_record,
     order_record,
     product_record,
+    staff_record,
 )
 
 log = logging.getLogger("talk_assets.shopify")
@@ -70,6 +71,10 @@ OPTIONAL_SCOPES = {"read_users": "orders' staff member (`user_id`); Shopify Plus
 _SCOPE_CACHE: dict[str, tuple[float, frozenset[str]]] = {}
 _SCOPE_TTL = 300.0
 _scope_lock = threading.Lock()
+# Why the staff list may be unreadable: GraphQL `staffMembers` / `StaffMember` (and the REST User
+# resource) need the `read_users` scope, granted only to custom apps on Shopify Plus or Advanced stores
+# (https://shopify.dev/docs/api/admin-graphql/2026-07/objects/StaffMember). Without it the sync sees no
+# staff, so orders it creates carry no staff user (never another system's user id).
 
 
 def parse_error(body: Any, resp: requests.Response) -> tuple[str, str | None] | None:
@@ -122,7 +127,7 @@ class Client(ApiClient):
     """Shopify GraphQL Admin API client for one shop."""
 
     system = "shopify"
-    entities = ("customer", "product", "order", "inventory_level")
+    entities = ("customer", "product", "order", "inventory_level", "staff")
 
     def __init__(self, base_url: str, access_token: str, api_version: str = "2026-07", *,
                  retry: RetryPolicy | None = None, pacer: Pacer | None = None,
@@ -575,6 +580,16 @@ class Client(ApiClient):
         return out
 
     # -- uniform interface ----------------------------------------------------------------------------
+    # -- staff ----------------------------------------------------------------------------------
+    def iter_staff(self, page_size_: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every staff member (`staffMembers`), or none when the token lacks `read_users`: the documents
+        name no change filter for staff, so the (short) list is read whole."""
+        if not self.has_scope("read_users"):
+            return
+        v: dict[str, Any] = {"first": page_size_} if page_size_ else {}
+        for n in self._pages(D.STAFF_MEMBERS, ["staffMembers"], v):
+            yield staff_record(n)
+
     @staticmethod
     def record_id(entity: str, record: dict[str, Any]) -> str:
         """The id `get_record`/`update_record` take: `id`, or `location_id:inventory_item_id` for stock."""
@@ -596,6 +611,8 @@ class Client(ApiClient):
             _iso(since)
         if entity == "inventory_level":
             return self._inventory_levels(since, page_size)
+        if entity == "staff":
+            return self.iter_staff(page_size)
         if since is None and self.bulk_full_reads and page_size is None:
             return self._bulk_or_pages(entity)
         return self.read_changes(entity, since, page_size)
@@ -690,6 +707,10 @@ class Client(ApiClient):
         """Count plus newest `updatedAt`, in one cheap query of documented arguments
         (`<x>Count`, `sortKey: UPDATED_AT, reverse: true, first: 1`). Stock is probed through products."""
         self._check(entity)
+        if entity == "staff":  # no count, no change time: the whole (short) list's digest
+            digest = hashlib.sha256(json.dumps([[u.get("id"), u.get("email"), u.get("first_name"), u.get("last_name"),
+                                                 u.get("phone")] for u in self.iter_staff()]).encode()).hexdigest()
+            return f"staff:{digest[:16]}"
         target = "product" if entity == "inventory_level" else entity
         doc = {"customer": D.PROBE_CUSTOMERS, "product": D.PROBE_PRODUCTS, "order": D.PROBE_ORDERS}[target]
         data = self.graphql(doc)

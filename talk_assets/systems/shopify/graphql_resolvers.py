@@ -235,6 +235,28 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every res
     def q_nodes(src: Obj, info: GraphQLResolveInfo, ids: list[str]) -> Any:
         return [api.node(info, i) for i in ids]
 
+    # the shop's staff: the REST User records (`users.json`), StaffMember fields from
+    # shopify.dev/docs/api/admin-graphql/2026-07/objects/StaffMember
+    staff_fields: dict[str, gs.FieldTest] = {
+        "id": gs.id_test(lambda r: r["id"]), "email": gs.text_test(lambda r: r.get("email")),
+        "first_name": gs.text_test(lambda r: r.get("first_name")),
+        "last_name": gs.text_test(lambda r: r.get("last_name")),
+    }
+
+    @f("QueryRoot", "staffMembers")
+    def q_staff(src: Obj, info: GraphQLResolveInfo, **args: Any) -> Any:
+        return api.table_connection(
+            info, app.users, args, "StaffMember", staff_fields,
+            lambda r: " ".join(str(r.get(k) or "") for k in ("email", "first_name", "last_name")).lower(),
+            {"ID": lambda r: r["id"], "EMAIL": lambda r: (r.get("email") or "").lower(),
+             "FIRST_NAME": lambda r: (r.get("first_name") or "").lower(),
+             "LAST_NAME": lambda r: (r.get("last_name") or "").lower()})
+
+    @f("QueryRoot", "staffMember")
+    def q_staff_member(src: Obj, info: GraphQLResolveInfo, id: str | None = None) -> Any:  # noqa: A002
+        p = parse_gid(id) if id else None
+        return _staff(app, p[1]) if p and p[0] == "StaffMember" else None
+
     @f("QueryRoot", "shop")
     def q_shop(src: Obj, info: GraphQLResolveInfo) -> Any:
         return Obj("Shop", SHOP)
@@ -420,7 +442,7 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every res
     f("Order", "customer")(order_customer)
     f("Order", "lineItems")(lambda o, i, **a: api.list_connection(
         i, o.rec["line_items"], a, lambda li: Obj("LineItem", li, o.rec)))
-    f("Order", "staffMember")(lambda o, i: _staff(o.rec.get("user_id")))
+    f("Order", "staffMember")(lambda o, i: _staff(app, o.rec.get("user_id")))
 
     f("LineItem", "variant")(lambda o, i: (lambda found: Obj("ProductVariant", found[1]) if found else None)(
         app._variant(o.rec["variant_id"]) if o.rec.get("variant_id") else None))
@@ -455,14 +477,19 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every res
     f("StaffMember", "name")(lambda o, i: o.rec.get("name") or "")
 
 
-def _staff(user_id: Any) -> Obj | None:
-    """Orders keep the REST `user_id` of the staff member who made them; GraphQL shows a StaffMember
-    with that id (the sandbox has no staff directory, so only the id is known)."""
+def _staff(app: Any, user_id: Any) -> Obj | None:
+    """A StaffMember from the shop's staff (the REST User records); an order's `user_id` that is no
+    staff member (any more) still shows as one with only its id, as a deleted account would."""
     if user_id is None:
         return None
-    return Obj("StaffMember", {"id": user_id, "admin_graphql_api_id": gid("StaffMember", user_id),
-                               "name": "", "active": True, "exists": True, "is_shop_owner": False,
-                               "email": "", "locale": "nb"})
+    rec = app.users.get(int(user_id)) if str(user_id).isdigit() else None
+    if rec is None:
+        rec = {"id": user_id, "first_name": None, "last_name": None, "email": "", "phone": None,
+               "account_owner": False}
+    name = f"{rec.get('first_name') or ''} {rec.get('last_name') or ''}".strip()
+    return Obj("StaffMember", {**rec, "admin_graphql_api_id": gid("StaffMember", rec["id"]), "name": name,
+                               "active": True, "exists": True, "is_shop_owner": bool(rec.get("account_owner")),
+                               "locale": "nb"})
 
 
 def _plain(html: str) -> str:

@@ -305,3 +305,21 @@ def location_record(n: dict[str, Any]) -> dict[str, Any]:
     return {"id": _legacy(n), "admin_graphql_api_id": n.get("id"), "name": n.get("name"),
             "address1": a.get("address1"), "city": a.get("city"), "zip": a.get("zip"),
             "country_code": a.get("countryCode"), "active": n.get("isActive")}
+
+
+def staff_record(n: dict[str, Any]) -> dict[str, Any]:
+    """A GraphQL `StaffMember` as the REST User record the USER view reads."""
+    return {"id": _legacy(n), "admin_graphql_api_id": n.get("id"), "email": n.get("email") or None,
+            "first_name": n.get("firstName"), "last_name": n.get("lastName"), "phone": n.get("phone") or None,
+            "account_owner": n.get("isShopOwner"), "active": n.get("active")}
+
+
+class StaffUser(ShopifyModel):
+    """A staff member (REST User resource; GraphQL `StaffMember`): read-only, `read_users` scope, Plus/Advanced."""
+
+    id: int | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    account_owner: bool | None = None

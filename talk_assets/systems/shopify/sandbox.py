@@ -63,6 +63,10 @@ ITEM_BASE = 46_000_000_000
 ORDER_BASE = 5_000_000_000
 LINE_BASE = 13_000_000_000
 LOCATION_ID = 70_000_000_001
+# Staff ids are large and unrelated to any other system's user ids (a real shop's staff ids are Shopify's
+# own numbers, `gid://shopify/StaffMember/<n>`); drawn per seed so no sequence lines up with the CRM's.
+STAFF_BASE = 100_000_000
+STAFF_SHARE = 0.7  # not every CRM user has a Shopify staff account
 
 COUNTRY_NAMES = {"NO": "Norway", "SE": "Sweden", "DK": "Denmark", "FI": "Finland"}
 CUSTOMER_TAGS = ("", "", "", "vip", "nyhetsbrev", "b2b", "vip, nyhetsbrev")
@@ -280,6 +284,8 @@ class App(SandboxApp):
         r("GET", V + r"/locations/count\.json", self.count_locations, "locations/count.json")
         r("GET", V + r"/locations/(?P<id>\d+)\.json", self.get_location, "locations/{id}.json")
         r("GET", V + r"/inventory_levels\.json", self.list_levels, "inventory_levels.json")
+        r("GET", V + r"/users\.json", self.list_users, "users.json")
+        r("GET", V + r"/users/(?P<id>\d+)\.json", self.get_user, "users/{id}.json")
         r("POST", V + r"/inventory_levels/set\.json", self.set_level, "inventory_levels/set.json")
         r("POST", V + r"/graphql\.json", self.graphql, "graphql.json")
         r("GET", r"/bulk-results/(?P<name>[0-9a-f]{32})\.jsonl", self.bulk_result, "bulk-results")
@@ -292,9 +298,10 @@ class App(SandboxApp):
         self.products = CountingTable("products")
         self.orders = CountingTable("orders")
         self.locations = CountingTable("locations")
+        self.users = CountingTable("users")
         self.levels = CountingTable("inventory_levels", id_field="inventory_item_id")
         self.created: dict[str, dict[Any, datetime]] = {
-            "customers": {}, "products": {}, "orders": {}, "locations": {}, "inventory_levels": {}}
+            "customers": {}, "products": {}, "orders": {}, "locations": {}, "inventory_levels": {}, "users": {}}
         self.email_index: dict[str, int] = {}
         self.phone_index: dict[str, int] = {}
         self.item_index: dict[int, tuple[int, int]] = {}  # inventory_item_id -> (product_id, variant_id)
@@ -409,6 +416,22 @@ class App(SandboxApp):
         self.next_variant = max((v for _, v in self.item_index.values()), default=VARIANT_BASE) + 1
         self.next_item = max(self.item_index, default=ITEM_BASE) + 1
 
+        # Staff (the REST User resource): the shop's own large ids, the staff's e-mails (varied in case only)
+        self.staff_id: dict[int, int] = {}
+        staff_rng = w.rng("shopify-staff")
+        users, user_changed = [], []
+        for s in w.staff:
+            if not w.member("shopify", "staff", s.key, STAFF_SHARE):
+                continue
+            sid = STAFF_BASE + staff_rng.randrange(10**8, 9 * 10**8)
+            while sid in self.staff_id.values():
+                sid += 1
+            self.staff_id[s.key] = sid
+            created = (w.persons[0].changed if w.persons else self.now()) - timedelta(days=staff_rng.randrange(30, 900))
+            users.append(self._user_record(sid, s.first_name, s.last_name, s.email, s.phone, owner=not users))
+            user_changed.append(created)
+        self.users.load(users, user_changed)
+
         # Orders of person customers; line items point at Shopify variants when the SKU exists here.
         world_skus = w.variant_by_sku()
         recs, changed = [], []
@@ -443,7 +466,7 @@ class App(SandboxApp):
             email = (cust["email"] if cust else None) or p.email
             order = self._order_record(
                 oid, o.number, email, created, updated, lines, total, financial, fulfillment,
-                customer=self._order_customer(cust) if cust else None, user_id=o.staff,
+                customer=self._order_customer(cust) if cust else None, user_id=self.staff_id.get(o.staff),
                 po_number=o.po_number or None, note=rng.choice(ORDER_NOTES) if rng.random() < 0.15 else None,
                 billing=addr, shipping=addr if rng.random() > 0.1 else None,
                 closed_at=closed_at, cancelled_at=cancelled_at)
@@ -1103,6 +1126,12 @@ class App(SandboxApp):
         email = (data.get("email") or "").strip() or None
         if email and not EMAIL_RE.match(email):
             errors.setdefault("email", []).append("is invalid")
+        # `user_id`: "The ID of the user logged into Shopify POS who processed the order, if applicable"
+        # (REST Order). The docs do not say what an unknown id gets; the sandbox refuses an id that is no
+        # staff member of the shop, so a foreign id (another system's user number) fails loudly here.
+        if data.get("user_id") is not None and (not str(data["user_id"]).isdigit()
+                                                 or int(data["user_id"]) not in self.users.rows):
+            errors.setdefault("user_id", []).append("is invalid")
         lines: list[Record] = []
         total = Decimal(0)
         for li in lines_in:
@@ -1217,6 +1246,27 @@ class App(SandboxApp):
         reason = body.get("reason", "other") if isinstance(body, dict) else "other"
         return self._set_order_state(req, cancelled_at=ts(self.now()), cancel_reason=reason,
                                      financial_status="voided")
+
+    # -- staff (REST User resource) -------------------------------------------------------------
+    # https://shopify.dev/docs/api/admin-rest/2026-07/resources/user: "available for private apps and custom
+    # apps installed on Shopify Plus stores", with the `read_users` access scope (requested from Shopify
+    # Plus Support); read-only ("The API only lets you retrieve information about staff"). The GraphQL
+    # equivalent is `staffMembers` / `StaffMember.email` (same scope; Plus or Advanced plans). The list is
+    # paged like every REST list (`limit`, `page_info`); the docs name no change filter for it.
+    @staticmethod
+    def _user_record(sid: int, first: str, last: str, email: str, phone: str | None, owner: bool) -> Record:
+        return {
+            "id": sid, "first_name": first, "last_name": last, "email": email, "phone": phone or None,
+            "account_owner": owner, "bio": None, "im": None, "locale": "nb", "permissions": [],
+            "receive_announcements": 1, "screen_name": None, "url": "www.shopify.com", "user_type": "regular",
+            "tfa_enabled?": False, "admin_graphql_api_id": gid("StaffMember", sid),
+        }
+
+    def list_users(self, req: Request) -> Response:
+        return self._list(req, self.users, "users", ())
+
+    def get_user(self, req: Request) -> Response:
+        return self._one(req, self.users, "user")
 
     # -- locations and inventory ----------------------------------------------------------------
     def list_locations(self, req: Request) -> Response:

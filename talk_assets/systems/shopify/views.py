@@ -14,14 +14,17 @@ from talk_assets.sync.conversions import (
     lines,
     origin,
     ref,
+    without_label,
 )
-from talk_assets.sync.model import Conversion, Source, View, record_field
+from talk_assets.sync.model import Conversion, Source, View
 from talk_assets.sync.model import Prop as P
 
 SOURCES: tuple[Source, ...] = (
     Source("shopify", "customer", "Customers", "id", "updated_at"),
     Source("shopify", "product", "Products (with variants)", "id", "updated_at"),
     Source("shopify", "order", "Orders", "id", "updated_at"),
+    # staff have no change time in the API: a new version is dated when the sync sees it change
+    Source("shopify", "staff", "Staff members (read-only; `read_users` scope, Plus/Advanced)", "id", ""),
 )
 
 CUSTOMER = View(
@@ -46,9 +49,12 @@ SESAMPRODUCT = View(
     description="One row per Shopify product variant (variants flattened out of `products.json`).",
     props=(
         P("variants.sku", "sku", "string"),
+        # the product's title is its variants' name without their own label; written after create too
+        # (REST `PUT products/{id}.json` takes `title`; GraphQL `productUpdate` `title`)
         P("title", "name", "string", Conversion(
             "nullif(trim(concat_ws(' ', {r}->>'$.title', CASE WHEN {r}->>'$.variants.title' NOT IN ('Default Title', '') "
-            "THEN {r}->>'$.variants.title' END)), '')", None, record_fields=("title", "variants.title"))),
+            "THEN {r}->>'$.variants.title' END)), '')", without_label(),
+            record_fields=("title", "variants.title"))),
         P("variants.title", "variant_title", "string"),
         P("body_html", "description", "string", writes=False),
         P("variants.price", "price_ex_vat", "decimal (string, incl. VAT)", PRICE_INCL_VAT),
@@ -56,18 +62,29 @@ SESAMPRODUCT = View(
         P("variants.inventory_quantity", "stock", "integer", INT),
     ),
 )
-# staff users as they appear on orders (declared before the orders, which refer to them)
+# Staff users: the shop's staff list (REST `users.json`, GraphQL `staffMembers`), read-only. An order's
+# `user_id` is one of these ids: Shopify's own large numbers, unrelated to any other system's user ids, so
+# users are merged on the staff e-mail (`StaffMember.email`), which both systems really hold. Reading staff
+# needs the `read_users` scope, which Shopify grants only to custom apps on Plus or Advanced stores
+# (https://shopify.dev/docs/api/admin-graphql/2026-07/objects/StaffMember); without it the list is empty
+# and orders created in Shopify carry no staff user. Staff cannot be created or changed through the API.
 USER = View(
-    "shopify", "order", "User", "user", key="shopify.user", ns="shopify-user",
-    id_field="user_id", where=f"({record_field('user_id')}) IS NOT NULL", where_fields=("user_id",),
-    description="Shopify staff users as they appear on orders (`user_id`); Shopify has no staff API for custom apps.",
-    props=(P("user_id", "staff_number", "integer", INT),),
+    "shopify", "staff", "User", "user", key="shopify.user", ns="shopify-user", changed_field="",
+    description="Shopify staff members (`users.json`; read-only, `read_users` scope on Plus/Advanced stores), "
+                "merged with other systems' users on their e-mail.",
+    props=(
+        P("email", "email", "string", EMAIL, writes=False),
+        P("first_name", "first_name", "string", writes=False),
+        P("last_name", "last_name", "string", writes=False),
+        P("phone", "phone", "string", PHONE, writes=False),
+    ),
 )
 ORDER = View(
     "shopify", "order", "Order", "order",
     description="Shopify orders (`orders.json?status=any`).",
     props=(
         P("customer.id", "customer", "integer (customer id)", ref(CUSTOMER), on_update=False),
+        # the staff member linked to the order's user (by e-mail); none when the user has no staff account
         P("user_id", "user", "integer (staff user id)", ref(USER), on_update=False),
         P("email", "email", "string", EMAIL),
         P("currency", "currency", "string", UPPER, on_update=False),

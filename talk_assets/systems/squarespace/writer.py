@@ -29,7 +29,7 @@ class SystemWriter(Writer):
             label = (variant.pop("attributes", None) or {}).get("Variant") or row.glob.get("variant_title")
             stock = row.glob.get("stock")
             body = {
-                "type": "PHYSICAL", "name": _name(row), "description": row.glob.get("description") or "",
+                "type": "PHYSICAL", "name": data.get("name") or _name(row), "description": row.glob.get("description") or "",
                 "isVisible": True, "variantAttributes": ["Variant"] if label else [],
                 "variants": [{**variant, **({"attributes": {"Variant": label}} if label else {}),
                               "stock": {"quantity": int(stock or 0), "unlimited": False}}],
@@ -131,8 +131,10 @@ class SystemWriter(Writer):
         if row.view.entity == "products":
             variant = self._variant(data)
             variant["id"] = row.record_id
-            return self.client.update_record("products", row.parent_id, {"variants": [variant]},
-                                             expected_version=row.version)
+            changes: dict[str, Any] = {"variants": [variant]}
+            if data.get("name"):  # the product's name (shared by its variants), changeable after create
+                changes["name"] = data["name"]
+            return self.client.update_record("products", row.parent_id, changes, expected_version=row.version)
         return super().update(row, fields)
 
     def new_record_id(self, row: Row, created: dict[str, Any]) -> str:

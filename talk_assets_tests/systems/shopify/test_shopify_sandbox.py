@@ -235,7 +235,7 @@ def test_order_create_update_close_and_errors(shop: Shop) -> None:
     customer = shop.app.customers.rows[shop.app.customers.ids[0]]
     body = {"order": {"line_items": [{"variant_id": variant["id"], "quantity": 2},
                                      {"title": "Frakt", "price": "99.00", "quantity": 1}],
-                      "customer": {"id": customer["id"]}, "po_number": "PO-1", "user_id": 3}}
+                      "customer": {"id": customer["id"]}, "po_number": "PO-1", "user_id": shop.app.users.ids[0]}}
     created = shop.api("POST", "orders.json", json=body)
     assert created.status_code == 201
     o = created.json()["order"]

@@ -50,6 +50,14 @@ ACCESS_SCOPES = "query AccessScopes { currentAppInstallation { accessScopes { ha
 
 SHOP = "query Shop { shop { currencyCode taxesIncluded } }"
 
+# The shop's staff (`read_users`; Plus/Advanced). The docs name no change filter for staff.
+STAFF_MEMBERS = f"""query StaffMembers($first: Int!, $after: String) {{
+  staffMembers(first: $first, after: $after) {{
+    {PAGE_INFO}
+    nodes {{ id email firstName lastName phone isShopOwner active }}
+  }}
+}}"""
+
 # Reads of changes: `query: "updated_at:>'…'"`, `sortKey: UPDATED_AT`, cursor paging
 # (https://shopify.dev/docs/api/usage/pagination-graphql, https://shopify.dev/docs/api/usage/search-syntax)
 CUSTOMERS = f"""query Customers($first: Int!, $after: String, $query: String) {{
