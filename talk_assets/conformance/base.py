@@ -319,8 +319,13 @@ class Suite:
         return f"no written field is read-only in the schema; never written: {', '.join(never) or 'none'}"
 
     def declared_read_only(self) -> dict[str, set[str]] | None:
-        """entity -> top-level fields the system's own schema declares read-only; None: no declaration."""
-        return None
+        """entity -> top-level fields the system's own schema declares read-only (the views' `read_only`
+        declarations, derived from the schema: `model.writability`); None: no declaration."""
+        out: dict[str, set[str]] = {}
+        for v in self.system.views:
+            if v.read_only:
+                out.setdefault(v.entity, set()).update(f.split(".")[0] for f, _why in v.read_only)
+        return out or None
 
     @check("writes")
     def check_writes(self) -> str:

@@ -17,10 +17,24 @@ from talk_assets.sync.model import View
 
 @dataclass
 class ShopifySuite(Suite):
-    # the leaky bucket "used/capacity" on every REST response; the client slows down by it
-    # (https://shopify.dev/docs/api/usage/limits#rest-admin-api-rate-limits)
-    rate_limit_headers: tuple[str, ...] = ("X-Shopify-Shop-Api-Call-Limit",)
+    # GraphQL paces by calculated query cost, not by a header: every answer's `extensions.cost`
+    # (https://shopify.dev/docs/api/usage/limits#graphql-admin-api-rate-limits), checked below
     page_entity: str | None = "customer"
+
+    @check("rate-limit headers")
+    def check_rate_limit_headers(self) -> str:
+        """The cost bucket the client paces by: `extensions.cost.throttleStatus` on an answer."""
+        from talk_assets.systems.shopify.graphql import documents as D
+
+        resp = self.client.request("POST", "graphql.json", json={"query": D.SHOP, "variables": {}}, idempotent=True)
+        cost = (resp.json().get("extensions") or {}).get("cost") or {}
+        status = cost.get("throttleStatus") or {}
+        missing = [k for k in ("maximumAvailable", "currentlyAvailable", "restoreRate") if status.get(k) is None]
+        if cost.get("requestedQueryCost") is None or missing:
+            raise Fail("no extensions.cost.throttleStatus (" + ", ".join(missing or ["requestedQueryCost"])
+                       + ") on a GraphQL answer: the client paces itself by it")
+        return (f"extensions.cost: bucket {status['currentlyAvailable']}/{status['maximumAvailable']}, "
+                f"restores {status['restoreRate']}/s")
 
     def optional(self, view: View, path: str) -> bool:
         # a customer without addresses has no `default_address`; an order may have no customer
@@ -30,10 +44,10 @@ class ShopifySuite(Suite):
     def check_staff(self) -> str:
         """Orders name their staff user by Shopify's staff id; users merge on the staff e-mail, which
         only the staff list holds (`read_users` scope, Shopify Plus or Advanced)."""
-        staff = list(self.client.iter_staff())
-        if self.client.staff_readable is False:
+        if not self.client.has_scope("read_users"):
             raise Skip("the token may not read staff (no read_users scope, or not a Plus/Advanced store): "
                        "orders are created without a staff user")
+        staff = list(self.client.iter_staff())
         if not staff:
             raise Skip("the staff list is empty")
         without = [s["id"] for s in staff if not s.get("email")]
@@ -56,7 +70,7 @@ class ShopifySuite(Suite):
             if not again or str(again.get("email", "")).lower() != email:
                 raise Fail("the created customer does not read back")
         finally:
-            self.client.request("DELETE", f"customers/{cid}.json")
+            self.client.delete_record("customer", cid)
         if self.client.get_record("customer", cid) is not None:
             raise Fail(f"customer {cid} ({email}) was not deleted")
         return f"customer {email}: created, edited, read back, deleted"
@@ -91,6 +105,13 @@ class PowerOfficeSuite(Suite):
             raise Fail("no sales order carries a SalesOrderStatus (locked orders cannot be told apart)")
         shown = ", ".join(f"{k or '(none)'}: {n}" for k, n in sorted(statuses.items()))
         return f"SalesOrderStatus read ({shown}); Confirmed orders are locked against edits; patching a confirmed order is not tried (the suite edits only its own records)"
+
+    def declared_read_only(self) -> dict[str, set[str]] | None:
+        """From PowerOffice's own OpenAPI document: the `readOnly` properties of the DTO each entity is
+        answered and patched with (talk_assets/systems/poweroffice/schema.py)."""
+        from talk_assets.systems.poweroffice.schema import DTOS, read_only_props
+
+        return {entity: set(read_only_props(dto)) for entity, (dto, _create, _aliases) in DTOS.items()}
 
     def write_cycle(self) -> str:
         raise Skip("PowerOffice GO records are not deleted by the suite (not verified that the API lets us), "

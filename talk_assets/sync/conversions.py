@@ -145,8 +145,9 @@ def name_part(part: int) -> str:
 def without_label() -> str:
     """Write SQL over `{g}`: a variant's name without its own label (`{g.variant_title}`), the product
     title/name that systems keeping the label on the variant hold (Shopify `title`, Squarespace `name`).
-    Shopify's placeholder label "Default Title" is no label. A name that does not end in the label is
-    written whole (read back, it gains the label, and the labelled name then reaches the others)."""
+    Shopify's placeholder label "Default Title" is no label. A name that does not end in the variant's
+    label is not written (NULL: no write): read back it would gain the label and come back to the
+    system it was edited in as another name, so the product title keeps its value and the docs say so."""
     label = "nullif(nullif({g.variant_title}, ''), 'Default Title')"
-    return (f"CASE WHEN {label} IS NOT NULL AND ends_with({{g}}, ' ' || {label}) "
-            f"THEN nullif(rtrim(left({{g}}, length({{g}}) - length({label}) - 1)), '') ELSE {{g}} END")
+    return (f"CASE WHEN {label} IS NULL THEN {{g}} WHEN ends_with({{g}}, ' ' || {label}) "
+            f"THEN nullif(rtrim(left({{g}}, length({{g}}) - length({label}) - 1)), '') END")

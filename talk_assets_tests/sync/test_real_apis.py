@@ -129,7 +129,7 @@ def test_a_product_name_edited_in_poweroffice_reaches_shopify_title_and_squaresp
 
     # and back: the title edited in Shopify reaches PowerOffice and Squarespace
     again = f"Tilbake {uuid.uuid4().hex[:6]}"
-    h.client("shopify").update_product(int(shop["id"]), {"title": again})
+    h.client("shopify").update_record("product", str(shop["id"]), {"title": again})
     h.until_quiet()
     assert h.client("poweroffice").get_record("products", str(po["Id"]))["Name"] == again
     assert h.client("squarespace").get_record("products", sq_product)["name"] == again

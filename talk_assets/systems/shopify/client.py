@@ -671,6 +671,13 @@ class Client(ApiClient):
             return self.product_set(product_set_input(data, self.location_gid()))
         return self.create_order_record(data)
 
+    def delete_record(self, entity: str, record_id: str) -> None:
+        """Delete a customer (`customerDelete`); the sync never deletes, the conformance suite cleans up
+        the record it created. Other entities are not deleted through this client."""
+        if entity != "customer":
+            raise ValueError(f"the Shopify client deletes customers only, not {entity!r}")
+        self.mutate(D.CUSTOMER_DELETE, {"input": {"id": gid("Customer", record_id)}}, "customerDelete")
+
     def find_customer_by_email(self, email: str) -> dict[str, Any] | None:
         quoted = email.replace("\\", "\\\\").replace('"', '\\"')
         nodes = self._pages(D.CUSTOMERS, ["customers"], {"query": f'email:"{quoted}"', "first": 1})

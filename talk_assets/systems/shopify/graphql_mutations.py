@@ -155,6 +155,20 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every mut
             return {"customer": None, "userErrors": user_errors(err, [], info)}
         return {"customer": Obj("Customer", rec), "userErrors": []}
 
+    @f("Mutation", "customerDelete")
+    def customer_delete(src: Obj, info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:  # noqa: A002
+        # https://shopify.dev/docs/api/admin-graphql/2026-07/mutations/customerDelete ("Customers with
+        # orders can't be deleted": the REST rule answers that as a 422 the same way)
+        p = parse_gid(input.get("id"))
+        if p is None or p[0] != "Customer" or p[1] not in app.customers.rows:
+            return {"deletedCustomerId": None, "shop": None,
+                    "userErrors": [{"field": ["id"], "message": "Customer can't be found"}]}
+        try:
+            rest(app.delete_customer, {}, id=str(p[1]))
+        except HttpError as err:
+            return {"deletedCustomerId": None, "shop": None, "userErrors": user_errors(err, [], info)}
+        return {"deletedCustomerId": gid("Customer", p[1]), "shop": None, "userErrors": []}
+
     # -- products -------------------------------------------------------------------------------
     def product_fields(inp: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -463,6 +477,9 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every mut
                 body[rest_key] = order[k]
         if order.get("tags") is not None:
             body["tags"] = ", ".join(order["tags"])
+        if order.get("userId"):  # OrderCreateOrderInput.userId: a StaffMember gid (checked like REST user_id)
+            p = parse_gid(order["userId"])
+            body["user_id"] = p[1] if p and p[0] == "StaffMember" else str(order["userId"])
         if order.get("financialStatus"):
             body["financial_status"] = str(order["financialStatus"]).lower()
         for k, rest_key in (("billingAddress", "billing_address"), ("shippingAddress", "shipping_address")):

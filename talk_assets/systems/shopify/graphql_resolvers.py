@@ -474,7 +474,12 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every res
         {"title": t["title"], "rate": t["rate"], "ratePercentage": t["rate"] * 100,
          "priceSet": money_bag(t["price"], line_cur(o))} for t in o.rec.get("tax_lines") or []])
 
-    f("StaffMember", "name")(lambda o, i: o.rec.get("name") or "")
+    f("StaffMember", "name")(lambda o, i: f"{o.rec.get('first_name') or ''} {o.rec.get('last_name') or ''}".strip())
+    f("StaffMember", "isShopOwner")(lambda o, i: bool(o.rec.get("account_owner")))
+    f("StaffMember", "active")(lambda o, i: True)
+    f("StaffMember", "exists")(lambda o, i: True)
+    f("StaffMember", "email")(lambda o, i: o.rec.get("email") or "")
+    f("StaffMember", "locale")(lambda o, i: o.rec.get("locale") or "nb")
 
 
 def _staff(app: Any, user_id: Any) -> Obj | None:
@@ -486,10 +491,7 @@ def _staff(app: Any, user_id: Any) -> Obj | None:
     if rec is None:
         rec = {"id": user_id, "first_name": None, "last_name": None, "email": "", "phone": None,
                "account_owner": False}
-    name = f"{rec.get('first_name') or ''} {rec.get('last_name') or ''}".strip()
-    return Obj("StaffMember", {**rec, "admin_graphql_api_id": gid("StaffMember", rec["id"]), "name": name,
-                               "active": True, "exists": True, "is_shop_owner": bool(rec.get("account_owner")),
-                               "locale": "nb"})
+    return Obj("StaffMember", {**rec, "admin_graphql_api_id": gid("StaffMember", rec["id"])})
 
 
 def _plain(html: str) -> str:

@@ -90,6 +90,7 @@ SCOPES: dict[tuple[str, str], str] = {
     ("Customer", "lastOrder"): "read_orders", ("LineItem", "product"): "read_products",
     ("LineItem", "variant"): "read_products", ("InventoryItem", "variant"): "read_products",
     ("Mutation", "customerCreate"): "write_customers", ("Mutation", "customerUpdate"): "write_customers",
+    ("Mutation", "customerDelete"): "write_customers",
     ("Mutation", "productSet"): "write_products", ("Mutation", "productCreate"): "write_products",
     ("Mutation", "productUpdate"): "write_products", ("Mutation", "productVariantsBulkCreate"): "write_products",
     ("Mutation", "productVariantsBulkUpdate"): "write_products",

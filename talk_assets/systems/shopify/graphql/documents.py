@@ -223,6 +223,13 @@ ORDER_CREATE = f"""mutation OrderCreate($order: OrderCreateOrderInput!, $options
   }}
 }}"""
 
+CUSTOMER_DELETE = f"""mutation CustomerDelete($input: CustomerDeleteInput!) {{
+  customerDelete(input: $input) {{
+    deletedCustomerId
+    {USER_ERRORS}
+  }}
+}}"""
+
 ORDER_UPDATE = f"""mutation OrderUpdate($input: OrderInput!, $lines: Int!, $withStaff: Boolean!) {{
   orderUpdate(input: $input) {{
     order {{ {ORDER} lineItems(first: $lines) {{ {PAGE_INFO} nodes {{ {LINE_ITEM} }} }} }}
