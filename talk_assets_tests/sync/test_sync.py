@@ -185,15 +185,19 @@ def _editable_prop(flow: Dataflow) -> str | None:
     return None
 
 
-def _write_value(view: View, prop: str, value: str) -> dict[str, Any]:
-    """The target's fields for one global value, through the declaration's write conversions."""
+def _write_value(view: View, prop: str, value: str, glob: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The target's fields for one global value, through the declaration's write conversions (the
+    entity's other properties, `{g.<prop>}`, from `glob`)."""
     out = {}
     con = duckdb.connect()
     for pr in view.props:
         if pr.prop == prop and pr.write is not None and pr.on_update:
             expr = pr.write.replace("{g}", "$v")
-            expr = re.sub(r"\{g\.[a-z_]+\}", "NULL", expr)
-            out[pr.field] = con.execute(f"SELECT ({expr})::VARCHAR", {"v": value}).fetchall()[0][0]
+            params: dict[str, Any] = {"v": value}
+            for i, other in enumerate(dict.fromkeys(re.findall(r"\{g\.([a-z_]+)\}", expr))):
+                expr = expr.replace(f"{{g.{other}}}", f"$o{i}")
+                params[f"o{i}"] = None if (glob or {}).get(other) is None else str(glob[other])
+            out[pr.field] = con.execute(f"SELECT ({expr})::VARCHAR", params).fetchall()[0][0]
     con.close()
     return out
 
@@ -235,7 +239,15 @@ def test_an_edit_in_the_target_comes_back_to_the_source(sync: Sync, flow: Datafl
         value = json.dumps(lines)
     else:
         value = NEW_VALUES[prop](uid())
-    _edit_in(sync, flow.target, gid, _write_value(flow.target, prop, value))
+    if prop == "name" and flow.source.global_type == "product":
+        # a variant's name is its product's title and its own label (Shopify, Squarespace): a name
+        # edited there ends in the label (conversions.without_label)
+        label = sync.sql(f"SELECT variant_title FROM {table('merged', 'product')} WHERE gid = ?", [gid])[0][0]
+        if label and label != "Default Title":
+            value = f"{value} {label}"
+    glob = json.loads(sync.sql(f"SELECT global::VARCHAR FROM {table('mapped', flow.target.vkey)} WHERE gid = ?",
+                               [gid])[0][0])
+    _edit_in(sync, flow.target, gid, _write_value(flow.target, prop, value, glob))
     sync.until_quiet()
     got = sync.value(flow.source, source_id, prop)
     if prop == "lines":

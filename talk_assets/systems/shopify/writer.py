@@ -42,7 +42,7 @@ class SystemWriter(Writer):
         if row.view.entity == "product":
             variant = {k.split(".", 1)[1]: v for k, v in data.items() if k.startswith("variants.")}
             variant["option1"] = variant.pop("title", None) or "Default Title"
-            body = {"title": _title(row), "variants": [{k: v for k, v in variant.items() if v is not None}]}
+            body = {"title": data.get("title") or _title(row), "variants": [{k: v for k, v in variant.items() if v is not None}]}
             if row.glob.get("description"):
                 body["body_html"] = row.glob["description"]
             product = self.client.create_record("product", body)
@@ -76,8 +76,9 @@ class SystemWriter(Writer):
         if mine is None:
             raise ApiError("shopify", "POST", "product", 404, f"variant {row.record_id} not found")
         # product-level fields: the title follows the global name (without the variant's label)
-        top = {gql: (_title(row) if rest == "title" else data[rest]) for rest, gql in PRODUCT_FIELDS.items()
-               if rest in data and data[rest] is not None}
+        # product-level fields; the title is the global name without the variant's label (the write
+        # conversion `without_label` made it)
+        top = {gql: data[rest] for rest, gql in PRODUCT_FIELDS.items() if rest in data and data[rest] is not None}
         if top:
             self.client.update_product_fields(row.parent_id, top)
         changes = {k.split(".", 1)[1]: v for k, v in data.items() if k.startswith("variants.") and k != STOCK}
