@@ -4,6 +4,10 @@ made in a third system while the sync is writing an older value elsewhere wins e
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -11,7 +15,10 @@ from typing import Any
 import pytest
 
 from talk_assets.sync.declaration import VIEWS_BY_KEY
-from talk_assets_tests.reliability.support import Harness
+from talk_assets_tests.reliability.support import REPO, Harness
+
+# the module's world is synced in the first test's time; on a shared machine that alone can take minutes
+pytestmark = pytest.mark.timeout(900)
 
 V = VIEWS_BY_KEY
 WS, CRM, PO, SHOP = V["customwebshop.customer"], V["customcrm.customer"], V["poweroffice.customers_person"], \
@@ -121,3 +128,76 @@ def test_an_edit_in_a_third_system_during_a_push_beats_the_echo_of_the_older_val
         assert abs((at - t2).total_seconds()) < 1, (at, t2)
     finally:
         h.box.zero_clocks("customcrm")
+
+
+# -- `talk-assets explain` and `dlq list`, as a user runs them ---------------------------------------------
+def cli(h: Harness, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "talk_assets.cli", *args], env=h.env(), cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def explain_json(h: Harness, key: str) -> list[dict[str, Any]]:
+    out = cli(h, "explain", key, "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_explain_a_customer_by_email_names_the_winner_the_edit_and_what_it_beat(h: Harness) -> None:
+    ids = person_in_four_systems(h)
+    email = h.client("customwebshop").get_record("customers", ids["ws"])["email"]
+    h.client("poweroffice").update_record("customers", ids["po"], {"PhoneNumber": "+4794445566"})
+    time.sleep(1.1)  # the webshop's edit is the later one by a clear margin
+    h.client("customwebshop").update_record("customers", ids["ws"], {"phone": "+4795556677"})
+    h.cycle(allow_errors=False)  # merged (PowerOffice's value beaten), then written everywhere
+    [doc] = explain_json(h, email.upper())  # an e-mail is found in any case
+    assert doc["global_type"] == "customer"
+    assert {(lk["system"], lk["record_id"]) for lk in doc["links"]} >= {
+        ("customwebshop", ids["ws"]), ("customcrm", ids["crm"]), ("poweroffice", ids["po"]), ("shopify", ids["shop"])}
+    phone = next(p for p in doc["properties"] if p["property"] == "phone")
+    assert (phone["value"], phone["system"], phone["record_id"]) == ("+4795556677", "customwebshop", ids["ws"])
+    beaten = [(b["value"], b["system"], b["why"]) for b in phone["beaten"]]
+    assert ("+4794445566", "poweroffice", "older edit") in beaten, beaten
+    assert doc["pending_writes"] == [], "what the push wrote is not pending any more"
+    assert doc["history"] and all(r["from_version"] >= 1 for r in doc["history"])
+    # the same by system:record-id, in text for a terminal
+    out = cli(h, "explain", f"poweroffice:{ids['po']}")
+    assert out.returncode == 0, out.stderr
+    assert "from customwebshop " + ids["ws"] in out.stdout and "beat +4794445566 from poweroffice" in out.stdout
+    assert "history across link versions:" in out.stdout
+
+
+def test_explain_a_product_by_sku_and_an_order_by_system_and_record_id(h: Harness) -> None:
+    sku, gid = h.sql("SELECT sku, gid FROM merged_product WHERE sku IS NOT NULL AND record_count > 1 "
+                     "ORDER BY gid LIMIT 1")[0]
+    [doc] = explain_json(h, sku.lower())
+    assert (doc["global_type"], doc["gid"]) == ("product", gid)
+    assert len(doc["links"]) > 1
+    assert next(p for p in doc["properties"] if p["property"] == "sku")["value"] == sku
+    system, rid, ogid = h.sql("SELECT system, record_id, gid FROM links WHERE global_type = 'order' "
+                              "ORDER BY gid, system LIMIT 1")[0]
+    out = cli(h, "explain", f"{system}:{rid}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"order {ogid}")
+    assert f"{system}" in out.stdout and "properties (winner" in out.stdout
+    missing = cli(h, "explain", "nobody.at.all@example.invalid")
+    assert missing.returncode == 1 and "nothing matches" in missing.stderr
+
+
+def test_dlq_list_names_system_record_key_reason_and_what_to_do(h: Harness) -> None:
+    """A company and a person sharing a mailbox: Shopify refuses the company's e-mail (422, taken)."""
+    mailbox = f"post@firma-{uid()}.no"
+    shop = h.client("shopify").create_record("customer", {"email": mailbox, "first_name": "Per", "last_name": "Post"})
+    h.client("poweroffice").create_record("customers", {"IsPerson": False, "Name": "Firma AS", "EmailAddress": mailbox})
+    h.cycle(allow_errors=True)
+    out = cli(h, "dlq", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    mine = [d for d in json.loads(out.stdout) if d["key"] == mailbox]
+    assert mine, out.stdout
+    d = next(x for x in mine if x["system"] == "shopify")
+    assert d["status"] == 422 and d["reason"].startswith("HTTP 422: ") and "taken" in d["reason"]
+    assert d["clash"] == f"shopify record {shop['id']}"
+    assert d["from"].startswith("poweroffice:")
+    text = cli(h, "dlq", "list")
+    assert text.returncode == 0
+    assert mailbox in text.stdout and "what to do:" in text.stdout and "422.0" not in text.stdout
+    assert all(len(line) < 400 for line in text.stdout.splitlines())
