@@ -163,8 +163,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 1
     if args.json:
         print(to_json(docs))
-    else:
-        print("\n\n".join(render(d) for d in docs))
+        return 0
+    if len(docs) > 1:
+        print(f"{len(docs)} entities match {args.key!r}: " + ", ".join(f"{d['global_type']} {d['gid']}" for d in docs)
+              + " (system:entity:record-id names one)\n")
+    print("\n\n".join(render(d) for d in docs))
     return 0
 
 
@@ -409,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("explain", help="one entity across all systems: links, why each value won, pending "
                                         "writes, dead letters, link history")
-    sp.add_argument("key", help="an e-mail, a SKU, system:record-id (shopify:1042) or a global id")
+    sp.add_argument("key", help="an e-mail, a SKU, system:record-id (shopify:1042; every entity with that record id), "
+                                "system:entity:record-id (customcrm:orders:12) or a global id")
     sp.add_argument("--json", action="store_true", help="JSON for scripts")
     sp.add_argument("--data-dir", help="state location (default $TALK_DATA_DIR or data/)")
     sp.set_defaults(func=cmd_explain)

@@ -102,7 +102,8 @@ def provenance_rows(con: duckdb.DuckDBPyConnection, gtype: str, gids: list[str])
 
 def find_entities(con: duckdb.DuckDBPyConnection, key: str) -> list[tuple[str, str]]:
     """(global type, global id) of what `key` names: an e-mail (customers, users), a SKU or GTIN (products),
-    `system:record-id` (any record the sync links, e.g. `shopify:1042`), a namespaced record id
+    `system:record-id` (any record the sync links, e.g. `shopify:1042`; every entity with such a record),
+    `system:entity:record-id` (`customcrm:orders:12`), a namespaced record id
     (`shopify-customer:1042`) or a global id."""
     key = key.strip()
     tables = table_names(con)
@@ -114,7 +115,11 @@ def find_entities(con: duckdb.DuckDBPyConnection, key: str) -> list[tuple[str, s
                 found.append((t, g))
 
     add(con.execute("SELECT DISTINCT global_type, gid FROM links WHERE gid = ? OR nsid = ?", [key, key]).fetchall())
-    if ":" in key and not found:
+    if key.count(":") >= 2 and not found:  # system:entity:record-id, where a record id alone is ambiguous
+        system, entity, rid = key.split(":", 2)
+        add(con.execute("SELECT DISTINCT global_type, gid FROM links WHERE system = ? AND entity = ? AND record_id = ? "
+                        "ORDER BY 1, 2", [system.strip().lower(), entity.strip(), rid.strip()]).fetchall())
+    if ":" in key and not found:  # system:record-id: every entity with such a record (customer 12, order 12...)
         system, rid = key.split(":", 1)
         add(con.execute("SELECT DISTINCT global_type, gid FROM links WHERE system = ? AND record_id = ? "
                         "ORDER BY 1, 2", [system.strip().lower(), rid.strip()]).fetchall())
