@@ -116,7 +116,7 @@ def _print_dead_letters(letters: list[dict], indent: str = "") -> None:
     if not letters:
         print(f"{indent}no dead letters")
         return
-    rows = [{"id": d["id"], "system": d["system"], "action": d["action"], "record": d["record"], "key": d["key"],
+    rows = [{"id": d["id"], "target": d["view"], "action": d["action"], "record": d["record"], "key": d["key"],
              "from": d["from"], "attempts": d["attempts"]} for d in letters]
     for line in _table_lines(rows):
         print(indent + line)
@@ -195,7 +195,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if letters:
             print(f"\ndead letters ({len(letters)} open; `talk-assets dlq list` for what to do):")
             for d in letters:
-                print(f"  #{d['id']} {d['system']} {d['record']} {d['key']}: {d['reason']}")
+                print(f"  #{d['id']} {d['view']} {d['record']} {d['key']}: {d['reason']}")
         for line in report.rejected:
             print(f"rejected: {line}", file=sys.stderr)
         for b in report.breaker:
