@@ -309,10 +309,22 @@ def render(doc: dict[str, Any]) -> str:
         state = "open" if d["resolved_at"] is None else f"resolved ({d['resolution']}) {_t(d['resolved_at'])}"
         lines.append(f"  #{d['id']} {d['view']} {d['action']} {d['record_id'] or ''}: {d['reason']} [{state}]")
     lines += ["", "history across link versions:"]
+    before: dict[str, dict[str, Any]] = {}  # record -> its previous link row
     for h in doc["history"]:
-        until = f"until v{h['to_version']} ({_t(h['to_at'])})" if h["to_version"] else "still linked"
-        whose = "" if h["this_entity"] else f" (as part of {h['gid']})"
-        lines.append(f"  v{h['from_version']} ({_t(h['from_at'])}) {h['record']} {h['origin']}{whose}, {until}")
+        prev = before.get(h["record"])
+        if prev is None:
+            what = "linked" + (" (created by the sync)" if h["origin"] == "created" else "")
+        elif prev["gid"] != h["gid"]:
+            what = f"moved from {prev['gid']}" if h["this_entity"] else f"moved to {h['gid']}"
+        elif prev["written_hash"] != h["written_hash"]:
+            what = "written by the sync"
+        else:
+            what = "link changed"
+        before[h["record"]] = h
+        lines.append(f"  v{h['from_version']:<4} {_t(h['from_at'])}  {h['record']}: {what}")
+        if h["to_version"] is not None and not any(
+                o["record"] == h["record"] and o["from_version"] == h["to_version"] for o in doc["history"]):
+            lines.append(f"  v{h['to_version']:<4} {_t(h['to_at'])}  {h['record']}: unlinked")
     if not doc["history"]:
         lines.append("  no link versions yet")
     return "\n".join(lines)
