@@ -1,7 +1,7 @@
 """Why: one global entity across all systems, read from the state file (`talk-assets explain`, the UI).
 
 - `provenance_rows`: per entity and property the winning value, the system and record whose edit it is
-  (the origin, never an echo of a value the sync wrote: merge.py `_echo`), that edit's time, and the
+  (the origin, never an echo of a value the sync wrote: merge.py `_echo_select`), that edit's time, and the
   candidates it beat with their times and why each lost. Set work in SQL over `nodes_<type>` and
   `merged_<type>`, for the entities asked for only: the merge itself pays nothing for it.
 - `find_entities`: an e-mail, a SKU or `system:record-id` (or a namespaced id) -> (type, global id).

@@ -326,17 +326,16 @@ def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> Non
     con.execute(f"CREATE OR REPLACE TABLE {nodes} (nsid VARCHAR, view VARCHAR, record_id VARCHAR, parent_id VARCHAR, "
                 f"changed_at TIMESTAMPTZ, {cols}, wholes VARCHAR)")
     for v in views:
-        con.execute(f"INSERT INTO {nodes} BY NAME {norm_select(v)}")
+        con.execute(f"INSERT INTO {nodes} BY NAME {_echo_select(con, v)}")
         norm = f"norm_{v.vkey.replace('.', '_')}"
         _drop_table(con, norm)
         own = ", ".join(f"{ident(p)}, {ident(p + '__ts')}" for p in v.read_props)
         con.execute(f"CREATE OR REPLACE VIEW {ident(norm)} AS SELECT nsid, view, parent_id, record_id, changed_at, {own}, wholes "
                     f"FROM {nodes} WHERE view = '{v.vkey}'")
-    _echo(con, gtype, views)
 
 
-def _echo(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> None:
-    """Credit a value the sync wrote to the edit it carried, not to the write.
+def _echo_select(con: duckdb.DuckDBPyConnection, view: View) -> str:
+    """`norm_select(view)` with echoes credited to the edit they carry, not to the write.
 
     A value collected from a record that equals what the sync last wrote there (`push_writes`, kept by
     push.py) is an echo: its change time becomes the origin's edit time and `<prop>__origin` names the
@@ -344,30 +343,24 @@ def _echo(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> None
     sync was writing an older value elsewhere beats that older value's echo (whose target clock says
     later). A value that differs from what was written is the record's own edit. (Known limit: a person
     who types the very value the sync wrote is read as the echo; the value is the same either way.)
-    One statement over the written records only; nothing to do before the first push."""
-    if "push_writes" not in table_names(con):
-        return
-    props = [p for p in GLOBAL_TYPES[gtype] if p not in REFERENCES]
-    in_views = ", ".join(f"'{v.vkey}'" for v in views) or "NULL"
+    One join with the view's written records, in the same statement that writes its nodes (an UPDATE of
+    `nodes_<type>` afterwards cost more than the merge itself); nothing to do before the first push."""
+    props = [p for p in view.read_props if p not in REFERENCES]
+    if not props or "push_writes" not in table_names(con) or not first(
+            con, "SELECT count(*) FROM push_writes WHERE view = ?", [view.vkey])[0]:
+        return norm_select(view)
     pivot = ", ".join(
         f"max(value) FILTER (WHERE prop = '{p}') AS {ident(p + '__v')}, "
         f"max(origin_nsid) FILTER (WHERE prop = '{p}') AS {ident(p + '__o')}, "
         f"max(origin_at) FILTER (WHERE prop = '{p}') AS {ident(p + '__a')}"
         for p in props
     )
-    sets = ", ".join(
-        f"{ident(p + '__ts')} = CASE WHEN n.{ident(p)} = w.{ident(p + '__v')} THEN w.{ident(p + '__a')} "
-        f"ELSE n.{ident(p + '__ts')} END, "
-        f"{ident(p + '__origin')} = CASE WHEN n.{ident(p)} = w.{ident(p + '__v')} THEN w.{ident(p + '__o')} END"
-        for p in props
-    )
-    nodes = table("nodes", gtype)
-    con.execute(
-        f"""UPDATE {nodes} AS n SET {sets}
-        FROM (SELECT view, nsid, {pivot} FROM push_writes WHERE view IN ({in_views}) GROUP BY view, nsid) w
-        WHERE n.nsid = w.nsid AND n.view = w.view"""
-    )
-
+    times = ", ".join(f"CASE WHEN s.{ident(p)} = w.{ident(p + '__v')} THEN w.{ident(p + '__a')} "
+                      f"ELSE s.{ident(p + '__ts')} END AS {ident(p + '__ts')}" for p in props)
+    origins = ", ".join(f"CASE WHEN s.{ident(p)} = w.{ident(p + '__v')} THEN w.{ident(p + '__o')} END "
+                        f"AS {ident(p + '__origin')}" for p in props)
+    return (f"SELECT s.* REPLACE ({times}), {origins} FROM ({norm_select(view)}) s LEFT JOIN "
+            f"(SELECT nsid, {pivot} FROM push_writes WHERE view = '{view.vkey}' GROUP BY nsid) w ON w.nsid = s.nsid")
 
 def _components(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> int:
     """Temp table `labels` (nsid, label): records sharing a key are one component, transitively.
@@ -467,7 +460,7 @@ def _latest_wins(con: duckdb.DuckDBPyConnection, gtype: str, src: str, out: str,
         f"{_NO_TIME})::HUGEINT << 32) + rk END AS {ident(p + '__k')}, {ident(p + '__origin')}"
         for p in props
     )
-    # the origin of an echo (see `_echo`) rides along: only the winners that are echoes need it
+    # the origin of an echo (see `_echo_select`) rides along: only the winners that are echoes need it
     aggs = ", ".join(f"arg_max({ident(p)}, {ident(p + '__k')}) AS {ident(p)}, max({ident(p + '__k')}) AS {ident(p + '__k')}, "
                      f"arg_max_null({ident(p + '__origin')}, {ident(p + '__k')}) AS {ident(p + '__origin')}"
                      for p in props)

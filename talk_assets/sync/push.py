@@ -342,7 +342,7 @@ CREATE TABLE IF NOT EXISTS push_writes (
 """
 """What the sync last wrote per target record and global property: the value (in the global canonical
 form the merge reads back) and the edit it carries (the record it came from and that edit's time).
-When a collected value equals it, the merge credits that origin, not the echo (merge.py `_echo`)."""
+When a collected value equals it, the merge credits that origin, not the echo (merge.py `_echo_select`)."""
 
 
 def written_props(view: View, fields: list[str] | None) -> list[str]:
