@@ -202,7 +202,7 @@ def reason_line(status: int | None, error: str | None, width: int = 160) -> str:
     """A dead letter's reason on one line: the status as an integer, whitespace collapsed, shortened at a
     word (never mid-word) with an ellipsis."""
     text = " ".join(str(error or "").split())
-    head = f"HTTP {int(status)}" if status is not None else "no HTTP status"
+    head = f"HTTP {int(status)}" if status is not None else "not sent" if "not sent" in text else "no answer"
     if f"HTTP {status}: " in text:  # "<system> <method> <endpoint>: HTTP 422: <message>"
         text = text.split(f"HTTP {status}: ", 1)[1]
     line = f"{head}: {text}" if text else head
@@ -217,7 +217,7 @@ def what_to_do(status: int | None, error: str | None, did: int, clash: str | Non
     text = (error or "").lower()
     replay = f"then `talk-assets dlq replay {did}`"
     if clash:
-        return (f"the target already has this key on {clash}: if it is the same party, give both the same e-mail "
+        return (f"the target already has this e-mail on {clash}: if it is the same party, give both the same e-mail "
                 f"(they link); if not, change one of the e-mails, {replay}")
     if "required field" in text:
         return f"fill the named field in one of the linked records, {replay} (or wait: an edit retries it)"
@@ -245,11 +245,14 @@ def dead_letter_rows(con: duckdb.DuckDBPyConnection, open_only: bool = True) -> 
         view = VIEWS_BY_KEY.get(vkey)
         gtype = view.global_type if view else gid.split(":", 1)[0]
         key_prop = {"product": "sku", "user": "email", "customer": "email", "order": "origin"}.get(gtype)
+        # without its key (a customer without e-mail) a record is named by what a person reads: its name
+        name = {"customer": "coalesce(organization_name, nullif(concat_ws(' ', first_name, last_name), ''))",
+                "user": "nullif(concat_ws(' ', first_name, last_name), '')", "product": "name"}.get(gtype, "NULL")
         key = None
         if key_prop and f"merged_{gtype}" in tables:
-            got = con.execute(f"SELECT {ident(key_prop)}::VARCHAR FROM {table('merged', gtype)} WHERE gid = ?",
-                              [gid]).fetchall()
-            key = got[0][0] if got else None
+            got = con.execute(f"SELECT {ident(key_prop)}::VARCHAR, {name}::VARCHAR FROM {table('merged', gtype)} "
+                              "WHERE gid = ?", [gid]).fetchall()
+            key = (got[0][0] or (f"({got[0][1]}, no {key_prop})" if got[0][1] else None)) if got else None
         sources = [f"{s}:{r}" for s, r in con.execute(
             "SELECT system, record_id FROM links WHERE gid = ? AND view <> ? ORDER BY system, record_id",
             [gid, vkey]).fetchall()]
