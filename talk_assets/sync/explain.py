@@ -310,7 +310,7 @@ def render(doc: dict[str, Any]) -> str:
     lines += ["", f"dead letters ({len(open_dl)} open, {len(doc['dead_letters']) - len(open_dl)} resolved):"]
     for d in doc["dead_letters"]:
         state = "open" if d["resolved_at"] is None else f"resolved ({d['resolution']}) {_t(d['resolved_at'])}"
-        lines.append(f"  #{d['id']} {d['view']} {d['action']} {d['record_id'] or ''}: {d['reason']} [{state}]")
+        lines.append(f"  #{d['id']} {d['view']} {d['action']} {d['record_id'] or '(new record)'}: {d['reason']} [{state}]")
     lines += ["", "history across link versions:"]
     before: dict[str, dict[str, Any]] = {}  # record -> its previous link row
     for h in doc["history"]:
