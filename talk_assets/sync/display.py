@@ -1,0 +1,224 @@
+"""What the assets show in Dagster's UI: readable Markdown tables of provenance and of differences.
+
+Metadata is read by people on an asset page, so every cell is made readable here: no numpy or
+list reprs, whole numbers without `.0`, long text shortened at a word boundary with an ellipsis
+(never cut mid-word), newlines and pipes that would break a Markdown table escaped, and no column
+twice. The tables come from DuckDB; this module only formats and selects.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from talk_assets.config import SYSTEMS
+from talk_assets.sync.declaration import GLOBAL_TYPES, VIEWS_BY_KEY
+from talk_assets.sync.merge import ident, table
+from talk_assets.sync.store import table_names
+
+CELL_CHARS = 60  # a cell longer than this is shortened at a word boundary
+ELLIPSIS = "…"
+
+
+def shorten(text: str, limit: int = CELL_CHARS) -> str:
+    """`text` in at most `limit` characters: cut at the last word boundary before the limit, with an
+    ellipsis; a single word longer than the limit (a token, a URL) is cut inside it, also marked."""
+    text = " ".join(text.split())  # newlines, tabs and runs of spaces: one space
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    cut = head.rfind(" ")
+    if cut >= limit // 3:
+        head = head[:cut]
+    return head.rstrip(" ,;:.-") + ELLIPSIS
+
+
+def plain(value: Any) -> str:
+    """One value as a person reads it: '' for nothing, 422 for 422.0, lists joined with ', ',
+    JSON objects as compact JSON, times to the second."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return str(int(value)) if value.is_integer() else f"{value:g}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+    if hasattr(value, "tolist") and not isinstance(value, str):  # numpy arrays and scalars
+        value = value.tolist()
+        if not isinstance(value, list):
+            return plain(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def cell(value: Any, limit: int = CELL_CHARS) -> str:
+    """A Markdown table cell: readable, shortened, and unable to break the table."""
+    return shorten(plain(value), limit).replace("\\", "\\\\").replace("|", "\\|")
+
+
+def md_text(df: pd.DataFrame, limit: int | None = 8, widths: dict[str, int] | None = None) -> str:
+    """`df` as a Markdown table (each column once), at most `limit` rows, with a line saying how
+    many rows were left out."""
+    df = df.loc[:, ~pd.Index(df.columns).duplicated()]
+    if df.empty:
+        return "_(no rows)_"
+    shown = df if limit is None else df.head(limit)
+    widths = widths or {}
+    cols = [str(c) for c in shown.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in shown.itertuples(index=False):
+        lines.append("| " + " | ".join(cell(v, widths.get(c, CELL_CHARS)) for c, v in zip(cols, row, strict=True))
+                     + " |")
+    if len(df) > len(shown):
+        lines.append(f"\n_{len(df) - len(shown)} more rows not shown_")
+    return "\n".join(lines)
+
+
+def md(df: pd.DataFrame, limit: int | None = 8, widths: dict[str, int] | None = None) -> dg.MetadataValue:
+    return dg.MetadataValue.md(md_text(df, limit, widths))
+
+
+def source_label(nsid: str | None, view: str | None) -> str:
+    """'Shopify customer 123' for a record of a view (from its namespaced id)."""
+    if not nsid:
+        return ""
+    rid = nsid.split(":", 1)[1] if ":" in nsid else nsid
+    v = VIEWS_BY_KEY.get(view or "")
+    if v is None:
+        return nsid
+    return f"{SYSTEMS[v.system].title} {v.name} {rid}"
+
+
+# -- provenance ------------------------------------------------------------------------------------
+PROVENANCE_COLUMNS = ["gid", "property", "value", "from", "edited_at", "beaten"]
+
+
+def provenance_rows(con: duckdb.DuckDBPyConnection, gtype: str, gids: Sequence[str]) -> pd.DataFrame:
+    """Per entity of `gids` and property: the value that won, the record it came from, the time of
+    that edit, and the other values it beat (with their records and times).
+
+    Read from the provenance DuckDB keeps beside each merged value (`<prop>__from` in
+    `merged_<type>`, `<prop>__ts` per record in `nodes_<type>`). The one place the UI asks for
+    provenance: switch it to the provenance module's rows when that exists."""
+    if not gids or f"merged_{gtype}" not in table_names(con):
+        return pd.DataFrame(columns=PROVENANCE_COLUMNS)
+    props = [p for p in GLOBAL_TYPES[gtype] if p != "lines"]
+    merged, nodes, members = table("merged", gtype), table("nodes", gtype), table("members", gtype)
+    won = " UNION ALL ".join(
+        f"SELECT gid, '{p}' AS property, {ident(p)}::VARCHAR AS value, {ident(p + '__from')}.nsid AS nsid, "
+        f"{ident(p + '__from')}.at AS at FROM {merged} WHERE gid IN (SELECT unnest(?::VARCHAR[])) "
+        f"AND {ident(p)} IS NOT NULL" for p in props)
+    cands = " UNION ALL ".join(
+        f"SELECT m.gid, '{p}' AS property, n.nsid, n.view, n.{ident(p)}::VARCHAR AS value, n.{ident(p + '__ts')} AS at "
+        f"FROM {nodes} n JOIN {members} m USING (nsid) WHERE m.gid IN (SELECT unnest(?::VARCHAR[])) "
+        f"AND n.{ident(p)} <> ''" for p in props)
+    rows = con.execute(
+        f"""
+        WITH won AS ({won}), cands AS ({cands})
+        SELECT w.gid, w.property, w.value, w.nsid, wv.view, w.at,
+               list(struct_pack(value := c.value, nsid := c.nsid, view := c.view, at := c.at)
+                    ORDER BY c.at DESC NULLS LAST) FILTER (WHERE c.nsid IS NOT NULL) AS beaten
+        FROM won w
+        LEFT JOIN (SELECT DISTINCT nsid, view FROM cands) wv ON wv.nsid = w.nsid
+        LEFT JOIN cands c ON c.gid = w.gid AND c.property = w.property AND c.nsid <> w.nsid
+                         AND c.value IS DISTINCT FROM w.value
+        GROUP BY ALL
+        ORDER BY w.gid, w.property
+        """,
+        [list(gids)] * (len(props) * 2),
+    ).fetchall()
+    order = {p: i for i, p in enumerate(props)}
+    out = []
+    for gid, prop, value, nsid, view, at, beaten in rows:
+        lost = "; ".join(f"{plain(b['value'])} ({source_label(b['nsid'], b['view'])}, {plain(b['at']) or 'no time'})"
+                         for b in beaten or [])
+        out.append((gid, prop, value, source_label(nsid, view), at, lost))
+    df = pd.DataFrame(out, columns=PROVENANCE_COLUMNS)
+    if df.empty:
+        return df
+    df["_o"] = df["property"].map(order)
+    gid_order = {g: i for i, g in enumerate(gids)}
+    df["_g"] = df["gid"].map(gid_order)
+    return df.sort_values(["_g", "_o"]).drop(columns=["_o", "_g"]).reset_index(drop=True)
+
+
+def provenance_md(df: pd.DataFrame, heading: str, entities: int = 5) -> str:
+    """Provenance rows as Markdown under `heading`: one table per entity, at most `entities` of them."""
+    if df.empty:
+        return f"**{heading}**\n\n_(none)_"
+    gids = list(dict.fromkeys(df["gid"]))
+    parts = [f"**{heading}**"]
+    for gid in gids[:entities]:
+        rows = df[df["gid"] == gid].drop(columns=["gid"])
+        rows = rows.rename(columns={"from": "from (system record)", "edited_at": "edited at", "beaten": "beat"})
+        parts += [f"\n`{gid}`\n", md_text(rows, None, {"beat": 140})]
+    if len(gids) > entities:
+        parts.append(f"\n_{len(gids) - entities} more entities not shown_")
+    return "\n".join(parts)
+
+
+def changed_entities(con: duckdb.DuckDBPyConnection, gtype: str) -> tuple[list[str], int, bool]:
+    """The entities whose merged row differs from the one the last merge of `gtype` made: (a few of
+    their ids, how many, whether this is the first merge). Compared by a hash per entity kept in
+    `merged_digests`, updated here; called only after a merge that rebuilt its tables."""
+    merged = table("merged", gtype)
+    con.execute("CREATE TABLE IF NOT EXISTS merged_digests (global_type VARCHAR, gid VARCHAR, h UBIGINT)")
+    first_merge = not con.execute("SELECT 1 FROM merged_digests WHERE global_type = ? LIMIT 1", [gtype]).fetchall()
+    con.execute(f"CREATE OR REPLACE TEMP TABLE new_digests AS SELECT gid, hash(m) AS h FROM {merged} m")
+    changed = con.execute(
+        """
+        SELECT n.gid FROM new_digests n LEFT JOIN merged_digests o ON o.global_type = ? AND o.gid = n.gid
+        WHERE o.h IS DISTINCT FROM n.h ORDER BY n.gid
+        """, [gtype]).fetchall()
+    con.execute("DELETE FROM merged_digests WHERE global_type = ?", [gtype])
+    con.execute("INSERT INTO merged_digests SELECT ?, gid, h FROM new_digests", [gtype])
+    con.execute("DROP TABLE new_digests")
+    return [r[0] for r in changed[:50]], len(changed), first_merge
+
+
+# -- what differs ------------------------------------------------------------------------------------
+DIFF_COLUMNS = ["gid", "record", "action", "field", "old", "new"]
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return dict(value)
+
+
+def diff_rows(rows: Iterable[tuple[Any, Any, str, Any, Any, Any]]) -> pd.DataFrame:
+    """Old -> new per changed field, from mapped rows (gid, record id, action, changed fields, payload,
+    current). A create shows every field it sets (old is empty); an update the fields that differ."""
+    out = []
+    for gid, record_id, action, changed, payload, current in rows:
+        new, old = _as_dict(payload), _as_dict(current)
+        fields = [f for f in (list(changed) if changed is not None else [])] if action == "update" else \
+            [f for f, v in new.items() if v not in (None, "")]
+        for f in fields:
+            out.append((gid, plain(record_id) or "(new)", action, f, old.get(f) if action == "update" else None,
+                        new.get(f)))
+    return pd.DataFrame(out, columns=DIFF_COLUMNS)
