@@ -140,8 +140,8 @@ def build_source_asset(src: Source) -> dg.SourceAsset:
     @dg.observable_source_asset(
         key=source_key(src),
         group_name=f"{src.system}_in",
-        description=f"{SYSTEMS[src.system].title} {src.title}, where the records live (read as: {views}). "
-                    "Observed by a cheap API probe whose result changes exactly when the data changes: by the "
+        description=f"{SYSTEMS[src.system].title} {src.title}: the records in {SYSTEMS[src.system].title} itself.\n\n"
+                    f"Read as: {views}. Observed by a cheap API probe whose result changes exactly when the data changes: by the "
                     f"`{src.system}_changes` sensor, by each collect (before it reads) and by each push to it.",
         required_resource_keys={src.system, HTTP},
         tags={"stage": "source"},
@@ -177,8 +177,8 @@ def build_collect_asset(src: Source) -> dg.AssetsDefinition:
         check_specs=[dg.AssetCheckSpec(READ_COMPLETE, asset=collected_key(src),
                                        description="The API answered the read. When it did not, the records "
                                                    "collected before stay current and every other system syncs.")],
-        description=f"{SYSTEMS[src.system].title} {src.title} as collected: every version of every record in "
-                    f"DuckDB (`raw_versions`, `raw_current`) with a content hash. Reads only what changed since "
+        description=f"{SYSTEMS[src.system].title} {src.title} copied into DuckDB, every version kept.\n\n"
+                    f"Every version of every record in DuckDB (`raw_versions`, `raw_current`) with a content hash. Reads only what changed since "
                     f"the cursor, minus a lookback window for late commits.",
     )
     def _collect(context: AssetExecutionContext, config: CollectConfig) -> dg.MaterializeResult:
@@ -244,7 +244,8 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
         owners=OWNERS,
         pool=POOL,
         tags={"stage": "merge"},
-        description=f"Global {gtype}s: records of {', '.join(sorted({v.vkey for v in views}))} recognised as the "
+        description=f"Global {gtype}s: the records of every system that are the same {gtype}, merged into one.\n\n"
+                    f"Records of {', '.join(sorted({v.vkey for v in views}))} recognised as the "
                     f"same {gtype} (merge keys: {keys}; transitive; existing links kept). Per property the latest "
                     "non-empty value wins, with its provenance. Tables `merged_" + gtype + "`, `members_" + gtype + "`.",
     )
@@ -296,8 +297,8 @@ def links_deps() -> list[dg.AssetKey]:
     pool=POOL,
     tags={"stage": "links"},
     output_required=False,
-    description="The link table: which records in the five systems are the same customer, product, order or user "
-                "(global id <-> system record, link mode, origin, last written payload). Each change is a new "
+    description="The link table: which records in the five systems are the same customer, product, order or user.\n\n"
+                "Per record: its global id, link mode, origin and the last payload the sync wrote to it. Each change is a new "
                 "version, one materialization here (the Events tab is its history, with the records added, moved, "
                 "removed and written); a run that changed no link makes none. Any version stays queryable: "
                 "`talk-assets links --at VERSION|TIME`.",
@@ -342,22 +343,27 @@ def build_mapped_asset(view: View) -> dg.AssetsDefinition:
         owners=OWNERS,
         pool=POOL,
         tags={"stage": "mapped"},
-        description=f"What {SYSTEMS[view.system].title} {view.name} should hold, in its own fields and formats, "
-                    f"and what differs from what it holds now (table `{table('mapped', view.vkey)[1:-1]}`). "
+        description=f"What {SYSTEMS[view.system].title} {view.name} should hold, and what differs from what it holds.\n\n"
+                    f"In its own fields and formats, and what differs from what it holds now (table `{table('mapped', view.vkey)[1:-1]}`). "
                     f"Dataflows:\n{_flows_text(view)}",
     )
     def _mapped(context: AssetExecutionContext) -> dg.MaterializeResult:
+        mapped = table("mapped", view.vkey)
         with connect() as con:
             res = map_view(con, view)
             pending = con.execute(
-                f"SELECT gid, record_id, action, changed_fields, payload, current FROM {table('mapped', view.vkey)} "
-                "WHERE action <> 'unchanged' ORDER BY action DESC, gid LIMIT ?", [DIFF_ENTITIES]
+                f"SELECT gid, record_id, action, changed_fields, payload, current FROM {mapped} "
+                "WHERE action IN ('create', 'update') ORDER BY action DESC, gid LIMIT ?", [DIFF_ENTITIES]
             ).fetchall()
+            held = con.execute(
+                f"SELECT gid, payload, held_reason FROM {mapped} WHERE action = 'held' ORDER BY gid LIMIT 20").fetchall()
         diff = display.diff_rows(pending)
+        held_df = pd.DataFrame([(g, display.record_summary(p), r) for g, p, r in held], columns=["gid", "record", "why held"])
         return dg.MaterializeResult(metadata={
             "rows": res.rows, "create": res.create, "update": res.update, "unchanged": res.unchanged,
-            "rebuilt": not res.reused, "pending": res.create + res.update,
+            "held": res.held, "rebuilt": not res.reused, "pending": res.create + res.update,
             "what_differs": display.md(diff, DIFF_ROWS, {"old": 50, "new": 50}),
+            "held_records": display.md(held_df, 20, {"why held": 200}),
         }, check_results=checks.evaluate(mapped_checks))
 
     return _mapped
@@ -412,8 +418,8 @@ def build_push_asset(view: View) -> dg.AssetsDefinition:
         pool=f"{view.system}_api",
         tags={"stage": "push"},
         required_resource_keys={view.system, HTTP},
-        description=f"Writes the pending changes of {SYSTEMS[view.system].title} {view.name} to its API: creates, "
-                    "updates of the properties that differ (optimistic locking), failures to the dead-letter table. "
+        description=f"The writes to {SYSTEMS[view.system].title} {view.name}: what the sync created and updated there.\n\n"
+                    "Creates, updates of the properties that differ (optimistic locking), failures to the dead-letter table. "
                     f"Dataflows:\n{_flows_text(view)}",
     )
     def _push(context: AssetExecutionContext, config: PushConfig) -> dg.MaterializeResult:

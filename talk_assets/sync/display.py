@@ -222,3 +222,12 @@ def diff_rows(rows: Iterable[tuple[Any, Any, str, Any, Any, Any]]) -> pd.DataFra
             out.append((gid, plain(record_id) or "(new)", action, f, old.get(f) if action == "update" else None,
                         new.get(f)))
     return pd.DataFrame(out, columns=DIFF_COLUMNS)
+
+
+def record_summary(payload: Any) -> str:
+    """Who a pending record is, from its payload: its name or company, and its e-mail or SKU."""
+    d = _as_dict(payload)
+    name = " ".join(str(d[k]) for k in ("first_name", "last_name") if d.get(k)) or next(
+        (str(v) for k, v in d.items() if v and ("company" in k.lower() or k.lower() in ("name", "title"))), "")
+    key = next((str(v) for k, v in d.items() if v and k.lower() in ("email", "emailaddress", "sku")), "")
+    return ", ".join(x for x in (name, key) if x) or "(no name)"
