@@ -18,6 +18,8 @@ from talk_assets.sync.display import cell, plain, shorten
 from talk_assets_tests.conftest import Sandbox
 from talk_assets_tests.harness import REPO, SyncHarness
 
+pytestmark = pytest.mark.timeout(1200)  # a module of sync cycles on a machine shared by many
+
 CRM = VIEWS_BY_KEY["customcrm.customer"]
 WEBSHOP = VIEWS_BY_KEY["customwebshop.customer"]
 

@@ -24,7 +24,7 @@ import requests
 
 from talk_assets_tests.ui.app import LOCATION, REPOSITORY, RunningApp
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "screenshots"
@@ -72,7 +72,7 @@ def browser() -> Iterator[Any]:
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     running = RunningApp(tmp_path_factory.mktemp("ui") / "data")
     try:
-        yield running.start()
+        yield running.start(timeout=480)
     finally:
         try:
             running.stop()
