@@ -110,6 +110,67 @@ def _print_table(rows: list[dict], empty: str = "(nothing)") -> None:
         print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
 
 
+def _print_dead_letters(letters: list[dict], indent: str = "") -> None:
+    """Open dead letters: a table (system, record, key, where the values came from), then per letter its
+    reason on one line and what to do."""
+    if not letters:
+        print(f"{indent}no dead letters")
+        return
+    rows = [{"id": d["id"], "system": d["system"], "action": d["action"], "record": d["record"], "key": d["key"],
+             "from": d["from"], "attempts": d["attempts"]} for d in letters]
+    for line in _table_lines(rows):
+        print(indent + line)
+    for d in letters:
+        print(f"{indent}#{d['id']} {d['reason']}")
+        print(f"{indent}    what to do: {d['what_to_do']}")
+
+
+def _table_lines(rows: list[dict]) -> list[str]:
+    cols = list(rows[0])
+    widths = {c: max(len(str(c)), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    return (["  ".join(str(c).ljust(widths[c]) for c in cols).rstrip(),
+             "  ".join("-" * widths[c] for c in cols)]
+            + ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols).rstrip() for r in rows])
+
+
+def _cycle_dead_letters() -> list[dict]:
+    """The open dead letters after a cycle (what `sync --once` lists under its table)."""
+    from talk_assets.sync.explain import dead_letter_rows
+    from talk_assets.sync.store import connect, db_path
+
+    if not db_path().exists():
+        return []
+    with connect() as con:
+        return dead_letter_rows(con)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """One entity across all systems: links, each property's winner and why, pending writes, dead letters,
+    history across link versions."""
+    from talk_assets.sync.explain import explain, find_entities, render, to_json
+    from talk_assets.sync.store import connect, db_path
+
+    _use_data_dir(args)
+    if not db_path().exists():
+        print(f"talk-assets explain: no state at {db_path()} yet: run a sync first", file=sys.stderr)
+        return 1
+    with connect() as con:
+        found = find_entities(con, args.key)
+        docs = [explain(con, t, g) for t, g in found]
+    if not docs:
+        print(f"talk-assets explain: nothing matches {args.key!r} (try an e-mail, a SKU, system:record-id such as "
+              "shopify:1042, or a global id)", file=sys.stderr)
+        return 1
+    if args.json:
+        print(to_json(docs))
+        return 0
+    if len(docs) > 1:
+        print(f"{len(docs)} entities match {args.key!r}: " + ", ".join(f"{d['global_type']} {d['gid']}" for d in docs)
+              + " (system:entity:record-id names one)\n")
+    print("\n\n".join(render(d) for d in docs))
+    return 0
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     """Run Dagster's `sync_job` in this process (the job the UI and the sensors run), recorded in the
     UI's instance ($DAGSTER_HOME, else <data dir>/dagster_home), and print what it did."""
@@ -124,7 +185,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
         report = run_cycle(full=args.full, settings=settings, scratch_state=args.dry_run,
                            log_level="CRITICAL" if args.quiet else "INFO",  # --quiet: only our own lines
                            tags={"talk/command": "dlq replay" if getattr(args, "replay", False) else "sync"})
-        _print_table(report.rows())
+        rows = report.rows()
+        for r in rows:  # what waited (a dead letter's unchanged payload, an unconfirmed create, a missing reference)
+            p = report.pushed.get(r["system entity"].removesuffix(" (push)")) if r["system entity"].endswith(
+                " (push)") else None
+            r["skipped"] = (p.skipped + p.pending_refs) if p is not None else "-"
+        _print_table(rows)
+        letters = [] if args.dry_run else _cycle_dead_letters()
+        if letters:
+            print(f"\ndead letters ({len(letters)} open; `talk-assets dlq list` for what to do):")
+            for d in letters:
+                print(f"  #{d['id']} {d['system']} {d['record']} {d['key']}: {d['reason']}")
         for line in report.rejected:
             print(f"rejected: {line}", file=sys.stderr)
         for b in report.breaker:
@@ -165,11 +236,13 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         return 1
     with connect() as con:
         if args.dlq_command == "list":
-            rows = con.execute(
-                "SELECT id, view, action, coalesce(record_id, gid) AS record, status, attempts, "
-                "strftime(last_failed_at, '%Y-%m-%d %H:%M:%S') AS last_failed, left(error, 120) AS error "
-                "FROM dead_letters WHERE resolved_at IS NULL ORDER BY id").df().to_dict("records")
-            _print_table(rows, "no dead letters")
+            from talk_assets.sync.explain import dead_letter_rows, to_json
+
+            letters = dead_letter_rows(con)
+            if args.json:
+                print(to_json(letters))
+                return 0
+            _print_dead_letters(letters)
             return 0
         ids = [int(i) for i in args.ids]
         where = "resolved_at IS NULL" + (f" AND id IN ({', '.join(str(i) for i in ids)})" if ids else "")
@@ -329,12 +402,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("dlq", help="the dead-letter table: records a target rejected")
     dsub = sp.add_subparsers(dest="dlq_command", required=True)
-    d = dsub.add_parser("list", help="list unresolved dead letters")
+    d = dsub.add_parser("list", help="list unresolved dead letters: system, record, e-mail or SKU, reason, what to do")
+    d.add_argument("--json", action="store_true", help="JSON for scripts")
     d.add_argument("--data-dir")
     d = dsub.add_parser("replay", help="retry dead letters (all, or the given ids) in one sync cycle")
     d.add_argument("ids", nargs="*", help="dead letter ids (default: all)")
     d.add_argument("--data-dir")
     sp.set_defaults(func=cmd_dlq)
+
+    sp = sub.add_parser("explain", help="one entity across all systems: links, why each value won, pending "
+                                        "writes, dead letters, link history")
+    sp.add_argument("key", help="an e-mail, a SKU, system:record-id (shopify:1042; every entity with that record id), "
+                                "system:entity:record-id (customcrm:orders:12) or a global id")
+    sp.add_argument("--json", action="store_true", help="JSON for scripts")
+    sp.add_argument("--data-dir", help="state location (default $TALK_DATA_DIR or data/)")
+    sp.set_defaults(func=cmd_explain)
 
     sp = sub.add_parser("docs", help="write the dataflow documents (.rst, one per seed) from the declaration")
     sp.add_argument("--out", default="docs/dataflows", help="output folder (default %(default)s)")

@@ -321,7 +321,8 @@ def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> Non
     """Write `nodes_<type>` (every view's records, view by view) and a `norm_<view>` view per view."""
     props = list(GLOBAL_TYPES[gtype])
     nodes = table("nodes", gtype)
-    cols = ", ".join(f"{ident(p)} VARCHAR, {ident(p + '__ts')} TIMESTAMPTZ" for p in props)
+    cols = ", ".join(f"{ident(p)} VARCHAR, {ident(p + '__ts')} TIMESTAMPTZ, {ident(p + '__origin')} VARCHAR"
+                     for p in props)
     con.execute(f"CREATE OR REPLACE TABLE {nodes} (nsid VARCHAR, view VARCHAR, record_id VARCHAR, parent_id VARCHAR, "
                 f"changed_at TIMESTAMPTZ, {cols}, wholes VARCHAR)")
     for v in views:
@@ -331,6 +332,41 @@ def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> Non
         own = ", ".join(f"{ident(p)}, {ident(p + '__ts')}" for p in v.read_props)
         con.execute(f"CREATE OR REPLACE VIEW {ident(norm)} AS SELECT nsid, view, parent_id, record_id, changed_at, {own}, wholes "
                     f"FROM {nodes} WHERE view = '{v.vkey}'")
+    _echo(con, gtype, views)
+
+
+def _echo(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> None:
+    """Credit a value the sync wrote to the edit it carried, not to the write.
+
+    A value collected from a record that equals what the sync last wrote there (`push_writes`, kept by
+    push.py) is an echo: its change time becomes the origin's edit time and `<prop>__origin` names the
+    origin's record. So latest-wins compares edits, not writes: an edit made in a third system while the
+    sync was writing an older value elsewhere beats that older value's echo (whose target clock says
+    later). A value that differs from what was written is the record's own edit. (Known limit: a person
+    who types the very value the sync wrote is read as the echo; the value is the same either way.)
+    One statement over the written records only; nothing to do before the first push."""
+    if "push_writes" not in table_names(con):
+        return
+    props = [p for p in GLOBAL_TYPES[gtype] if p not in REFERENCES]
+    in_views = ", ".join(f"'{v.vkey}'" for v in views) or "NULL"
+    pivot = ", ".join(
+        f"max(value) FILTER (WHERE prop = '{p}') AS {ident(p + '__v')}, "
+        f"max(origin_nsid) FILTER (WHERE prop = '{p}') AS {ident(p + '__o')}, "
+        f"max(origin_at) FILTER (WHERE prop = '{p}') AS {ident(p + '__a')}"
+        for p in props
+    )
+    sets = ", ".join(
+        f"{ident(p + '__ts')} = CASE WHEN n.{ident(p)} = w.{ident(p + '__v')} THEN w.{ident(p + '__a')} "
+        f"ELSE n.{ident(p + '__ts')} END, "
+        f"{ident(p + '__origin')} = CASE WHEN n.{ident(p)} = w.{ident(p + '__v')} THEN w.{ident(p + '__o')} END"
+        for p in props
+    )
+    nodes = table("nodes", gtype)
+    con.execute(
+        f"""UPDATE {nodes} AS n SET {sets}
+        FROM (SELECT view, nsid, {pivot} FROM push_writes WHERE view IN ({in_views}) GROUP BY view, nsid) w
+        WHERE n.nsid = w.nsid AND n.view = w.view"""
+    )
 
 
 def _components(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> int:
@@ -422,19 +458,22 @@ def _latest_wins(con: duckdb.DuckDBPyConnection, gtype: str, src: str, out: str,
     # an entity of one record needs no aggregate at all: its non-empty values win
     one = ", ".join(
         f"CASE WHEN n.{ident(p)} <> '' THEN n.{ident(p)} END AS {ident(p)}, CASE WHEN n.{ident(p)} <> '' "
-        f"THEN struct_pack(nsid := n.nsid, at := n.{ident(p + '__ts')}) END AS {ident(p + '__from')}"
+        f"THEN struct_pack(nsid := coalesce(n.{ident(p + '__origin')}, n.nsid), at := n.{ident(p + '__ts')}) END "
+        f"AS {ident(p + '__from')}"
         for p in props
     )
     keys = ", ".join(
         f"{ident(p)}, CASE WHEN {ident(p)} <> '' THEN (coalesce(epoch_us({ident(p + '__ts')}) + {_EPOCH_SHIFT}, "
-        f"{_NO_TIME})::HUGEINT << 32) + rk END AS {ident(p + '__k')}"
+        f"{_NO_TIME})::HUGEINT << 32) + rk END AS {ident(p + '__k')}, {ident(p + '__origin')}"
         for p in props
     )
-    aggs = ", ".join(f"arg_max({ident(p)}, {ident(p + '__k')}) AS {ident(p)}, max({ident(p + '__k')}) AS {ident(p + '__k')}"
+    # the origin of an echo (see `_echo`) rides along: only the winners that are echoes need it
+    aggs = ", ".join(f"arg_max({ident(p)}, {ident(p + '__k')}) AS {ident(p)}, max({ident(p + '__k')}) AS {ident(p + '__k')}, "
+                     f"arg_max_null({ident(p + '__origin')}, {ident(p + '__k')}) AS {ident(p + '__origin')}"
                      for p in props)
     outs = ", ".join(
         f"{ident(p)}, CASE WHEN {ident(p + '__k')} IS NOT NULL THEN struct_pack("
-        f"nsid := records[({ident(p + '__k')} & 4294967295)::BIGINT], "
+        f"nsid := coalesce({ident(p + '__origin')}, records[({ident(p + '__k')} & 4294967295)::BIGINT]), "
         f"at := CASE WHEN ({ident(p + '__k')} >> 32) <> {_NO_TIME} THEN to_timestamp(0) + to_microseconds("
         f"({ident(p + '__k')} >> 32)::BIGINT - {_EPOCH_SHIFT}) END) END AS {ident(p + '__from')}"
         for p in props
@@ -481,6 +520,9 @@ def merge_inputs(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) 
     if fingerprinted := _fingerprinted(gtype, views):
         out.append(rows_digest(con, "SELECT hash(view, gid, status, started_at, fingerprint) AS h FROM push_intents "
                                     "WHERE view IN (SELECT unnest(?::VARCHAR[]))", [[v.vkey for v in fingerprinted]]))
+    if "push_writes" in table_names(con):  # what the sync wrote decides which values are echoes
+        out.append(rows_digest(con, "SELECT hash(view, nsid, prop, value, origin_nsid, origin_at) AS h FROM push_writes "
+                                    "WHERE view IN (SELECT unnest(?::VARCHAR[]))", [[v.vkey for v in views]]))
     out += [digest_of(con, f"merge:{REFERENCES[p]}") for p in GLOBAL_TYPES[gtype] if p in REFERENCES]
     return out
 

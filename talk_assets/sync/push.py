@@ -38,6 +38,7 @@ from talk_assets.sync.declaration import REFERENCES, REQUIRED, View, source_of
 from talk_assets.sync.links import link_mode
 from talk_assets.sync.mapping import payload_fields, ref_namespace
 from talk_assets.sync.merge import ident, table
+from talk_assets.sync.model import write_uses
 from talk_assets.sync.store import first, table_names
 from talk_assets.sync.writer import Row, Writer, nest, to_json_type  # noqa: F401 - still importable from here
 from talk_assets.sync.writers import writer_class, writer_for
@@ -332,6 +333,32 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) 
         con.unregister(name)
 
 
+WRITES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS push_writes (
+    view VARCHAR NOT NULL, nsid VARCHAR NOT NULL, prop VARCHAR NOT NULL, gid VARCHAR NOT NULL,
+    value VARCHAR, origin_nsid VARCHAR, origin_at TIMESTAMPTZ, written_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (view, nsid, prop)
+)
+"""
+"""What the sync last wrote per target record and global property: the value (in the global canonical
+form the merge reads back) and the edit it carries (the record it came from and that edit's time).
+When a collected value equals it, the merge credits that origin, not the echo (merge.py `_echo`)."""
+
+
+def written_props(view: View, fields: list[str] | None) -> list[str]:
+    """The global properties a write of `fields` (None: every field, a create) sets in `view`: each field's
+    own property and those its write template composes it from (the CRM's `name` from first and last
+    name). References are left out: the merge holds them as global ids, the target as its record ids."""
+    out: list[str] = []
+    for f, p, template in payload_fields(view):
+        if fields is not None and f not in fields:
+            continue
+        for q in (p, *write_uses(template)):
+            if q not in REFERENCES and q not in out:
+                out.append(q)
+    return out
+
+
 class _Written:
     """The bookkeeping of successful writes, applied in a few set-based statements (`flush`)."""
 
@@ -340,15 +367,43 @@ class _Written:
         self.now = now
         self.created: dict[str, tuple[str, str, str]] = {}  # nsid -> (gid, record id, payload hash)
         self.updated: dict[str, str] = {}  # nsid -> payload hash
+        self.props: dict[str, tuple[str, list[str]]] = {}  # nsid -> (gid, global properties written)
         self.resolved: set[str] = set()  # gids whose open dead letters are resolved
 
     def add(self, o: Outcome) -> None:
         r = o.row
         if o.status == "created":
-            self.created[f"{self.view.namespace}:{o.record_id}"] = (r.gid, str(o.record_id), r.payload_hash)
+            nsid = f"{self.view.namespace}:{o.record_id}"
+            self.created[nsid] = (r.gid, str(o.record_id), r.payload_hash)
+            self.props[nsid] = (r.gid, written_props(self.view, None))
         else:
             self.updated[str(r.nsid)] = r.payload_hash
+            self.props[str(r.nsid)] = (r.gid, written_props(self.view, [f for f in r.changed_fields if f in r.payload]))
         self.resolved.add(r.gid)
+
+    def _record_values(self, con: duckdb.DuckDBPyConnection) -> None:
+        """`push_writes` of this batch, in one statement: each written property's merged value and its
+        provenance (already the origin's, never an echo's: `merged_<type>.<prop>__from`)."""
+        view = self.view
+        rows = [(nsid, gid, p) for nsid, (gid, props) in self.props.items() for p in props]
+        if not rows or f"merged_{view.global_type}" not in table_names(con):
+            return
+        con.execute(WRITES_SCHEMA)
+        props = sorted({p for _n, _g, p in rows})
+        value = "CASE s.prop " + " ".join(f"WHEN '{p}' THEN g.{ident(p)}::VARCHAR" for p in props) + " END"
+        origin = "CASE s.prop " + " ".join(f"WHEN '{p}' THEN g.{ident(p + '__from')}" for p in props) + " END"
+        staged = pd.DataFrame(rows, columns=["nsid", "gid", "prop"], dtype=object)
+        with _registered(con, "staged_writes", staged):
+            con.execute(
+                f"""
+                INSERT OR REPLACE INTO push_writes
+                SELECT ? AS view, nsid, prop, gid, value, o.nsid AS origin_nsid, o.at AS origin_at,
+                       ?::TIMESTAMPTZ AS written_at
+                FROM (SELECT s.nsid, s.gid, s.prop, {value} AS value, {origin} AS o
+                      FROM staged_writes s JOIN {table('merged', view.global_type)} g ON g.gid = s.gid)
+                """,
+                [view.vkey, self.now],
+            )
 
     def flush(self, con: duckdb.DuckDBPyConnection) -> None:
         view, now = self.view, self.now
@@ -379,13 +434,15 @@ class _Written:
                     "FROM staged_updated u WHERE links.view = ? AND links.nsid = u.nsid",
                     [now, view.vkey],
                 )
+        if self.props:
+            self._record_values(con)
         if self.resolved:
             con.execute(
                 "UPDATE dead_letters SET resolved_at = ?, resolution = 'written' WHERE view = ? AND resolved_at IS NULL "
                 "AND gid IN (SELECT unnest(?::VARCHAR[]))",
                 [now, view.vkey, sorted(self.resolved)],
             )
-        self.created, self.updated, self.resolved = {}, {}, set()
+        self.created, self.updated, self.props, self.resolved = {}, {}, {}, set()
 
 
 def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[Outcome], now: datetime,
