@@ -19,10 +19,11 @@ import duckdb
 import pandas as pd
 
 from talk_assets.config import SYSTEMS
-from talk_assets.sync.declaration import GLOBAL_TYPES, VIEWS_BY_KEY
-from talk_assets.sync.merge import ident, table
-from talk_assets.sync.store import table_names
+from talk_assets.sync import explain as why
+from talk_assets.sync.declaration import VIEWS
+from talk_assets.sync.merge import table
 
+NAMESPACES = {v.namespace: v for v in VIEWS}  # a record's view, by its id's namespace (first view wins)
 CELL_CHARS = 60  # a cell longer than this is shortened at a word boundary
 ELLIPSIS = "…"
 
@@ -96,15 +97,13 @@ def md(df: pd.DataFrame, limit: int | None = 8, widths: dict[str, int] | None = 
     return dg.MetadataValue.md(md_text(df, limit, widths))
 
 
-def source_label(nsid: str | None, view: str | None) -> str:
-    """'Shopify customer 123' for a record of a view (from its namespaced id)."""
+def source_label(nsid: str | None) -> str:
+    """'Shopify customer 123' for a namespaced record id ('shopify-customer:123')."""
     if not nsid:
         return ""
-    rid = nsid.split(":", 1)[1] if ":" in nsid else nsid
-    v = VIEWS_BY_KEY.get(view or "")
-    if v is None:
-        return nsid
-    return f"{SYSTEMS[v.system].title} {v.name} {rid}"
+    ns, _, rid = nsid.partition(":")
+    v = NAMESPACES.get(ns)
+    return f"{SYSTEMS[v.system].title} {v.name} {rid}" if v is not None else nsid
 
 
 # -- provenance ------------------------------------------------------------------------------------
@@ -112,52 +111,18 @@ PROVENANCE_COLUMNS = ["gid", "property", "value", "from", "edited_at", "beaten"]
 
 
 def provenance_rows(con: duckdb.DuckDBPyConnection, gtype: str, gids: Sequence[str]) -> pd.DataFrame:
-    """Per entity of `gids` and property: the value that won, the record it came from, the time of
-    that edit, and the other values it beat (with their records and times).
-
-    Read from the provenance DuckDB keeps beside each merged value (`<prop>__from` in
-    `merged_<type>`, `<prop>__ts` per record in `nodes_<type>`). The one place the UI asks for
-    provenance: switch it to the provenance module's rows when that exists."""
-    if not gids or f"merged_{gtype}" not in table_names(con):
-        return pd.DataFrame(columns=PROVENANCE_COLUMNS)
-    props = [p for p in GLOBAL_TYPES[gtype] if p != "lines"]
-    merged, nodes, members = table("merged", gtype), table("nodes", gtype), table("members", gtype)
-    won = " UNION ALL ".join(
-        f"SELECT gid, '{p}' AS property, {ident(p)}::VARCHAR AS value, {ident(p + '__from')}.nsid AS nsid, "
-        f"{ident(p + '__from')}.at AS at FROM {merged} WHERE gid IN (SELECT unnest(?::VARCHAR[])) "
-        f"AND {ident(p)} IS NOT NULL" for p in props)
-    cands = " UNION ALL ".join(
-        f"SELECT m.gid, '{p}' AS property, n.nsid, n.view, n.{ident(p)}::VARCHAR AS value, n.{ident(p + '__ts')} AS at "
-        f"FROM {nodes} n JOIN {members} m USING (nsid) WHERE m.gid IN (SELECT unnest(?::VARCHAR[])) "
-        f"AND n.{ident(p)} <> ''" for p in props)
-    rows = con.execute(
-        f"""
-        WITH won AS ({won}), cands AS ({cands})
-        SELECT w.gid, w.property, w.value, w.nsid, wv.view, w.at,
-               list(struct_pack(value := c.value, nsid := c.nsid, view := c.view, at := c.at)
-                    ORDER BY c.at DESC NULLS LAST) FILTER (WHERE c.nsid IS NOT NULL) AS beaten
-        FROM won w
-        LEFT JOIN (SELECT DISTINCT nsid, view FROM cands) wv ON wv.nsid = w.nsid
-        LEFT JOIN cands c ON c.gid = w.gid AND c.property = w.property AND c.nsid <> w.nsid
-                         AND c.value IS DISTINCT FROM w.value
-        GROUP BY ALL
-        ORDER BY w.gid, w.property
-        """,
-        [list(gids)] * (len(props) * 2),
-    ).fetchall()
-    order = {p: i for i, p in enumerate(props)}
+    """Per entity of `gids` and property: the value that won, the record whose edit it is (the origin,
+    not an echo the sync wrote), the time of that edit, and the other values it beat (with their
+    records, times and why each lost). The rows are `explain.provenance_rows`, the one source of
+    provenance for the UI and `talk-assets explain`; this only makes them a table."""
     out = []
-    for gid, prop, value, nsid, view, at, beaten in rows:
-        lost = "; ".join(f"{plain(b['value'])} ({source_label(b['nsid'], b['view'])}, {plain(b['at']) or 'no time'})"
-                         for b in beaten or [])
-        out.append((gid, prop, value, source_label(nsid, view), at, lost))
-    df = pd.DataFrame(out, columns=PROVENANCE_COLUMNS)
-    if df.empty:
-        return df
-    df["_o"] = df["property"].map(order)
-    gid_order = {g: i for i, g in enumerate(gids)}
-    df["_g"] = df["gid"].map(gid_order)
-    return df.sort_values(["_g", "_o"]).drop(columns=["_o", "_g"]).reset_index(drop=True)
+    for r in why.provenance_rows(con, gtype, list(gids)):
+        if r["property"] == "lines":
+            continue
+        lost = "; ".join(f"{plain(b['value'])} ({source_label(b['record'])}, {plain(b['edit_time']) or 'no time'}: "
+                         f"{b['why']})" for b in r["beaten"])
+        out.append((r["gid"], r["property"], r["value"], source_label(r["record"]), r["edit_time"], lost))
+    return pd.DataFrame(out, columns=PROVENANCE_COLUMNS)
 
 
 def provenance_md(df: pd.DataFrame, heading: str, entities: int = 5) -> str:
