@@ -94,7 +94,7 @@ def test_an_edit_shows_its_provenance_and_its_old_and_new_values(ui: SyncHarness
     changed = md(merge, "provenance_changed")
     assert f"`{gid}`" in changed
     row = next(line for line in changed.splitlines() if line.startswith("| phone |"))
-    assert "+4791234567" in row and f"Custom CRM customer {crm_id}" in row
+    assert "+4791234567" in row and f"Custom CRM {CRM.name} {crm_id}" in row
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row)  # the edit's time
     assert "from (system record)" in changed and "| beat |" in changed
     sample = md(merge, "provenance_sample")
