@@ -104,7 +104,11 @@ def test_sensors_run_by_default(page: Any, app: RunningApp) -> None:
     assert {s["status"] for s in app.sensors().values()} == {"RUNNING"}
     page.goto("/automation", wait_until="load")
     page.get_by_text("poweroffice_changes").first.wait_for()
-    page.wait_for_timeout(1000)
+    # the rows' status (switch, last tick) loads after the names
+    switches = page.get_by_role("switch")
+    if switches.count():
+        switches.first.wait_for(timeout=60_000)
+    page.wait_for_timeout(5000)
     shot(page, "automation-sensors")
 
 
