@@ -104,11 +104,9 @@ def test_sensors_run_by_default(page: Any, app: RunningApp) -> None:
     assert {s["status"] for s in app.sensors().values()} == {"RUNNING"}
     page.goto("/automation", wait_until="load")
     page.get_by_text("poweroffice_changes").first.wait_for()
-    # the rows' status (switch, last tick) loads after the names
-    switches = page.get_by_role("switch")
-    if switches.count():
-        switches.first.wait_for(timeout=60_000)
-    page.wait_for_timeout(5000)
+    # each row's details load after the names, one by one: wait for the fifth sensor's
+    page.get_by_text("Standard sensor").nth(4).wait_for(timeout=120_000)
+    page.wait_for_timeout(3000)
     shot(page, "automation-sensors")
 
 
