@@ -13,7 +13,7 @@ and the sensors request runs of what a change reaches (sync/sensors.py).
 """
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,8 +23,8 @@ from dagster import AssetExecutionContext
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from talk_assets.config import SYSTEMS
-from talk_assets.sync import checks
-from talk_assets.sync.checks import PREVIEW_ROWS, md_table
+from talk_assets.sync import checks, display
+from talk_assets.sync.checks import PREVIEW_ROWS
 from talk_assets.sync.collect import bad_lines, collect_records, collect_since, read_changes
 from talk_assets.sync.declaration import (
     GLOBAL_TYPES,
@@ -38,7 +38,7 @@ from talk_assets.sync.declaration import (
     source_of,
     views_of_type,
 )
-from talk_assets.sync.links import update_links
+from talk_assets.sync.links import record_version, refresh_links, version_changes
 from talk_assets.sync.mapping import map_view, target_views
 from talk_assets.sync.merge import merge_type, table
 from talk_assets.sync.push import CircuitBreakerOpen, PushSettings, push_view
@@ -69,6 +69,10 @@ def view_slug(view: View) -> str:
 
 def mapped_key(view: View) -> dg.AssetKey:
     return dg.AssetKey([view.system, "mapped", view_slug(view)])
+
+
+def pushed_key(view: View) -> dg.AssetKey:
+    return dg.AssetKey([view.system, "pushed", view_slug(view)])
 
 
 def _flows_text(view: View) -> str:
@@ -136,8 +140,8 @@ def build_source_asset(src: Source) -> dg.SourceAsset:
     @dg.observable_source_asset(
         key=source_key(src),
         group_name=f"{src.system}_in",
-        description=f"{SYSTEMS[src.system].title} {src.title}, where the records live (read as: {views}). "
-                    "Observed by a cheap API probe whose result changes exactly when the data changes: by the "
+        description=f"{SYSTEMS[src.system].title} {src.title}: the records in {SYSTEMS[src.system].title} itself.\n\n"
+                    f"Read as: {views}. Observed by a cheap API probe whose result changes exactly when the data changes: by the "
                     f"`{src.system}_changes` sensor, by each collect (before it reads) and by each push to it.",
         required_resource_keys={src.system, HTTP},
         tags={"stage": "source"},
@@ -173,8 +177,8 @@ def build_collect_asset(src: Source) -> dg.AssetsDefinition:
         check_specs=[dg.AssetCheckSpec(READ_COMPLETE, asset=collected_key(src),
                                        description="The API answered the read. When it did not, the records "
                                                    "collected before stay current and every other system syncs.")],
-        description=f"{SYSTEMS[src.system].title} {src.title} as collected: every version of every record in "
-                    f"DuckDB (`raw_versions`, `raw_current`) with a content hash. Reads only what changed since "
+        description=f"{SYSTEMS[src.system].title} {src.title} copied into DuckDB, every version kept.\n\n"
+                    f"Every version of every record in DuckDB (`raw_versions`, `raw_current`) with a content hash. Reads only what changed since "
                     f"the cursor, minus a lookback window for late commits.",
     )
     def _collect(context: AssetExecutionContext, config: CollectConfig) -> dg.MaterializeResult:
@@ -209,7 +213,7 @@ def build_collect_asset(src: Source) -> dg.AssetsDefinition:
         for line in rejected:
             context.log.warning(f"rejected: {line}")
         return dg.MaterializeResult(
-            metadata={**res.as_metadata(), "records": int(total), "latest": md_table(preview),
+            metadata={**res.as_metadata(), "records": int(total), "latest": display.md(preview),
                       "rejected_records": dg.MetadataValue.md("\n".join(f"- {b}" for b in rejected) or "none"),
                       "rejected_detail": dg.MetadataValue.json([dataclasses.asdict(b) for b in res.bad[:200]])},
             check_results=[dg.AssetCheckResult(check_name=READ_COMPLETE, passed=True,
@@ -240,61 +244,93 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
         owners=OWNERS,
         pool=POOL,
         tags={"stage": "merge"},
-        description=f"Global {gtype}s: records of {', '.join(sorted({v.vkey for v in views}))} recognised as the "
+        description=f"Global {gtype}s: the records of every system that are the same {gtype}, merged into one.\n\n"
+                    f"Records of {', '.join(sorted({v.vkey for v in views}))} recognised as the "
                     f"same {gtype} (merge keys: {keys}; transitive; existing links kept). Per property the latest "
                     "non-empty value wins, with its provenance. Tables `merged_" + gtype + "`, `members_" + gtype + "`.",
     )
     def _merge(context: AssetExecutionContext) -> dg.MaterializeResult:
         with connect() as con:
             res = merge_type(con, gtype)
+            if not res.reused:  # the type's current links follow its members (versioned by `sync/links`)
+                refresh_links(con, datetime.now(UTC), [gtype])
+                changed, n_changed, first_merge = display.changed_entities(con, gtype)
+            else:
+                changed, n_changed, first_merge = [], 0, False
             props = [p for p in GLOBAL_TYPES[gtype] if p != "lines"][:6]
             preview = con.execute(
                 f"SELECT gid, record_count, {', '.join(props)} FROM {table('merged', gtype)} "
                 "ORDER BY record_count DESC, gid LIMIT ?", [PREVIEW_ROWS]
             ).df()
+            sample = list(preview["gid"][:2])
+            why_sample = display.provenance_rows(con, gtype, sample)
+            why_changed = display.provenance_rows(con, gtype, [g for g in changed if g not in sample][:3])
+        heading = (f"All {n_changed} entities are new (first merge); the first shown" if first_merge
+                   else f"{n_changed} entities changed in this run" + ("; the first shown" if n_changed > 3 else ""))
         return dg.MaterializeResult(metadata={
             "records": res.records, "entities": res.entities, "merged_groups": res.merged_groups,
-            "iterations": res.iterations, "rebuilt": not res.reused, "preview": md_table(preview),
+            "iterations": res.iterations, "rebuilt": not res.reused, "changed_entities": n_changed,
+            "preview": display.md(preview),
+            "provenance_sample": dg.MetadataValue.md(display.provenance_md(
+                why_sample, "Why each value: the entities with the most records", 2)),
+            "provenance_changed": dg.MetadataValue.md(display.provenance_md(
+                why_changed, heading if n_changed else "No entity changed in this run", 3)),
         }, check_results=checks.evaluate(merge_checks))
 
     return _merge
 
 
 # -- links -------------------------------------------------------------------------------------------
+def links_deps() -> list[dg.AssetKey]:
+    """Last in a run: after the merges (which rewrite their types' links) and the pushes (which add the
+    records they created and the payloads they wrote), so one run makes at most one version."""
+    return [merge_key(t) for t in GLOBAL_TYPES] + [pushed_key(v) for v in target_views()]
+
+
 @dg.asset(
     key=LINKS_KEY,
-    deps=[merge_key(t) for t in GLOBAL_TYPES],
+    deps=links_deps(),
     check_specs=checks.specs(checks.links_checks(LINKS_KEY)),
     group_name="sync",
     kinds={"duckdb"},
     owners=OWNERS,
     pool=POOL,
     tags={"stage": "links"},
-    description="The link table: global id <-> (system, entity, record), link mode, origin and last written hash. "
-                "A versioned asset: each change is a new version (its DataVersion is the content hash) and every "
-                "earlier version stays queryable (`talk-assets links --at VERSION|TIME`).",
+    output_required=False,
+    description="The link table: which records in the five systems are the same customer, product, order or user.\n\n"
+                "Per record: its global id, link mode, origin and the last payload the sync wrote to it. Each change is a new "
+                "version, one materialization here (the Events tab is its history, with the records added, moved, "
+                "removed and written); a run that changed no link makes none. Any version stays queryable: "
+                "`talk-assets links --at VERSION|TIME`.",
 )
-def links_asset(context: AssetExecutionContext) -> dg.MaterializeResult:
+def links_asset(context: AssetExecutionContext) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     with connect() as con:
-        v = update_links(con, datetime.now(UTC), context.run.run_id)
-        per_system = con.execute(
-            "SELECT system, global_type, count(*) AS records, count(DISTINCT gid) AS entities FROM links "
-            "GROUP BY ALL ORDER BY ALL"
-        ).df()
-        preview = con.execute(
-            "SELECT gid, view, record_id, origin, link_mode FROM links ORDER BY gid, view LIMIT ?", [PREVIEW_ROWS]
-        ).df()
-    return dg.MaterializeResult(
+        v = record_version(con, datetime.now(UTC), context.run.run_id)
+        if v.created:
+            per_system = con.execute(
+                "SELECT system, global_type, count(*) AS records, count(DISTINCT gid) AS entities FROM links "
+                "GROUP BY ALL ORDER BY ALL").df()
+            changes = version_changes(con, v.version, 20)
+    results = checks.evaluate(checks.links_checks(LINKS_KEY))
+    if not v.created:
+        context.log.info(f"no link changed: version {v.version} stays current (no materialization)")
+        yield from results
+        return
+    yield dg.MaterializeResult(
         data_version=dg.DataVersion(v.data_version),
-        metadata={"version": v.version, "rows": v.rows, "added": v.added, "removed": v.removed,
-                  "new_version": v.created, "per_system": md_table(per_system, 50), "preview": md_table(preview)},
-        check_results=checks.evaluate(checks.links_checks(LINKS_KEY)),
+        metadata={"version": v.version, "rows": v.rows, "added": v.added, "moved": v.moved, "removed": v.removed,
+                  "written": v.written, "changes": display.md(changes, 20), "per_system": display.md(per_system, 50)},
+        check_results=results,
     )
 
 
 # -- mapped ------------------------------------------------------------------------------------------
+DIFF_ENTITIES = 10  # the pending rows a mapped asset's "what differs" shows (updates first)
+DIFF_ROWS = 30
+
+
 def build_mapped_asset(view: View) -> dg.AssetsDefinition:
-    deps = [merge_key(view.global_type), LINKS_KEY]
+    deps = [merge_key(view.global_type)]
     deps += [merge_key(REFERENCES[p]) for p in GLOBAL_TYPES[view.global_type] if p in REFERENCES]
     mapped_checks = checks.mapped_checks(view, mapped_key(view))
 
@@ -307,33 +343,36 @@ def build_mapped_asset(view: View) -> dg.AssetsDefinition:
         owners=OWNERS,
         pool=POOL,
         tags={"stage": "mapped"},
-        description=f"What {SYSTEMS[view.system].title} {view.name} should hold, in its own fields and formats, "
-                    f"and what differs from what it holds now (table `{table('mapped', view.vkey)[1:-1]}`). "
+        description=f"What {SYSTEMS[view.system].title} {view.name} should hold, and what differs from what it holds.\n\n"
+                    f"In its own fields and formats, and what differs from what it holds now (table `{table('mapped', view.vkey)[1:-1]}`). "
                     f"Dataflows:\n{_flows_text(view)}",
     )
     def _mapped(context: AssetExecutionContext) -> dg.MaterializeResult:
+        mapped = table("mapped", view.vkey)
         with connect() as con:
             res = map_view(con, view)
-            preview = con.execute(
-                f"SELECT gid, record_id, action, changed_fields, payload FROM {table('mapped', view.vkey)} "
-                "WHERE action <> 'unchanged' ORDER BY action, gid LIMIT ?", [PREVIEW_ROWS]
-            ).df()
+            pending = con.execute(
+                f"SELECT gid, record_id, action, changed_fields, payload, current FROM {mapped} "
+                "WHERE action IN ('create', 'update') ORDER BY action DESC, gid LIMIT ?", [DIFF_ENTITIES]
+            ).fetchall()
+            held = con.execute(
+                f"SELECT gid, payload, held_reason FROM {mapped} WHERE action = 'held' ORDER BY gid LIMIT 20").fetchall()
+        diff = display.diff_rows(pending)
+        held_df = pd.DataFrame([(g, display.record_summary(p), r) for g, p, r in held], columns=["gid", "record", "why held"])
         return dg.MaterializeResult(metadata={
             "rows": res.rows, "create": res.create, "update": res.update, "unchanged": res.unchanged,
-            "rebuilt": not res.reused,
+            "held": res.held, "rebuilt": not res.reused,
             # records the target refuses to change (a Confirmed PowerOffice order): one-way, not written
             **({"locked": res.locked, "locked_reason": view.locked_reason} if view.locked else {}),
-            "pending": res.create + res.update, "pending_preview": md_table(preview),
+            "pending": res.create + res.update,
+            "what_differs": display.md(diff, DIFF_ROWS, {"old": 50, "new": 50}),
+            "held_records": display.md(held_df, 20, {"why held": 200}),
         }, check_results=checks.evaluate(mapped_checks))
 
     return _mapped
 
 
 # -- pushed ------------------------------------------------------------------------------------------
-def pushed_key(view: View) -> dg.AssetKey:
-    return dg.AssetKey([view.system, "pushed", view_slug(view)])
-
-
 class PushConfig(dg.Config):
     confirm_large_change: bool = False
     """Let a run through that the circuit breaker stopped (after checking its pending changes)."""
@@ -382,8 +421,8 @@ def build_push_asset(view: View) -> dg.AssetsDefinition:
         pool=f"{view.system}_api",
         tags={"stage": "push"},
         required_resource_keys={view.system, HTTP},
-        description=f"Writes the pending changes of {SYSTEMS[view.system].title} {view.name} to its API: creates, "
-                    "updates of the properties that differ (optimistic locking), failures to the dead-letter table. "
+        description=f"The writes to {SYSTEMS[view.system].title} {view.name}: what the sync created and updated there.\n\n"
+                    "Creates, updates of the properties that differ (optimistic locking), failures to the dead-letter table. "
                     f"Dataflows:\n{_flows_text(view)}",
     )
     def _push(context: AssetExecutionContext, config: PushConfig) -> dg.MaterializeResult:
@@ -404,17 +443,14 @@ def build_push_asset(view: View) -> dg.AssetsDefinition:
         for f in res.failures[:50]:
             context.log.warning(f"{view.vkey} {f['action']} {f['record']}: {f['error']}")
         with connect() as con:
-            # only a write changes the link table (a new link, a new last-written hash): a push that wrote
-            # nothing leaves it as the links asset made it earlier in this run, so no rebuild is needed
-            if res.created or res.updated:
-                links_version = update_links(con, datetime.now(UTC), context.run.run_id).version
-            else:
-                links_version = first(con, "SELECT max(version) FROM link_versions")[0]
+            # the push wrote its links (created records, written payloads) into the current table; the
+            # `sync/links` step after the pushes records them as the run's one new version
+            links_version = first(con, "SELECT max(version) FROM link_versions")[0]
             dead = first(con, "SELECT count(*) FROM dead_letters WHERE view = ? AND resolved_at IS NULL", [view.vkey])[0]
         failures = pd.DataFrame(res.failures, columns=["record", "gid", "action", "status", "error"])
         return dg.MaterializeResult(metadata={
             **res.as_metadata(), "dead_letters": int(dead), "links_version": links_version,
-            "failures": md_table(failures, 20),
+            "failures": display.md(failures, 20, {"error": 120}),
             "failure_detail": dg.MetadataValue.json(_jsonable(res.failures[:200])),
             **({"calls": dg.MetadataValue.json(res.calls[:5000])} if settings.dry_run else {}),
         })

@@ -134,12 +134,12 @@ def build_required_check(view: View) -> Callable[[], dg.AssetCheckResult]:
         cond = " OR ".join(f"nullif(payload->>'$.\"{f}\"', '') IS NULL OR payload->>'$.\"{f}\"' = '[]'"
                            for f in fields) or "false"
         with connect() as con:
-            total = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action = 'create'")[0]
+            total = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action IN ('create', 'held')")[0]
             bad = con.execute(
-                f"SELECT gid, payload FROM {table('mapped', view.vkey)} WHERE action = 'create' AND ({cond}) "
+                f"SELECT gid, payload FROM {table('mapped', view.vkey)} WHERE action IN ('create', 'held') AND ({cond}) "
                 "ORDER BY gid LIMIT 100"
             ).df()
-            n = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action = 'create' AND ({cond})")[0]
+            n = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action IN ('create', 'held') AND ({cond})")[0]
         rejected = [f"{gid}: {', '.join(fields)} empty" for gid in bad["gid"]]
         return _share_result("required_fields", int(n), int(total), md_table(bad), "missing_required", rejected)
 

@@ -1,7 +1,10 @@
 """The link table: global id <-> (system, entity, record), the sync's memory, kept with its history.
 
-Every materialization writes a new version when the content changed: `links` holds the current
-rows, `links_history` every row with the versions it was valid in (`valid_from` <= v < `valid_to`),
+`links` holds the current rows: each merge step rewrites its type's rows (`refresh_links`) and each
+push adds the records it created and the payloads it wrote. The `sync/links` step, last in a run,
+records a new version when the content changed (`record_version`), so each version is exactly one
+materialization of `sync/links` in Dagster (its Events tab is the table's history).
+`links_history` holds every row with the versions it was valid in (`valid_from` <= v < `valid_to`),
 and `link_versions` one row per version with its content hash, which is the asset's `DataVersion`.
 `links_at()` answers "what was linked at version N / at time T".
 """
@@ -35,79 +38,132 @@ class LinkVersion:
     added: int
     removed: int
     created: bool  # False when the content did not change (no new version)
+    moved: int = 0  # records now linked to another global entity than in the version before
+    written: int = 0  # records whose last written payload changed (the sync wrote to them)
 
 
-def update_links(con: duckdb.DuckDBPyConnection, now: datetime, run_id: str = "") -> LinkVersion:
-    """Rebuild `links` from the merge's members and record a new version if anything changed."""
-    modes = pd.DataFrame({"view": list(VIEWS_BY_KEY), "link_mode": [link_mode(k) for k in VIEWS_BY_KEY],
-                          "system": [v.system for v in VIEWS_BY_KEY.values()],
-                          "entity": [v.entity for v in VIEWS_BY_KEY.values()]})
-    con.register("view_modes", modes)
-    try:
-        parts = []
-        tables = table_names(con)
-        for gtype in GLOBAL_TYPES:
-            if f"members_{gtype}" in tables:
-                parts.append(f"SELECT gid, '{gtype}' AS global_type, nsid, view, record_id FROM {table('members', gtype)}")
-        if not parts:
+def _view_modes() -> pd.DataFrame:
+    return pd.DataFrame({"view": list(VIEWS_BY_KEY), "link_mode": [link_mode(k) for k in VIEWS_BY_KEY],
+                         "system": [v.system for v in VIEWS_BY_KEY.values()],
+                         "entity": [v.entity for v in VIEWS_BY_KEY.values()]})
+
+
+def refresh_links(con: duckdb.DuckDBPyConnection, now: datetime, types: list[str] | None = None) -> int:
+    """Rewrite the current `links` rows of `types` (default: every merged type) from the merge's members,
+    keeping what the sync remembers of each (origin, first link, last written payload) and the records it
+    created that were not collected back yet. Makes no version: `record_version` does, once per run."""
+    tables = table_names(con)
+    todo = [t for t in (types or list(GLOBAL_TYPES)) if f"members_{t}" in tables]
+    if not todo:
+        if types is None:
             raise RuntimeError("no merged entities yet: materialize the merge assets first")
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE new_links AS
-            SELECT m.gid, m.global_type, m.nsid, m.view, vm.system, vm.entity, m.record_id, vm.link_mode,
-                   coalesce(o.origin, 'collected') AS origin,
-                   coalesce(o.first_linked_at, ?::TIMESTAMPTZ) AS first_linked_at,
-                   o.last_written_hash, o.last_written_at
-            FROM ({' UNION ALL '.join(parts)}) m
-            JOIN view_modes vm ON vm.view = m.view
-            LEFT JOIN links o ON o.view = m.view AND o.nsid = m.nsid
-            UNION ALL
-            -- records the sync created that have not been collected back yet
-            SELECT o.gid, o.global_type, o.nsid, o.view, o.system, o.entity, o.record_id, o.link_mode, o.origin,
-                   o.first_linked_at, o.last_written_hash, o.last_written_at
-            FROM links o WHERE o.origin = 'created'
-              AND NOT EXISTS (SELECT 1 FROM ({' UNION ALL '.join(parts)}) m WHERE m.nsid = o.nsid AND m.view = o.view)
-            """,
-            [now],
-        )
+        return 0
+    con.register("view_modes", _view_modes())
+    try:
+        for gtype in todo:
+            members = f"SELECT gid, nsid, view, record_id FROM {table('members', gtype)}"
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE new_links AS
+                SELECT m.gid, '{gtype}' AS global_type, m.nsid, m.view, vm.system, vm.entity, m.record_id,
+                       vm.link_mode, coalesce(o.origin, 'collected') AS origin,
+                       coalesce(o.first_linked_at, ?::TIMESTAMPTZ) AS first_linked_at,
+                       o.last_written_hash, o.last_written_at
+                FROM ({members}) m
+                JOIN view_modes vm ON vm.view = m.view
+                LEFT JOIN links o ON o.view = m.view AND o.nsid = m.nsid
+                UNION ALL
+                -- records the sync created that have not been collected back yet
+                SELECT o.gid, o.global_type, o.nsid, o.view, o.system, o.entity, o.record_id, o.link_mode, o.origin,
+                       o.first_linked_at, o.last_written_hash, o.last_written_at
+                FROM links o WHERE o.global_type = '{gtype}' AND o.origin = 'created'
+                  AND NOT EXISTS (SELECT 1 FROM ({members}) m WHERE m.nsid = o.nsid AND m.view = o.view)
+                """,
+                [now],
+            )
+            con.execute("DELETE FROM links WHERE global_type = ?", [gtype])
+            con.execute("INSERT INTO links SELECT * FROM new_links")
+        return len(todo)
     finally:
         con.unregister("view_modes")
+        con.execute("DROP TABLE IF EXISTS new_links")
+
+
+_KEY = "view, nsid, gid, coalesce(origin, ''), coalesce(last_written_hash, ''), coalesce(link_mode, '')"
+
+
+def record_version(con: duckdb.DuckDBPyConnection, now: datetime, run_id: str = "") -> LinkVersion:
+    """Record the current `links` as a new version when its content differs from the last version's
+    (a run that linked, unlinked, moved or wrote nothing makes none): the link table's history, which
+    `links_at` reads and the `sync/links` asset reports as one materialization per version."""
     cols = ", ".join(LINK_COLUMNS)
     digest = f"md5(concat_ws('|', {cols}))"
     data_version = first(con,
         f"SELECT substr(md5(coalesce(sum(hash({digest})::HUGEINT)::VARCHAR, 'empty')), 1, 24) || '-' || count(*) "
-        "FROM new_links"
+        "FROM links"
     )[0]
     last = first(con, "SELECT version, data_version FROM link_versions ORDER BY version DESC LIMIT 1")
-    rows = first(con, "SELECT count(*) FROM new_links")[0]
+    rows = first(con, "SELECT count(*) FROM links")[0]
     if last and last[1] == data_version:
-        con.execute("DELETE FROM links")
-        con.execute("INSERT INTO links SELECT * FROM new_links")
-        return LinkVersion(last[0], data_version, rows, 0, 0, created=False)
+        return LinkVersion(last[0], data_version, int(rows), 0, 0, created=False)
     version = (last[0] + 1) if last else 1
-    key = "view, nsid, gid, coalesce(origin, ''), coalesce(last_written_hash, ''), coalesce(link_mode, '')"
-    removed = first(con,
+    # what changed, per record (view, nsid): linked for the first time, gone, linked to another
+    # entity, or written to (a new last written payload) since the version before
+    added, removed, moved, written = first(con,
+        """
+        WITH cur AS (SELECT view, nsid, gid, last_written_hash FROM links),
+             old AS (SELECT view, nsid, gid, last_written_hash FROM links_history WHERE valid_to IS NULL)
+        SELECT count(*) FILTER (WHERE old.nsid IS NULL), count(*) FILTER (WHERE cur.nsid IS NULL),
+               count(*) FILTER (WHERE cur.gid <> old.gid),
+               count(*) FILTER (WHERE cur.gid = old.gid AND cur.last_written_hash IS DISTINCT FROM old.last_written_hash)
+        FROM cur FULL JOIN old ON cur.view = old.view AND cur.nsid = old.nsid
+        """)
+    con.execute(
         f"""
         UPDATE links_history SET valid_to = ?
-        WHERE valid_to IS NULL AND ({key}) NOT IN (SELECT ({key}) FROM new_links)
+        WHERE valid_to IS NULL AND ({_KEY}) NOT IN (SELECT ({_KEY}) FROM links)
         """,
         [version],
-    )[0]
-    added = first(con,
+    )
+    con.execute(
         f"""
         INSERT INTO links_history
-        SELECT {cols}, ? AS valid_from, NULL AS valid_to FROM new_links
-        WHERE ({key}) NOT IN (SELECT ({key}) FROM links_history WHERE valid_to IS NULL)
+        SELECT {cols}, ? AS valid_from, NULL AS valid_to FROM links
+        WHERE ({_KEY}) NOT IN (SELECT ({_KEY}) FROM links_history WHERE valid_to IS NULL)
         """,
         [version],
-    )[0]
-    con.execute("DELETE FROM links")
-    con.execute("INSERT INTO links SELECT * FROM new_links")
+    )
     con.execute(
         "INSERT INTO link_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
         [version, data_version, now, rows, added, removed, run_id],
     )
-    return LinkVersion(version, data_version, int(rows), int(added), int(removed), created=True)
+    return LinkVersion(version, data_version, int(rows), int(added), int(removed), created=True,
+                       moved=int(moved), written=int(written))
+
+
+def update_links(con: duckdb.DuckDBPyConnection, now: datetime, run_id: str = "") -> LinkVersion:
+    """Rebuild `links` from the merge's members and record a new version if anything changed."""
+    refresh_links(con, now)
+    return record_version(con, now, run_id)
+
+
+def version_changes(con: duckdb.DuckDBPyConnection, version: int, limit: int = 20) -> pd.DataFrame:
+    """The records whose link changed in `version`: added, removed, moved (to another global entity)
+    or written (the sync wrote a new payload to the record), with the global id before and after."""
+    return con.execute(
+        f"""
+        WITH new AS (SELECT * FROM links_history WHERE valid_from = ?),
+             gone AS (SELECT * FROM links_history WHERE valid_to = ?)
+        SELECT CASE WHEN g.nsid IS NULL THEN 'added' WHEN n.nsid IS NULL THEN 'removed'
+                    WHEN n.gid <> g.gid THEN 'moved' ELSE 'written' END AS change,
+               coalesce(n.view, g.view) AS view, coalesce(n.record_id, g.record_id) AS record_id,
+               g.gid AS gid_before, n.gid AS gid_after
+        FROM new n FULL JOIN gone g ON n.view = g.view AND n.nsid = g.nsid
+        ORDER BY CASE change WHEN 'moved' THEN 0 WHEN 'added' THEN 1 WHEN 'removed' THEN 2 ELSE 3 END, view, record_id
+        LIMIT {int(limit)}
+        """,
+        [version, version],
+    ).df()
 
 
 def resolve_version(con: duckdb.DuckDBPyConnection, at: str | None) -> int | None:

@@ -8,6 +8,13 @@ Each row holds the global value of every property a dataflow carries to V, V's c
 (both in canonical form, so a difference of format only is no change), the action (create,
 update, unchanged), the properties that differ, and the payload: V's own field names and value
 formats, made by the declaration's `write` conversions. An empty global value never overwrites.
+
+A new record the target would refuse for a reason known before the call is `held`, not created,
+with its reason in `held_reason` (README, "How the sync decides"): a required property (a
+customer's e-mail) empty in every linked record, or a value that must be unique in the target
+(`UNIQUE_IN_TARGET`) already held by another of its records, e.g. a company's `firmapost@` mailbox
+that a person in Shopify uses. It is shown on the mapped asset, costs no call and is no dead letter;
+once the data changes (an e-mail filled in, the mailbox freed) the row is a create again.
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 
+from talk_assets.config import SYSTEMS
 from talk_assets.sync.declaration import (
     GLOBAL_TYPES,
     REFERENCE_FALLBACK,
     REFERENCES,
+    REQUIRED,
     View,
     counterparts,
     source_of,
@@ -31,6 +40,13 @@ from talk_assets.sync.model import fill_write
 from talk_assets.sync.store import Derived, code_digest, digest_of, first, rebuilding, table_names
 
 CREATING_MODES = ("merge-or-create", "always-insert")
+
+# Global properties whose value one record of the target may hold at most: a create under a value
+# another record already holds is refused. Shopify: a customer's e-mail (and phone) is a unique key
+# ("upsert a customer by a unique key (email or phone)",
+# https://shopify.dev/docs/api/admin-graphql/latest/mutations/customerSet; REST answers 422
+# "email has already been taken"). Only the e-mail is written by a customer create here.
+UNIQUE_IN_TARGET: dict[str, tuple[str, ...]] = {"shopify.customer": ("email",)}
 
 
 def writable_props(view: View) -> list[str]:
@@ -164,6 +180,7 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
         locked_col = f"coalesce(({view.locked.replace('{r}', 'lk.payload')}), false) AS locked"
         locked_join = (f"LEFT JOIN raw_current lk ON lk.system = '{src.system}' AND lk.entity = '{src.entity}' "
                        "AND lk.record_id = r.parent_id AND NOT lk.deleted")
+    held = _held_sql(view, fields, want, norm)
     payload = "json_object(" + ", ".join(f"'{f}', {want[f]}" for f, _, _ in fields) + ")"
     current = "json_object(" + ", ".join(f"'{f}', {have[f]}" for f, _, _ in fields) + ")"
     return f"""
@@ -185,15 +202,37 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
     ),
     calc AS (
         SELECT gid, nsid, record_id, parent_id, locked, {changed} AS changed_fields,
-               {payload} AS payload, {current} AS current, {refs} AS refs, {glob} AS global
+               {payload} AS payload, {current} AS current, {refs} AS refs, {glob} AS global, {held} AS held_reason
         FROM sides r
     )
     SELECT gid, nsid, record_id, parent_id,
-           CASE WHEN nsid IS NULL THEN 'create' WHEN len(changed_fields) > 0 AND locked THEN 'locked'
+           CASE WHEN held_reason IS NOT NULL THEN 'held' WHEN nsid IS NULL THEN 'create'
+                WHEN len(changed_fields) > 0 AND locked THEN 'locked'
                 WHEN len(changed_fields) > 0 THEN 'update' ELSE 'unchanged' END AS action,
-           changed_fields, payload, current, refs, global, md5(payload::VARCHAR) AS payload_hash
+           changed_fields, payload, current, refs, global, md5(payload::VARCHAR) AS payload_hash, held_reason
     FROM calc
     """
+
+
+def _held_sql(view: View, fields: list[tuple[str, str, str]], want: dict[str, str], norm: str) -> str:
+    """SQL for why a new record is held (NULL: not held); see the module doc."""
+    title = f"{SYSTEMS[view.system].title} {view.name}"
+    cases = []
+    for f, p, _ in fields:
+        if p in REQUIRED[view.global_type]:
+            cases.append(f"WHEN nullif(nullif({want[f]}::VARCHAR, ''), '[]') IS NULL THEN "
+                         f"'no {p.replace('_', ' ')} in any linked record, and a new {title} needs one: "
+                         f"created once a linked record has it'")
+    for p in UNIQUE_IN_TARGET.get(view.vkey, ()):
+        if p not in view.read_props:
+            continue
+        taken = (f"(SELECT min(x.record_id) FROM {norm} x WHERE lower(x.{ident(p)}) = lower(r.{ident('w__' + p)}))")
+        cases.append(f"WHEN {taken} IS NOT NULL THEN printf('{title} %s already has the {p.replace('_', ' ')} %s "
+                     f"(one customer per {p.replace('_', ' ')} there): not created under another customer''s mailbox', "
+                     f"{taken}, r.{ident('w__' + p)})")
+    if not cases:
+        return "NULL::VARCHAR"
+    return f"CASE WHEN r.nsid IS NOT NULL THEN NULL {' '.join(cases)} END"
 
 
 @dataclass
@@ -204,6 +243,7 @@ class MapResult:
     update: int
     unchanged: int
     locked: int = 0  # differences held back: the record is locked against edits in the target (`View.locked`)
+    held: int = 0  # new records not created, each with its reason (`held_reason`)
     reused: bool = False  # the merges it reads did not change: the last mapping was kept
 
 
@@ -216,12 +256,12 @@ def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
         return MapResult(**{**kept, "reused": True})
     with rebuilding(con):
         con.execute(sql)
-    rows, c, u, n, lk = first(con,
+    rows, c, u, n, lk, h = first(con,
         f"SELECT count(*), count(*) FILTER (WHERE action = 'create'), count(*) FILTER (WHERE action = 'update'), "
-        f"count(*) FILTER (WHERE action = 'unchanged'), count(*) FILTER (WHERE action = 'locked') "
-        f"FROM {table('mapped', view.vkey)}"
+        f"count(*) FILTER (WHERE action = 'unchanged'), count(*) FILTER (WHERE action = 'locked'), "
+        f"count(*) FILTER (WHERE action = 'held') FROM {table('mapped', view.vkey)}"
     )
-    res = MapResult(view.vkey, int(rows), int(c), int(u), int(n), int(lk))
+    res = MapResult(view.vkey, int(rows), int(c), int(u), int(n), locked=int(lk), held=int(h))
     build.built({k: v for k, v in asdict(res).items() if k != "reused"})
     return res
 

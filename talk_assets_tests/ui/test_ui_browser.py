@@ -20,18 +20,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
-from talk_assets_tests.ui.app import RunningApp
+from talk_assets_tests.ui.app import LOCATION, REPOSITORY, RunningApp
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync", "--disable-quic"]
 # one dataflow's lineage, source to target: PowerOffice GO customers end up as Shopify customers
-FLOW = ["poweroffice/customers", "poweroffice/collected/customers", "merge/customer", "sync/links",
-        "shopify/mapped/customer", "shopify/pushed/customer"]
+FLOW = ["poweroffice/customers", "poweroffice/collected/customers", "merge/customer", "shopify/mapped/customer",
+        "shopify/pushed/customer", "sync/links"]
 MATERIALIZE = "poweroffice/collected/customers"
 
 
@@ -71,7 +72,7 @@ def browser() -> Iterator[Any]:
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     running = RunningApp(tmp_path_factory.mktemp("ui") / "data")
     try:
-        yield running.start()
+        yield running.start(timeout=480)
     finally:
         try:
             running.stop()
@@ -103,7 +104,9 @@ def test_sensors_run_by_default(page: Any, app: RunningApp) -> None:
     assert {s["status"] for s in app.sensors().values()} == {"RUNNING"}
     page.goto("/automation", wait_until="load")
     page.get_by_text("poweroffice_changes").first.wait_for()
-    page.wait_for_timeout(1000)
+    # each row's details load after the names, one by one: wait for the fifth sensor's
+    page.get_by_text("Standard sensor").nth(4).wait_for(timeout=120_000)
+    page.wait_for_timeout(3000)
     shot(page, "automation-sensors")
 
 
@@ -116,9 +119,9 @@ def test_asset_graph_and_flow_lineage(page: Any, app: RunningApp) -> None:
     page.wait_for_timeout(1500)
     shot(page, "asset-graph")
 
-    # every asset on a path from the PowerOffice source to the Shopify push: the flow's six, and the
+    # every asset on a path from the PowerOffice source to the Shopify push: the flow's five, and the
     # other customer mappings the push waits for (all targets of a type are judged before any is written)
-    selection = f'key:"{FLOW[0]}"+ and +key:"{FLOW[-1]}"'
+    selection = f'key:"{FLOW[0]}"+ and +key:"{FLOW[-2]}"'
     page.goto("/asset-groups~" + urllib.parse.quote(selection, safe="") + "/", wait_until="load")
     page.get_by_text("Materialize all (").first.wait_for()
     for _ in range(len(FLOW)):  # open the groups so the assets show
@@ -135,8 +138,9 @@ def test_asset_graph_and_flow_lineage(page: Any, app: RunningApp) -> None:
     shot(page, "flow-lineage")
     page.set_viewport_size({"width": 1600, "height": 1000})
 
-    # each hop of the flow, as the asset pages show it: the next asset is linked as downstream
-    for upstream, downstream in zip(FLOW, FLOW[1:], strict=False):
+    # each hop of the flow, as the asset pages show it: the next asset is linked as downstream (up to the
+    # push; a push's page lists the pushes that wait for it before `sync/links`, checked below)
+    for upstream, downstream in zip(FLOW[:-1], FLOW[1:-1], strict=False):
         page.goto(f"/assets/{upstream}", wait_until="load")
         page.locator(f'a[href^="/assets/{downstream}"]').first.wait_for()
         if upstream == "merge/customer":
@@ -148,6 +152,103 @@ def test_asset_graph_and_flow_lineage(page: Any, app: RunningApp) -> None:
     deps = {"/".join(n["assetKey"]["path"]): {"/".join(d["path"]) for d in n["dependencyKeys"]} for n in nodes}
     for upstream, downstream in zip(FLOW, FLOW[1:], strict=False):
         assert upstream in deps[downstream], f"{downstream} does not depend on {upstream}"
+
+
+CRM_KEY = {"Authorization": "Bearer crm-sandbox-api-key"}
+
+
+def _wait_runs_done(app: RunningApp, timeout: float = 240) -> None:
+    """Until no run is queued or running (the sensors' first ticks queue the first full sync)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = app.runs()
+        if runs and all(r["status"] not in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED") for r in runs):
+            return
+        time.sleep(2)
+    raise AssertionError(f"runs still going after {timeout:.0f}s: {[r['status'] for r in app.runs()]}")
+
+
+def _launch_sync(app: RunningApp) -> str:
+    """A run of `sync_job`, launched as the Launchpad does."""
+    res = app.graphql("""mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+        ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+                      {"p": {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY,
+                                          "jobName": "sync_job"}, "runConfigData": {}}})["launchRun"]
+    assert res["__typename"] == "LaunchRunSuccess", res
+    return res["run"]["runId"]
+
+
+def _latest_markdown(app: RunningApp, path: list[str], label: str) -> str:
+    """A Markdown metadata entry of an asset's latest materialization, as the UI's GraphQL serves it."""
+    data = app.graphql("""query($k: AssetKeyInput!) { assetOrError(assetKey: $k) { ... on Asset {
+        assetMaterializations(limit: 1) { runId metadataEntries { label ... on MarkdownMetadataEntry { mdStr } } } } } }""",
+                       {"k": {"path": path}})["assetOrError"]
+    entries = data["assetMaterializations"][0]["metadataEntries"] if data.get("assetMaterializations") else []
+    return next((e.get("mdStr") or "" for e in entries if e["label"] == label), "")
+
+
+def _show_markdown(page: Any, entry: str) -> Any:
+    """Open a Markdown metadata entry of the selected event ([Show Markdown]) and return its dialog."""
+    row = page.locator("tr", has=page.get_by_text(entry, exact=True)).first
+    row.wait_for()
+    button = row.get_by_text("[Show Markdown]")
+    if button.count():
+        button.first.click()
+        dialog = page.get_by_role("dialog").first
+        dialog.wait_for()
+        page.wait_for_timeout(800)
+        return dialog
+    return row
+
+
+def test_why_and_what_differs_on_the_asset_pages(page: Any, app: RunningApp) -> None:
+    # the sensors' first ticks come one by one, each requesting a full run: let them, then stop them,
+    # so the run launched below is the latest materialization of what it changes
+    _wait_runs_done(app)
+    app.stop_sensors()
+    time.sleep(2)
+    _wait_runs_done(app)
+    # a customer edited in the CRM: which value won and why shows on merge/customer, the old and new
+    # values on the mapped assets of the systems it goes to, the new link version on sync/links
+    crm = f"{app.sandbox_url('customcrm')}/api/v1/customers"
+    rows = requests.get(f"{crm}?limit=50", headers=CRM_KEY, timeout=10).json()
+    rows = rows.get("data", rows) if isinstance(rows, dict) else rows
+    person = next(r for r in rows if r.get("customer_type") == "person" and r.get("email"))
+    r = requests.patch(f"{crm}/{person['id']}", headers=CRM_KEY, json={"phone": "+47 41234567"}, timeout=10)
+    r.raise_for_status()
+    run_id = _launch_sync(app)
+    deadline = time.monotonic() + 240
+    while app.run_status(run_id) not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
+        time.sleep(2)
+    assert app.run_status(run_id) == "SUCCESS", app.log_tail(80)
+
+    latest = _latest_markdown(app, ["merge", "customer"], "provenance_changed")
+    page.goto("/assets/merge/customer?view=events", wait_until="load")
+    dialog = _show_markdown(page, "provenance_changed")
+    dialog.get_by_text("from (system record)").first.wait_for()
+    dialog.screenshot(path=str(SHOTS / "provenance-merge-customer.png"))
+    assert "+4741234567" in latest, f"run {run_id}: the CRM edit is not in provenance_changed:\n{latest[:3000]}"
+    page.keyboard.press("Escape")
+
+    mats = app.graphql("""{ assetNodes { assetKey { path } assetMaterializations(limit: 1) {
+        metadataEntries { label ... on IntMetadataEntry { intValue } } } } }""")["assetNodes"]
+    updated = ["/".join(n["assetKey"]["path"]) for n in mats if n["assetKey"]["path"][1:2] == ["mapped"]
+               and n["assetMaterializations"] and any(e["label"] == "update" and e.get("intValue")
+                                                     for e in n["assetMaterializations"][0]["metadataEntries"])]
+    assert updated, "no mapped asset has an update after the edit"
+    target = next((k for k in updated if k.endswith("/customer") or k.endswith("/customers")), updated[0])
+    page.goto(f"/assets/{target}?view=events", wait_until="load")
+    dialog = _show_markdown(page, "what_differs")
+    dialog.get_by_text("old", exact=True).first.wait_for()
+    dialog.screenshot(path=str(SHOTS / "what-differs-mapped.png"))
+    differs = _latest_markdown(app, target.split("/"), "what_differs")
+    assert "+4741234567" in differs, f"{target}: the CRM edit is not in what_differs:\n{differs[:3000]}"
+    page.keyboard.press("Escape")
+
+    page.goto("/assets/sync/links?view=events", wait_until="load")
+    page.get_by_text("changes", exact=True).first.wait_for()
+    page.wait_for_timeout(1500)
+    shot(page, "links-versions")
 
 
 def test_materialize_from_the_ui(page: Any, app: RunningApp) -> None:
