@@ -34,6 +34,7 @@ from talk_assets.sandbox.server import (
 )
 from talk_assets.sandbox.store import Record, Table
 from talk_assets.sandbox.world import ascii_slug, build_world, maybe, vary_email, vary_phone
+from talk_assets.systems.shopify import webhooks
 
 SHOP_TZ = ZoneInfo("Europe/Oslo")  # Shopify renders timestamps in the shop's time zone
 API_VERSION = "2026-07"
@@ -177,6 +178,7 @@ class App(SandboxApp):
     title = "Shopify"
 
     def __init__(self, seed: int = 1, size: int = 50) -> None:
+        self.webhooks = webhooks.sender()  # notifications, subscribed through webhooks.json (webhooks.py)
         super().__init__(seed, size)
         self.limiter = LeakyBucket(40, 2.0, "X-Shopify-Shop-Api-Call-Limit")
 
@@ -237,6 +239,7 @@ class App(SandboxApp):
         r("GET", V + r"/locations/(?P<id>\d+)\.json", self.get_location, "locations/{id}.json")
         r("GET", V + r"/inventory_levels\.json", self.list_levels, "inventory_levels.json")
         r("POST", V + r"/inventory_levels/set\.json", self.set_level, "inventory_levels/set.json")
+        webhooks.install(self)
 
     # -- seed -----------------------------------------------------------------------------------
     def seed_data(self) -> None:
@@ -717,7 +720,9 @@ class App(SandboxApp):
 
     def _save(self, table: Table, rec: Record, when: datetime) -> Record:
         rec["updated_at"] = ts(when)
-        return table.put(rec, when)
+        table.put(rec, when)
+        webhooks.notify(self, table.name, rec, "update")
+        return rec
 
     # -- customers ------------------------------------------------------------------------------
     CUSTOMER_FILTERS = ("ids", "since_id", "created_at_min", "created_at_max", "updated_at_min", "updated_at_max")
@@ -837,6 +842,7 @@ class App(SandboxApp):
         if "addresses" in data:
             self._apply_addresses(rec, data["addresses"])
         self.customers.put(rec, now)
+        webhooks.notify(self, "customers", rec, "create")
         self.created["customers"][cid] = now
         self._index_customer(None, rec)
         return Response(201, {"customer": rec})
@@ -857,6 +863,7 @@ class App(SandboxApp):
     def delete_customer(self, req: Request) -> Response:
         old = self._find(self.customers, req.params["id"])
         self.customers.delete(old["id"])
+        webhooks.notify(self, "customers", old, "delete")
         self._index_customer(old, None)
         return Response(200, {})
 
@@ -1001,6 +1008,7 @@ class App(SandboxApp):
         removed, created = self._apply_variants(rec, data.get("variants") or [], now)
         self.handles.add(handle)
         self.products.put(rec, now)
+        webhooks.notify(self, "products", rec, "create")
         self.created["products"][pid] = now
         self._sync_levels(removed, created, pid, now)
         return Response(201, {"product": rec})
@@ -1024,6 +1032,7 @@ class App(SandboxApp):
     def delete_product(self, req: Request) -> Response:
         old = self._find(self.products, req.params["id"])
         self.products.delete(old["id"])
+        webhooks.notify(self, "products", old, "delete")
         self._sync_levels([v["inventory_item_id"] for v in old["variants"]], [], old["id"], self.now())
         self.handles.discard(old["handle"])
         return Response(200, {})
@@ -1132,6 +1141,7 @@ class App(SandboxApp):
         if data.get("processed_at"):
             rec["processed_at"] = ts(self._time_arg(str(data["processed_at"]), "processed_at"))
         self.orders.put(rec, now)
+        webhooks.notify(self, "orders", rec, "create")
         self.created["orders"][oid] = now
         return Response(201, {"order": rec})
 
