@@ -331,3 +331,33 @@ def test_poll_interval_is_the_safety_net_with_webhooks_on(monkeypatch: pytest.Mo
     names = {s.name for s in all_sensors()}
     assert {f"{k}_webhooks" for k in ("shopify", "squarespace", "customcrm", "customwebshop")} <= names
     assert "poweroffice_webhooks" not in names and {f"{k}_changes" for k in SYSTEMS} <= names
+
+
+def test_the_webhooks_command_serves_the_receiver(tmp_path: Path) -> None:
+    """`talk-assets webhooks` as a subprocess: a signed notification is stored, a forged one refused."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TALK_WEBHOOK_PORT": "0", "TALK_DATA_DIR": str(tmp_path)}
+    env.pop("TALK_WEBHOOK_PUBLIC_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "talk_assets.cli", "webhooks"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = re.search(r"receiver on (http://\S+)/webhooks/<system>", line).group(1)  # type: ignore[union-attr]
+        assert "polled" in proc.stdout.readline()  # no public URL: no subscriptions
+        body = json.dumps({"type": "orders.created", "data": {"id": 7, "updated_at": None}}).encode()
+        secret = settings().webhook_secret("customwebshop")
+        assert _std_post(f"{url}/webhooks/customwebshop", body, secret).status_code == 200
+        assert _std_post(f"{url}/webhooks/customwebshop", body, "whsec_" + "A" * 32).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=20)[0]
+    assert proc.returncode == 0, out
+    assert "'customwebshop new': 1" in out and "'customwebshop refused': 1" in out
+    with Inbox(tmp_path / "webhooks.sqlite") as inbox:
+        assert [p.entity for p in inbox.pending("customwebshop", 0)] == ["orders"]
