@@ -88,3 +88,39 @@ def _ulidish() -> str:
     import uuid
 
     return f"{time.time_ns():x}{uuid.uuid4().hex[:10]}"
+
+
+# -- the OpenAPI 3.1 `webhooks` section (talk_assets/systems/customapi/openapi.py adds it) -------------
+def openapi_webhooks(spec: SystemSpec) -> dict[str, Any]:
+    """One webhook per event type: what the API POSTs to a subscriber, with the Standard Webhooks headers."""
+    headers = [
+        {"name": "webhook-id", "in": "header", "required": True, "schema": {"type": "string"},
+         "description": "Unique message id, the same on every retry (use it to de-duplicate)."},
+        {"name": "webhook-timestamp", "in": "header", "required": True, "schema": {"type": "string",
+                                                                                   "pattern": "^[0-9]+$"},
+         "description": "Unix seconds of this attempt; refuse one more than 5 minutes away (replay)."},
+        {"name": "webhook-signature", "in": "header", "required": True, "schema": {"type": "string"},
+         "description": "Space-separated `v1,<base64 HMAC-SHA256>` signatures of `{id}.{timestamp}.{body}` "
+                        "keyed with the subscriber's `whsec_` secret (several while a secret is rotated)."},
+    ]
+    out: dict[str, Any] = {}
+    for e in spec.entities:
+        for action in ACTIONS:
+            kind = f"{e.name}.{action}"
+            body = {"type": "object", "required": ["type", "timestamp", "data"], "properties": {
+                "type": {"const": kind},
+                "timestamp": {"type": "string", "format": "date-time"},
+                "data": {"type": "object", "required": ["id"], "properties": {
+                    "id": {"type": "integer"},
+                    "updated_at": {"type": ["string", "null"], "format": "date-time"}}}}}
+            out[kind] = {"post": {
+                "summary": f"A {e.name} record was {action}",
+                "description": "Sent per the Standard Webhooks specification (https://www.standardwebhooks.com/); "
+                               "a thin payload: read the record from the API. Retried with backoff on a "
+                               "non-2xx answer or a timeout; may arrive twice or out of order.",
+                "parameters": headers,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+                "responses": {"200": {"description": "Received (any 2xx stops the retries)."},
+                              "401": {"description": "Signature or timestamp not accepted; not retried as valid."}},
+            }}
+    return out
