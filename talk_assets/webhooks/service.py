@@ -27,12 +27,16 @@ def start_receiver(*, sandbox_urls: dict[str, str] | None = None, host: str | No
     if not public and sandbox_urls:
         public = server.url
         os.environ["TALK_WEBHOOK_PUBLIC_URL"] = public  # the sensors (dagster dev inherits it) read the inbox
+        # in the sandbox, a dropped notification (`PUT /_sandbox/webhooks {"drop_share": 1}`) heals in a minute
+        os.environ.setdefault("TALK_WEBHOOK_POLL_INTERVAL_S", "60")
     out(f"talk-assets webhooks: receiver on {server.url}/webhooks/<system> for "
         f"{', '.join(receiving_systems())}; inbox {server.inbox.path}")
     if not public:
         out("  TALK_WEBHOOK_PUBLIC_URL is not set: no subscriptions made, every system is polled")
         return server
-    out(f"  public URL {public}; PowerOffice GO has no webhooks and is polled")
+    out(f"  public URL {public}; systems that notify are also polled every "
+        f"{settings().webhook_poll_interval_s}s (TALK_WEBHOOK_POLL_INTERVAL_S); PowerOffice GO has no webhooks "
+        "and is polled as before")
 
     def subscribe() -> None:
         if sandbox_urls:
