@@ -157,8 +157,11 @@ def test_shopify_subscriptions_are_created_once_and_an_edit_arrives(box: Sandbox
         second = subscribe_all(receiver.url, inbox)
     assert first["shopify"].startswith("subscribed") and second["shopify"] == "kept"
     base, h = _shopify(box)
-    listed = requests.get(f"{base}/webhooks.json", headers=h, timeout=10).json()["webhooks"]
-    assert sorted(w["topic"] for w in listed) == sorted(shopify_hooks.TOPICS)
+    listed = requests.post(f"{base}/graphql.json", headers=h, timeout=30, json={
+        "query": "{ webhookSubscriptions(first: 50) { nodes { topic uri } } }"}).json()
+    nodes = listed["data"]["webhookSubscriptions"]["nodes"]
+    assert sorted(shopify_hooks.rest_topic(n["topic"]) for n in nodes) == sorted(shopify_hooks.TOPICS)
+    assert {n["uri"] for n in nodes} == {f"{receiver.url}/webhooks/shopify"}
     customer = requests.get(f"{base}/customers.json", headers=h, params={"limit": 1}, timeout=10).json()["customers"][0]
     r = requests.put(f"{base}/customers/{customer['id']}.json", headers=h, timeout=10,
                      json={"customer": {"id": customer["id"], "note": f"webhook {uuid.uuid4().hex[:6]}"}})

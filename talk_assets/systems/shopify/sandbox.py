@@ -35,6 +35,12 @@ from talk_assets.sandbox.server import (
 from talk_assets.sandbox.store import Record, Table
 from talk_assets.sandbox.world import ascii_slug, build_world, maybe, vary_email, vary_phone
 from talk_assets.systems.shopify import webhooks
+from talk_assets.systems.shopify.graphql_sandbox import CountingTable, RestBucket, mark_request
+
+
+class _RestBucket(RestBucket, LeakyBucket):
+    """Shopify's REST bucket; GraphQL requests are limited by query cost instead."""
+
 
 SHOP_TZ = ZoneInfo("Europe/Oslo")  # Shopify renders timestamps in the shop's time zone
 API_VERSION = "2026-07"
@@ -179,8 +185,43 @@ class App(SandboxApp):
 
     def __init__(self, seed: int = 1, size: int = 50) -> None:
         self.webhooks = webhooks.sender()  # notifications, subscribed through webhooks.json (webhooks.py)
+        self._graphql: Any = None
         super().__init__(seed, size)
-        self.limiter = LeakyBucket(40, 2.0, "X-Shopify-Shop-Api-Call-Limit")
+        self.limiter = _RestBucket(40, 2.0, "X-Shopify-Shop-Api-Call-Limit")
+
+    # -- GraphQL Admin API (graphql_sandbox.py): built on first use, the schema is big -----------
+    def graphql_api(self) -> Any:
+        if self._graphql is None:
+            from talk_assets.systems.shopify.graphql_sandbox import GraphQLApi
+
+            self._graphql = GraphQLApi(self)
+        return self._graphql
+
+    def graphql(self, req: Request) -> Response:
+        return self.graphql_api().handle(req)
+
+    def bulk_result(self, req: Request) -> Response:
+        data = self.graphql_api().bulk_file(req.params["name"])
+        if data is None:
+            raise HttpError(404, "Not Found")
+        return Response(200, data, content_type="application/jsonl")
+
+    def reset(self, seed: int | None = None, size: int | None = None) -> None:
+        super().reset(seed, size)
+        if self._graphql is not None:
+            self._graphql.reset()
+
+    def control(self, req: Request) -> Response:
+        sub = req.path[len("/_sandbox/"):].strip("/")
+        if sub.startswith("graphql/"):
+            from talk_assets.systems.shopify.graphql_sandbox import control
+
+            body = req.json() if req.body else {}
+            resp = control(self.graphql_api(), sub, req.method, body,
+                           config.SHOPIFY.settings["access_token"].default)
+            if resp is not None:
+                return resp
+        return super().control(req)
 
     # -- framework hooks ------------------------------------------------------------------------
     def credentials(self) -> dict[str, str]:
@@ -191,6 +232,9 @@ class App(SandboxApp):
         return f"/admin/api/{API_VERSION}"
 
     def authenticate(self, req: Request) -> None:
+        mark_request(req.path)
+        if req.path.startswith("/bulk-results/"):
+            return  # a bulk result URL is a signed link at Shopify: no access token needed
         if req.header("X-Shopify-Access-Token") != config.SHOPIFY.settings["access_token"].default:
             raise HttpError(401, AUTH_ERROR)
 
@@ -240,16 +284,18 @@ class App(SandboxApp):
         r("GET", V + r"/inventory_levels\.json", self.list_levels, "inventory_levels.json")
         r("POST", V + r"/inventory_levels/set\.json", self.set_level, "inventory_levels/set.json")
         webhooks.install(self)
+        r("POST", V + r"/graphql\.json", self.graphql, "graphql.json")
+        r("GET", r"/bulk-results/(?P<name>[0-9a-f]{32})\.jsonl", self.bulk_result, "bulk-results")
 
     # -- seed -----------------------------------------------------------------------------------
     def seed_data(self) -> None:
         w = build_world(self.seed, self.size)
         rng = w.rng("shopify")
-        self.customers = Table("customers")
-        self.products = Table("products")
-        self.orders = Table("orders")
-        self.locations = Table("locations")
-        self.levels = Table("inventory_levels", id_field="inventory_item_id")
+        self.customers = CountingTable("customers")
+        self.products = CountingTable("products")
+        self.orders = CountingTable("orders")
+        self.locations = CountingTable("locations")
+        self.levels = CountingTable("inventory_levels", id_field="inventory_item_id")
         self.created: dict[str, dict[Any, datetime]] = {
             "customers": {}, "products": {}, "orders": {}, "locations": {}, "inventory_levels": {}}
         self.email_index: dict[str, int] = {}

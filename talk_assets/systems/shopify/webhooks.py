@@ -12,10 +12,9 @@ https://shopify.dev/docs/apps/build/webhooks/delivery-structure):
   record's `updated_at` orders notifications (the inbox marks an older one stale).
 - The payload carries no timestamp that is signed, so replays are refused by the seen-id check.
 
-Subscriptions: the GraphQL `webhookSubscriptionCreate` is the vendor's current way; the GraphQL
-sandbox is being built on another branch, so this module creates them through the REST Admin API
-(`POST /admin/api/<version>/webhooks.json`, still served by Shopify), with the topics the sync's
-Shopify entities need.
+Subscriptions: created with the GraphQL `webhookSubscriptionCreate` (Shopify's current way; the
+sandbox's GraphQL endpoint stores them, graphql_mutations.py), through REST `webhooks.json` where
+a shop has no GraphQL endpoint, with the topics the sync's Shopify entities need.
 """
 
 from __future__ import annotations
@@ -85,11 +84,67 @@ def _api() -> tuple[str, dict[str, str]]:
     return base, {"X-Shopify-Access-Token": SHOPIFY.value("access_token"), "Content-Type": "application/json"}
 
 
+def graphql_topic(topic: str) -> str:
+    """`customers/update` -> `CUSTOMERS_UPDATE` (the GraphQL `WebhookSubscriptionTopic` enum)."""
+    return topic.replace("/", "_").upper()
+
+
+def rest_topic(enum: str) -> str:
+    """`ORDERS_UPDATED` -> `orders/updated`."""
+    return enum.lower().replace("_", "/", 1)
+
+
+_LIST = """query($uri: String!, $after: String) {
+  webhookSubscriptions(first: 100, uri: $uri, after: $after) {
+    nodes { id topic uri } pageInfo { hasNextPage endCursor } } }"""
+_CREATE = """mutation($topic: WebhookSubscriptionTopic!, $sub: WebhookSubscriptionInput!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $sub) {
+    webhookSubscription { id } userErrors { field message } } }"""
+
+
+def _graphql(base: str, headers: dict[str, str], query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    r = requests.post(f"{base}/graphql.json", headers=headers, json={"query": query, "variables": variables},
+                      timeout=30)
+    r.raise_for_status()
+    body = r.json()
+    if body.get("errors"):
+        raise RuntimeError(f"Shopify GraphQL: {str(body['errors'])[:300]}")
+    return body["data"]
+
+
 def subscribe(public_url: str, inbox: Inbox | None = None) -> list[str]:
     """Make sure every topic the sync reads is subscribed at `<public_url>/webhooks/shopify`; the topics
-    created now. Existing subscriptions to our address are kept (idempotent: run on every start)."""
+    created now. Existing subscriptions to our address are kept (idempotent: run on every start).
+    Through the GraphQL Admin API (`webhookSubscriptions`, `webhookSubscriptionCreate`), Shopify's
+    current way; where the shop answers 404 for `graphql.json`, through REST `webhooks.json`."""
     base, headers = _api()
     address = f"{public_url}/webhooks/shopify"
+    probe = requests.post(f"{base}/graphql.json", headers=headers, timeout=30,
+                          json={"query": _LIST, "variables": {"uri": address}})
+    if probe.status_code == 404:
+        return _subscribe_rest(base, headers, address)
+    have: set[str] = set()
+    after = None
+    while True:
+        page = _graphql(base, headers, _LIST, {"uri": address, "after": after})["webhookSubscriptions"]
+        have |= {rest_topic(n["topic"]) for n in page["nodes"] if n.get("uri") == address}
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    created = []
+    for topic in TOPICS:
+        if topic in have:
+            continue
+        out = _graphql(base, headers, _CREATE, {"topic": graphql_topic(topic),
+                                                "sub": {"uri": address, "format": "JSON"}})
+        errors = out["webhookSubscriptionCreate"]["userErrors"]
+        if errors:
+            raise RuntimeError(f"Shopify webhookSubscriptionCreate {topic}: {errors[0].get('message')}")
+        created.append(topic)
+    return created
+
+
+def _subscribe_rest(base: str, headers: dict[str, str], address: str) -> list[str]:
     r = requests.get(f"{base}/webhooks.json", headers=headers, params={"address": address}, timeout=30)
     r.raise_for_status()
     have = {w["topic"] for w in r.json().get("webhooks", []) if w.get("address") == address}
@@ -126,11 +181,28 @@ def notify(app: Any, table: str, rec: dict[str, Any], action: str) -> None:
     are the resource's JSON)."""
     if table not in _RESOURCE:
         return
+    _adopt_graphql_subscriptions(app)
     topic = f"{table}/{'updated' if table == 'orders' and action == 'update' else action}"
     if topic not in TOPICS:
         return
     payload = rec if action != "delete" else {"id": rec.get("id")}
     app.webhooks.notify(topic, payload, event_id=str(uuid.uuid4()))
+
+
+def _adopt_graphql_subscriptions(app: Any) -> None:
+    """Subscriptions made through the GraphQL sandbox (graphql_mutations.py keeps them in its own
+    store) are delivered by the same sender as the REST ones."""
+    api = getattr(app, "_graphql", None)
+    store = getattr(api, "webhooks", None)
+    if not isinstance(store, dict):
+        return
+    want = {f"gql-{wid}": w for wid, w in store.items()}
+    for sid in [sid for sid in app.webhooks.subscriptions if sid.startswith("gql-") and sid not in want]:
+        app.webhooks.unsubscribe(sid)
+    for sid, w in want.items():
+        if sid not in app.webhooks.subscriptions and str(w.get("uri") or "").startswith(("http://", "https://")):
+            app.webhooks.subscribe(w["uri"], [rest_topic(str(w["topic"]))], settings().webhook_secret("shopify"),
+                                   sub_id=sid)
 
 
 def install(app: Any) -> None:
