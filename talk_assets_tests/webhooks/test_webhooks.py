@@ -364,3 +364,44 @@ def test_the_webhooks_command_serves_the_receiver(tmp_path: Path) -> None:
     assert "'customwebshop new': 1" in out and "'customwebshop refused': 1" in out
     with Inbox(tmp_path / "webhooks.sqlite") as inbox:
         assert [p.entity for p in inbox.pending("customwebshop", 0)] == ["orders"]
+
+
+def test_crm_notifications_match_the_webhooks_section_of_its_openapi(box: Sandbox) -> None:
+    """What the CRM sandbox POSTs is what its OpenAPI document's `webhooks` section promises."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import jsonschema_rs  # schemathesis's validator (no jsonschema package here)
+
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    class Capture(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            got.append(({k.lower(): v for k, v in self.headers.items()},
+                        self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+        sandbox_subscribe(box.url("customcrm"), "customcrm", url)
+        customer = _crm_customer(box)
+        _patch_crm(box, customer["id"], phone="+47 933 33 333")
+        _flush(box, "customcrm")
+    finally:
+        srv.shutdown()
+    doc = requests.get(f"{box.url('customcrm')}/openapi.json", timeout=10).json()
+    [(headers, body)] = got
+    data = json.loads(body)
+    hook = doc["webhooks"][data["type"]]["post"]
+    jsonschema_rs.validate(hook["requestBody"]["content"]["application/json"]["schema"], data)
+    for param in hook["parameters"]:
+        assert headers.get(param["name"]), param["name"]
+        jsonschema_rs.validate(param["schema"], headers[param["name"]])
+    assert data["type"] == "customers.updated" and data["data"]["id"] == customer["id"]
+    Webhook(settings().webhook_secret("customcrm")).verify(body, headers)  # the library agrees
