@@ -405,3 +405,20 @@ def test_crm_notifications_match_the_webhooks_section_of_its_openapi(box: Sandbo
         jsonschema_rs.validate(param["schema"], headers[param["name"]])
     assert data["type"] == "customers.updated" and data["data"]["id"] == customer["id"]
     Webhook(settings().webhook_secret("customcrm")).verify(body, headers)  # the library agrees
+
+
+def test_shopify_secret_rotation_accepts_the_previous_secret_only_when_named(
+        receiver: ReceiverServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"{receiver.url}/webhooks/shopify"
+    body = json.dumps({"id": 7, "updated_at": "2026-12-01T10:00:00Z"}).encode()
+
+    def post(secret: str, wid: str) -> int:
+        sig = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+        return requests.post(url, data=body, timeout=10, headers={
+            "X-Shopify-Topic": "products/update", "X-Shopify-Webhook-Id": wid, "X-Shopify-Hmac-Sha256": sig}).status_code
+
+    monkeypatch.setenv("TALK_SHOPIFY_WEBHOOK_SECRET", "shpss_new")
+    assert post("shpss_old", "r1") == 401
+    monkeypatch.setenv("TALK_SHOPIFY_WEBHOOK_SECRET_PREVIOUS", "shpss_old")  # up to an hour after a rotation
+    assert post("shpss_old", "r2") == 200 and post("shpss_new", "r3") == 200
+    assert [p.event_id for p in receiver.inbox.pending("shopify", 0)] == ["r2"]  # r3: an older-or-equal change
