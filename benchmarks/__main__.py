@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, Callable[[Recorder, str], None]] = {
     "push": push.run,
     "incremental": sync_cycle.incremental,
     "latency": sync_cycle.latency,
+    "latency_webhook": sync_cycle.latency_webhook,
 }
 
 

@@ -86,15 +86,16 @@ class Env:
             self._clients[system] = client_from_env(system)
         return self._clients[system]
 
-    def cycle(self, full: bool = False) -> Any:
-        """One run of Dagster's sync_job in this process (the one runner), in an ephemeral instance."""
+    def cycle(self, full: bool = False, selection: list[Any] | None = None) -> Any:
+        """One run of Dagster's sync_job in this process (the one runner), in an ephemeral instance
+        (`selection`: only these assets, as a sensor's run request asks)."""
         import dagster as dg
 
         from talk_assets.sync.runner import run_cycle
 
         if not hasattr(self, "instance"):
             self.instance = dg.DagsterInstance.ephemeral()
-        return run_cycle(full=full, instance=self.instance)
+        return run_cycle(full=full, instance=self.instance, selection=selection)
 
     def calls(self) -> tuple[int, int]:
         """(reads, writes) over every sandbox since the last reset."""
@@ -258,3 +259,90 @@ def latency(rec: Recorder, profile: str) -> None:
             f"baseline = poll {POLL_S:g}s + 2 x mean cycle (worst case of one pass)")
     rec.add(Result("latency.p50", p50, "s", "poll+2*cycle", round(bound, 3), p["lat_size"], note=note))
     rec.add(Result("latency.p95", p95, "s", "poll+2*cycle", round(bound, 3), p["lat_size"]))
+
+
+# systems whose edits notify (PowerOffice GO has no webhooks: its edits reach others by polling only)
+NOTIFYING = ("shopify", "customcrm", "customwebshop")
+
+
+def latency_webhook(rec: Recorder, profile: str) -> None:
+    """Edit-to-visible with webhooks: the sandboxes notify a real receiver, the inbox sensors (evaluated
+    as the daemon would, every 0.1 s) request runs of the changed entities, a dispatcher thread runs
+    them. Same world, edits and reading as `latency`, so `latency.webhook.*` compares with `latency.*`."""
+    import dagster as dg
+
+    from talk_assets.sync.sensors import build_inbox_sensor
+    from talk_assets.systems.shopify import webhooks as shopify_hooks
+    from talk_assets.webhooks.inbox import Inbox
+    from talk_assets.webhooks.receiver import ReceiverServer
+    from talk_assets.webhooks.subscribe import sandbox_subscribe
+
+    p = PROFILES[profile]
+    print(f"latency.webhook: sandbox size {p['lat_size']}, runs requested by the webhook inbox sensors, "
+          f"{p['lat_edits']} edits at random times (of {', '.join(NOTIFYING)} records)")
+    env = Env(p["lat_size"])
+    env.cycle()  # the instance exists and has observed everything
+    receiver = ReceiverServer(Inbox(env.tmp / "webhooks.sqlite"), host="127.0.0.1", port=0).start()
+    shopify_hooks.subscribe(receiver.url, receiver.inbox)
+    for s in ("customcrm", "customwebshop"):
+        sandbox_subscribe(env.sb.urls[s], s, receiver.url)
+    sensors = {s: build_inbox_sensor(s) for s in NOTIFYING}
+    cursors: dict[str, str | None] = {s: str(receiver.inbox.last_seq(s)) for s in NOTIFYING}
+    stop = threading.Event()
+    cycle_times: list[float] = []
+
+    def dispatcher() -> None:
+        while not stop.is_set():
+            selection: set[Any] = set()
+            for s, sensor in sensors.items():
+                r = sensor.evaluate_tick(dg.build_sensor_context(instance=env.instance, cursor=cursors[s]))
+                if r.run_requests:
+                    selection |= set(r.run_requests[0].asset_selection or [])
+                if r.cursor:
+                    cursors[s] = r.cursor
+            if not selection:
+                stop.wait(0.1)
+                continue
+            with timer() as t:
+                env.cycle(selection=sorted(selection, key=lambda k: k.to_user_string()))
+            cycle_times.append(t["s"])
+
+    lat: list[float] = []
+    missed = 0
+    try:
+        rng = random.Random(5)
+        pairs = [x for x in env.pairs() if EDITS[x[0]][0] in NOTIFYING]
+        thread = threading.Thread(target=dispatcher, daemon=True)
+        thread.start()
+        for i, (view, rid, view2, rid2) in enumerate(rng.sample(pairs, min(p["lat_edits"], len(pairs)))):
+            time.sleep(rng.uniform(0.0, 3.0))
+            token = f"Hook{i:03d}x{rng.randrange(1000)}"
+            t0 = time.perf_counter()
+            env.edit(view, rid, token)
+            while time.perf_counter() - t0 < 60:
+                if env.read(view2, rid2) == token:
+                    lat.append(time.perf_counter() - t0)
+                    break
+                time.sleep(0.05)
+            else:
+                missed += 1
+                print(f"  edit {view} {rid} -> {view2} {rid2}: not visible after 60 s")
+        stop.set()
+        thread.join(timeout=120)
+    finally:
+        stop.set()
+        receiver.stop()
+        receiver.inbox.close()
+        env.close()
+    if not lat:
+        print("  no edit became visible")
+        return
+    qs = statistics.quantiles(lat, n=20) if len(lat) > 1 else [lat[0]] * 19
+    p50, p95 = statistics.median(lat), qs[18]
+    mean_cycle = statistics.mean(cycle_times) if cycle_times else 0.0
+    bound = POLL_S + 2 * mean_cycle
+    note = (f"{len(lat)} visible, {missed} missed; {len(cycle_times)} runs requested by webhooks, mean "
+            f"{mean_cycle:.2f}s; baseline = what a {POLL_S:g}s poll would need with these runs "
+            f"(poll + 2 x mean run); target p95 <= 3 s")
+    rec.add(Result("latency.webhook.p50", p50, "s", "poll+2*cycle", round(bound, 3), p["lat_size"], note=note))
+    rec.add(Result("latency.webhook.p95", p95, "s", "poll+2*cycle", round(bound, 3), p["lat_size"]))

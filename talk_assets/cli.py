@@ -48,9 +48,29 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Sandbox + `dagster dev` together, the way `make run` starts the product (see devserver.py)."""
-    from talk_assets.devserver import run_dev
 
     fresh = bool(getattr(args, "fresh_sandbox", False)) or settings().sandbox_fresh
+    receiver = None
+    if not args.no_webhooks and (not args.no_sandbox or settings().webhooks_on):
+        from talk_assets.webhooks.service import start_receiver
+
+        os.environ["TALK_DATA_DIR"] = str(Path(args.data_dir).resolve())  # the inbox lives beside the state
+        urls = None if args.no_sandbox else {k: i.sandbox_url(args.host, args.port_base) for k, i in SYSTEMS.items()}
+        try:
+            receiver = start_receiver(sandbox_urls=urls)
+        except OSError as exc:
+            print(f"talk-assets run: webhook receiver not started ({exc}; TALK_WEBHOOK_PORT); polling only",
+                  file=sys.stderr)
+    try:
+        return _run_dev(args, fresh)
+    finally:
+        if receiver is not None:
+            receiver.stop()
+
+
+def _run_dev(args: argparse.Namespace, fresh: bool) -> int:
+    from talk_assets.devserver import run_dev
+
     return run_dev(data_dir=Path(args.data_dir), ui_host=args.ui_host, ui_port=args.ui_port,
                    sandbox=not args.no_sandbox, host=args.host, port_base=args.port_base, seed=args.seed,
                    size=args.size, fresh_sandbox=fresh)
@@ -63,6 +83,23 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     report = run_conformance(args.system, allow_writes=args.allow_writes)
     print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) if args.json else report.text())
     return 0 if report.ok else 1
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    """Serve the webhook receiver (and keep the subscriptions) until Ctrl-C: for deployments where
+    the UI and the sensors run elsewhere but share the data directory (the inbox)."""
+    from talk_assets.webhooks.service import start_receiver
+
+    _use_data_dir(args)
+    try:
+        receiver = start_receiver(host=args.host, port=args.port)
+    except OSError as exc:
+        print(f"talk-assets webhooks: cannot listen: {exc} (TALK_WEBHOOK_HOST/TALK_WEBHOOK_PORT)", file=sys.stderr)
+        return 2
+    _wait_for_interrupt()
+    receiver.stop()
+    print(f"talk-assets webhooks: stopped ({dict(receiver.counts) or 'nothing received'})", flush=True)
+    return 0
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
@@ -396,7 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="state location (default data/)")
     sp.add_argument("--ui-host", default="127.0.0.1")
     sp.add_argument("--ui-port", type=int, default=3000)
+    sp.add_argument("--no-webhooks", action="store_true", help="poll only: no webhook receiver")
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("webhooks", help="serve the webhook receiver and keep the subscriptions until Ctrl-C "
+                                         "(TALK_WEBHOOK_PUBLIC_URL is the URL the systems call)")
+    sp.add_argument("--host", default=None, help="interface (default $TALK_WEBHOOK_HOST or 127.0.0.1)")
+    sp.add_argument("--port", type=int, default=None, help="port (default $TALK_WEBHOOK_PORT or 8710)")
+    sp.add_argument("--data-dir", help="where the inbox (webhooks.sqlite) is kept: the state's data dir")
+    sp.set_defaults(func=cmd_webhooks)
 
     sp = sub.add_parser("sync", help="run the sync job without the UI (recorded in the UI's Runs): one cycle with "
                                      "--once, else every --interval s")

@@ -70,6 +70,14 @@ class SystemInfo:
         return [self.value(n) for n, s in self.settings.items() if s.secret and self.value(n)]
 
 
+# Sandbox defaults of the webhook signing keys (the sandboxes sign with these unless the variable is set).
+SANDBOX_WEBHOOK_SECRETS = {
+    "shopify": "shpss_sandbox_app_client_secret",
+    "customcrm": "whsec_c2FuZGJveC1jdXN0b21jcm0td2ViaG9vay1rZXk=",
+    "customwebshop": "whsec_c2FuZGJveC1jdXN0b213ZWJzaG9wLWhvb2sta2V5",
+}
+
+
 # -- engine settings -------------------------------------------------------------------------------
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -113,6 +121,11 @@ class Settings:
     sandbox_fresh: bool = False  # TALK_SANDBOX_FRESH=1: the CLI starts a fresh sandbox
     extra_systems: tuple[str, ...] = ()  # TALK_EXTRA_SYSTEMS: module paths of plugin systems
     lock_report_s: float = 30.0  # TALK_LOCK_REPORT_S: how often a run waiting for the state file says so
+    webhook_public_url: str = ""  # TALK_WEBHOOK_PUBLIC_URL: where the systems reach our receiver (webhooks on)
+    webhook_host: str = "127.0.0.1"  # TALK_WEBHOOK_HOST: the receiver's listening interface
+    webhook_port: int = 8710  # TALK_WEBHOOK_PORT: the receiver's port (0: a free one)
+    webhook_poll_interval_s: int = 1800  # TALK_WEBHOOK_POLL_INTERVAL_S: the safety-net poll with webhooks on
+    webhook_max_body_bytes: int = 1_048_576  # TALK_WEBHOOK_MAX_BODY_BYTES: larger notifications get 413
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -134,12 +147,33 @@ class Settings:
             sandbox_fresh=_parse(e, "TALK_SANDBOX_FRESH", False, _bool, "true or false (1/0)"),
             extra_systems=tuple(m.strip() for m in (e.get("TALK_EXTRA_SYSTEMS") or "").split(",") if m.strip()),
             lock_report_s=_parse(e, "TALK_LOCK_REPORT_S", 30.0, float, "a number of seconds > 0", lambda v: v > 0),
+            webhook_public_url=(e.get("TALK_WEBHOOK_PUBLIC_URL") or "").strip().rstrip("/"),
+            webhook_host=(e.get("TALK_WEBHOOK_HOST") or "127.0.0.1").strip(),
+            webhook_port=_parse(e, "TALK_WEBHOOK_PORT", 8710, int, "a port number 0-65535", lambda v: 0 <= v < 65536),
+            webhook_poll_interval_s=_parse(e, "TALK_WEBHOOK_POLL_INTERVAL_S", 1800, int,
+                                           "a whole number of seconds > 0", lambda v: v > 0),
+            webhook_max_body_bytes=_parse(e, "TALK_WEBHOOK_MAX_BODY_BYTES", 1_048_576, int,
+                                          "a whole number of bytes > 0", lambda v: v > 0),
             env=e,
         )
 
-    def poll_interval(self, system: str) -> int:
-        """`TALK_<SYSTEM>_POLL_INTERVAL_S`, else `TALK_POLL_INTERVAL_S`, else 300 s."""
-        return _parse(self.env, f"TALK_{system.upper()}_POLL_INTERVAL_S", self.poll_interval_s, int,
+    @property
+    def webhooks_on(self) -> bool:
+        """Webhooks are on when a public URL for the receiver is set (`TALK_WEBHOOK_PUBLIC_URL`)."""
+        return bool(self.webhook_public_url)
+
+    def webhook_secret(self, system: str) -> str:
+        """`TALK_<SYSTEM>_WEBHOOK_SECRET`: the key a system signs its notifications with (Shopify: the
+        app's client secret; the custom APIs: a Standard Webhooks `whsec_...` secret). Squarespace
+        returns a secret per subscription instead, kept in the webhook inbox. Sandbox default."""
+        return self.env.get(f"TALK_{system.upper()}_WEBHOOK_SECRET") or SANDBOX_WEBHOOK_SECRETS.get(system, "")
+
+    def poll_interval(self, system: str, webhooks: bool = False) -> int:
+        """`TALK_<SYSTEM>_POLL_INTERVAL_S`, else `TALK_POLL_INTERVAL_S`, else 300 s. For a system whose
+        notifications arrive (`webhooks`), polling is only the safety net: `TALK_WEBHOOK_POLL_INTERVAL_S`
+        (1800 s) unless the system's own variable says otherwise."""
+        base = max(self.poll_interval_s, self.webhook_poll_interval_s) if webhooks else self.poll_interval_s
+        return _parse(self.env, f"TALK_{system.upper()}_POLL_INTERVAL_S", base, int,
                       "a whole number of seconds > 0", lambda v: v > 0)
 
     def max_rps(self, system: str) -> float | None:

@@ -339,6 +339,8 @@ class SandboxApp:
             if size is not None:
                 self.size = size
             self.seed_data()
+            if getattr(self, "webhooks", None) is not None:  # a fresh seed has no subscriptions yet
+                self.webhooks.reset()
             self.counts.clear()
             self.status_counts.clear()
             self.limiter.reset()
@@ -387,6 +389,9 @@ class SandboxApp:
             if req.method == "POST":
                 self.clock_offset += float(body.get("advance_s", 0))
             return Response(200, {"now": self.now().isoformat(), "offset_s": self.clock_offset})
+        if sub.split("/")[0] == "webhooks" and getattr(self, "webhooks", None) is not None:
+            status, out = self.webhooks.control(req.method, sub, body)  # talk_assets/webhooks/sender.py
+            return Response(status, out)
         if sub == "info":
             # No credentials here: anyone who can reach the control API would read them.
             return Response(200, {"system": self.name, "seed": self.seed, "size": self.size,

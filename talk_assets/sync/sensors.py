@@ -21,11 +21,15 @@ from talk_assets.core.http import RetryPolicy
 from talk_assets.settings import settings
 from talk_assets.sync.assets import HTTP, all_assets, collected_key, observation, observed_version, source_key
 from talk_assets.sync.declaration import SOURCES, Source
+from talk_assets.webhooks.inbox import Inbox
+from talk_assets.webhooks.registry import receiving_systems
 
 
 def poll_interval(system: str) -> int:
-    """`TALK_<SYSTEM>_POLL_INTERVAL_S`, else `TALK_POLL_INTERVAL_S`, else 300 s (Sesam's default)."""
-    return settings().poll_interval(system)
+    """`TALK_<SYSTEM>_POLL_INTERVAL_S`, else `TALK_POLL_INTERVAL_S`, else 300 s (Sesam's default); with
+    webhooks on for a system that sends them, the longer safety-net `TALK_WEBHOOK_POLL_INTERVAL_S`."""
+    s = settings()
+    return s.poll_interval(system, webhooks=s.webhooks_on and system in receiving_systems())
 
 
 @cache
@@ -79,5 +83,59 @@ def build_change_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDef
     return _sensor
 
 
+WEBHOOK_SENSOR_INTERVAL_S = 1  # the inbox is a local file: reading it every second costs nothing
+
+
+def build_inbox_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDefinition:
+    """Turns the webhook inbox (talk_assets/webhooks/inbox.py) into runs of the changed entities.
+
+    The cursor is the inbox's sequence number; the run key is derived from the notifications' ids,
+    so a re-evaluated tick asks for the same run and a redelivered notification (already dropped by
+    the inbox's unique id) starts nothing. The run collects the changed entities from the API, like
+    a polling run: a notification is a reason to look, not data.
+    """
+    sources = {s.entity: s for s in SOURCES if s.system == system}
+
+    @dg.sensor(
+        name=f"{system}_webhooks",
+        job_name=job_name,
+        minimum_interval_seconds=WEBHOOK_SENSOR_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Reads the notifications {SYSTEMS[system].title} sent to the webhook receiver and requests "
+                    "a run of what the changed entities reach (polling stays on as the safety net).",
+    )
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        after = int(context.cursor or 0)
+        with Inbox() as inbox:
+            pending = inbox.pending(system, after)
+        if not pending:
+            return dg.SensorResult(skip_reason="no notification since the last run request")
+        busy = context.instance.get_runs_count(dg.RunsFilter(job_name=job_name, statuses=[
+            dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]))
+        if busy:  # the cursor stays: the notifications are read again once the waiting run has started
+            return dg.SensorResult(skip_reason="a sync run is already waiting; it will collect these changes")
+        cursor = str(pending[-1].seq)
+        changed = sorted({p.entity for p in pending if p.entity in sources})
+        if not changed:
+            return dg.SensorResult(skip_reason="notifications of no synced entity", cursor=cursor)
+        key = hashlib.sha256("\n".join(sorted(p.event_id for p in pending)).encode()).hexdigest()[:16]
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(
+                run_key=f"{system}-webhook-{key}",
+                asset_selection=downstream_of(tuple(sources[e] for e in changed)),
+                tags={"talk/system": system, "talk/trigger": "webhook", "talk/changed": ",".join(changed),
+                      "talk/notifications": str(len(pending))},
+            )],
+            cursor=cursor,
+        )
+
+    return _sensor
+
+
 def all_sensors() -> list[dg.SensorDefinition]:
-    return [build_change_sensor(s) for s in SYSTEMS]
+    """A polling sensor per system; with webhooks on (`TALK_WEBHOOK_PUBLIC_URL`), an inbox sensor per
+    system that sends notifications too."""
+    out = [build_change_sensor(s) for s in SYSTEMS]
+    if settings().webhooks_on:
+        out += [build_inbox_sensor(s) for s in receiving_systems() if s in SYSTEMS]
+    return out

@@ -119,6 +119,8 @@ def _entity_paths(spec: SystemSpec, e: EntitySpec) -> dict[str, Any]:
 
 
 def build_openapi(spec: SystemSpec) -> dict[str, Any]:
+    from talk_assets.systems.customapi.webhooks import openapi_webhooks
+
     """The OpenAPI 3.1 document of `spec` (deterministic: same code, same document)."""
     models = [(e.model, "validation") for e in spec.entities] + [(Summary, "validation"),
                                                                    (ErrorBody, "validation")]
@@ -138,6 +140,7 @@ def build_openapi(spec: SystemSpec) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"apiKey": []}],
         "paths": paths,
+        "webhooks": openapi_webhooks(spec),  # Standard Webhooks notifications (webhooks.py)
         "components": {"schemas": defs.get("$defs", {}), "securitySchemes": {"apiKey": scheme}},
     }
 

@@ -29,6 +29,7 @@ from talk_assets.sandbox.server import (
 )
 from talk_assets.sandbox.store import Table
 from talk_assets.sandbox.world import World, build_world
+from talk_assets.systems.customapi import webhooks
 from talk_assets.systems.customapi.spec import EntitySpec, Record, SystemSpec
 from talk_assets.systems.customapi.types import format_ts
 
@@ -89,6 +90,7 @@ class CustomApiApp(SandboxApp):
         self.unique: dict[tuple[str, str], dict[str, int]] = {}
         self.idempotency: dict[tuple[str, str], tuple[str, Response]] = {}
         self.api_key = self.spec.api_key()  # fixed at start, like a real server's configuration
+        self.webhooks = webhooks.sender(self.spec.key)  # Standard Webhooks notifications (webhooks.py)
         super().__init__(seed, size)
         # 50 requests per second, reported in X-RateLimit-Limit/-Remaining; 429 + Retry-After over it.
         self.limiter = WindowLimiter(50, 1.0, headers=True)
@@ -241,6 +243,7 @@ class CustomApiApp(SandboxApp):
         rid, cur = self._find(e, req)
         self._check_if_match(e, req, rid)
         self.tables[e.name].delete(rid)
+        webhooks.notify(self, e.name, "deleted", {"id": rid, "updated_at": format_ts(self._now())})
         for f in e.unique:
             if cur.get(f) not in (None, ""):
                 self.unique[(e.name, f)].pop(str(cur[f]).lower(), None)
@@ -313,4 +316,5 @@ class CustomApiApp(SandboxApp):
         table = self.tables[e.name]
         rec["version"] = table.version(rec["id"]) + 1
         table.put(rec, now)
+        webhooks.notify(self, e.name, "created" if cur is None else "updated", rec)
         return Response(200, rec, {"ETag": etag(rec["version"])})

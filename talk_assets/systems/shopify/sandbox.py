@@ -34,6 +34,7 @@ from talk_assets.sandbox.server import (
 )
 from talk_assets.sandbox.store import Record, Table
 from talk_assets.sandbox.world import ascii_slug, build_world, maybe, vary_email, vary_phone
+from talk_assets.systems.shopify import webhooks
 from talk_assets.systems.shopify.graphql_sandbox import CountingTable, RestBucket, mark_request
 
 
@@ -187,6 +188,7 @@ class App(SandboxApp):
     title = "Shopify"
 
     def __init__(self, seed: int = 1, size: int = 50) -> None:
+        self.webhooks = webhooks.sender()  # notifications, subscribed through webhooks.json (webhooks.py)
         self._graphql: Any = None
         super().__init__(seed, size)
         self.limiter = _RestBucket(40, 2.0, "X-Shopify-Shop-Api-Call-Limit")
@@ -287,6 +289,7 @@ class App(SandboxApp):
         r("GET", V + r"/users\.json", self.list_users, "users.json")
         r("GET", V + r"/users/(?P<id>\d+)\.json", self.get_user, "users/{id}.json")
         r("POST", V + r"/inventory_levels/set\.json", self.set_level, "inventory_levels/set.json")
+        webhooks.install(self)
         r("POST", V + r"/graphql\.json", self.graphql, "graphql.json")
         r("GET", r"/bulk-results/(?P<name>[0-9a-f]{32})\.jsonl", self.bulk_result, "bulk-results")
 
@@ -786,7 +789,9 @@ class App(SandboxApp):
 
     def _save(self, table: Table, rec: Record, when: datetime) -> Record:
         rec["updated_at"] = ts(when)
-        return table.put(rec, when)
+        table.put(rec, when)
+        webhooks.notify(self, table.name, rec, "update")
+        return rec
 
     # -- customers ------------------------------------------------------------------------------
     CUSTOMER_FILTERS = ("ids", "since_id", "created_at_min", "created_at_max", "updated_at_min", "updated_at_max")
@@ -906,6 +911,7 @@ class App(SandboxApp):
         if "addresses" in data:
             self._apply_addresses(rec, data["addresses"])
         self.customers.put(rec, now)
+        webhooks.notify(self, "customers", rec, "create")
         self.created["customers"][cid] = now
         self._index_customer(None, rec)
         return Response(201, {"customer": rec})
@@ -926,6 +932,7 @@ class App(SandboxApp):
     def delete_customer(self, req: Request) -> Response:
         old = self._find(self.customers, req.params["id"])
         self.customers.delete(old["id"])
+        webhooks.notify(self, "customers", old, "delete")
         self._index_customer(old, None)
         return Response(200, {})
 
@@ -1070,6 +1077,7 @@ class App(SandboxApp):
         removed, created = self._apply_variants(rec, data.get("variants") or [], now)
         self.handles.add(handle)
         self.products.put(rec, now)
+        webhooks.notify(self, "products", rec, "create")
         self.created["products"][pid] = now
         self._sync_levels(removed, created, pid, now)
         return Response(201, {"product": rec})
@@ -1093,6 +1101,7 @@ class App(SandboxApp):
     def delete_product(self, req: Request) -> Response:
         old = self._find(self.products, req.params["id"])
         self.products.delete(old["id"])
+        webhooks.notify(self, "products", old, "delete")
         self._sync_levels([v["inventory_item_id"] for v in old["variants"]], [], old["id"], self.now())
         self.handles.discard(old["handle"])
         return Response(200, {})
@@ -1207,6 +1216,7 @@ class App(SandboxApp):
         if data.get("processed_at"):
             rec["processed_at"] = ts(self._time_arg(str(data["processed_at"]), "processed_at"))
         self.orders.put(rec, now)
+        webhooks.notify(self, "orders", rec, "create")
         self.created["orders"][oid] = now
         return Response(201, {"order": rec})
 

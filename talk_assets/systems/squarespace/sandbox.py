@@ -31,6 +31,7 @@ from talk_assets.sandbox.server import (
 )
 from talk_assets.sandbox.store import Record, Table
 from talk_assets.sandbox.world import CURRENCY, ascii_slug, build_world, maybe, vary_email, vary_phone
+from talk_assets.systems.squarespace import webhooks
 from talk_assets.systems.squarespace.info import INFO as SQUARESPACE
 
 ROOT = "/1.0/commerce"
@@ -119,6 +120,7 @@ class App(SandboxApp):
         # value in another currency is refused; tests set another one (`app.currency`, then reset)
         self.currency = currency
         self.order_limiter = WindowLimiter(100, 3600.0)
+        self.webhooks = webhooks.sender()  # order notifications (webhooks.py)
         super().__init__(seed, size)
         self.limiter = WindowLimiter(300, 60.0, cooldown_s=60.0)
 
@@ -133,6 +135,8 @@ class App(SandboxApp):
     def authenticate(self, req: Request) -> None:
         if not (req.header("User-Agent") or "").strip():
             raise HttpError(400, "A User-Agent header is required", subtype="MISSING_ARGUMENT", field="User-Agent")
+        if req.path.startswith(webhooks.SUBSCRIPTIONS):
+            return webhooks.authenticate(req)  # OAuth only
         auth = req.header("Authorization") or ""
         if auth != f"Bearer {SQUARESPACE.settings['api_key'].default}":
             raise HttpError(401, "Unexpected Authorization header: missing, invalid or expired credentials")
@@ -164,6 +168,7 @@ class App(SandboxApp):
           "products/{id}/variants/{variantId}")
         r("GET", f"{ROOT}/inventory", self.list_inventory, "inventory")
         r("POST", f"{ROOT}/inventory/adjustments", self.adjust_inventory, "inventory/adjustments")
+        webhooks.install(self)
         r("GET", rf"{ROOT}/inventory/(?P<ids>[^/]+)", self.get_inventory, "inventory/{variantIds}")
         r("GET", f"{ROOT}/orders", self.list_orders, "orders")
         r("POST", f"{ROOT}/orders", self.import_order, "orders")
@@ -340,7 +345,9 @@ class App(SandboxApp):
 
     def save(self, table: Table, rec: Record, when: datetime) -> None:
         rec["modifiedOn"] = iso(when)
+        created = rec["id"] not in table.rows
         table.put(rec, when)
+        webhooks.notify(self, table.name, rec, created)
         self.sorted_cache.pop(table.name, None)
 
     def ordered(self, table: Table) -> list[tuple[datetime, str]]:

@@ -1,0 +1,59 @@
+"""End to end: an edit in the CRM reaches the webshop through a webhook, not a poll: the sandbox
+notifies, the receiver verifies and stores, the inbox sensor requests a run of what changed, and
+that run (Dagster's sync_job) collects the edit and pushes it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+
+from talk_assets.sync.declaration import VIEWS_BY_KEY as V
+from talk_assets.sync.sensors import build_inbox_sensor
+from talk_assets.webhooks.inbox import Inbox
+from talk_assets.webhooks.receiver import ReceiverServer
+from talk_assets.webhooks.subscribe import sandbox_subscribe
+from talk_assets_tests.conftest import Sandbox
+from talk_assets_tests.harness import SyncHarness
+
+
+@pytest.fixture(scope="module")
+def synced(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncHarness]:
+    sandbox.reset()
+    h = SyncHarness(sandbox, tmp_path_factory.mktemp("webhooks"))
+    h.until_quiet(limit=5)
+    yield h
+    sandbox.control("customcrm", "DELETE", "webhooks/subscriptions")
+
+
+def test_an_edit_arrives_through_a_webhook_into_a_run(synced: SyncHarness, sandbox: Sandbox) -> None:
+    os.environ["TALK_DATA_DIR"] = str(synced.data)
+    receiver = ReceiverServer(Inbox(synced.data / "webhooks.sqlite"), host="127.0.0.1", port=0).start()
+    try:
+        sandbox_subscribe(sandbox.url("customcrm"), "customcrm", receiver.url)
+        crm_view, ws_view = V["customcrm.customer"], V["customwebshop.customer"]
+        gid, crm_id = synced.sql(
+            "SELECT c.gid, c.record_id FROM links c JOIN links w ON w.gid = c.gid AND w.view = ? WHERE c.view = ? "
+            "AND c.gid NOT IN (SELECT gid FROM dead_letters) ORDER BY c.gid LIMIT 1", [ws_view.vkey, crm_view.vkey])[0]
+        ws_id = synced.member(gid, ws_view)
+        phone = f"+479{int(time.time() * 1000) % 10**7:07d}"
+        edited_at = time.monotonic()
+        synced.client("customcrm").update_record("customers", crm_id, {"phone": phone})
+        assert sandbox.control("customcrm", "POST", "webhooks/flush", json={"timeout_s": 15})["idle"]
+        assert receiver.counts["customcrm new"] == 1
+        result = build_inbox_sensor("customcrm").evaluate_tick(dg.build_sensor_context(instance=synced.instance))
+        [request] = result.run_requests
+        assert request.tags["talk/trigger"] == "webhook"
+        report = synced.cycle(selection=list(request.asset_selection),
+                              tags={k: v for k, v in request.tags.items()})
+        took = time.monotonic() - edited_at
+        assert set(report.collected) == {"customcrm.customers"}  # only what the notification named
+        assert report.collected["customcrm.customers"].changed >= 1
+        assert synced.client("customwebshop").get_record("customers", ws_id)["phone"] == phone
+        assert took < 60, took
+    finally:
+        receiver.stop()
+        receiver.inbox.close()

@@ -1,0 +1,424 @@
+"""Webhooks over HTTP: the sandboxes notify like the real services, the receiver verifies and stores,
+refuses what it must, and the sensors turn the inbox into runs (polling heals what is lost)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import requests
+from standardwebhooks.webhooks import Webhook
+
+from talk_assets.config import SYSTEMS
+from talk_assets.settings import settings
+from talk_assets.sync.sensors import build_inbox_sensor
+from talk_assets.systems.shopify import webhooks as shopify_hooks
+from talk_assets.systems.squarespace import webhooks as sqsp_hooks
+from talk_assets.webhooks.inbox import Inbox, Notification
+from talk_assets.webhooks.receiver import ReceiverServer
+from talk_assets.webhooks.subscribe import sandbox_subscribe, subscribe_all
+from talk_assets_tests.conftest import Sandbox
+
+SQSP_UA = {"User-Agent": "talk-assets tests"}
+
+
+@pytest.fixture
+def receiver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ReceiverServer]:
+    monkeypatch.setenv("TALK_DATA_DIR", str(tmp_path / "data"))
+    srv = ReceiverServer(Inbox(tmp_path / "data" / "webhooks.sqlite"), host="127.0.0.1", port=0).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        srv.inbox.close()
+
+
+@pytest.fixture
+def box(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The shared sandbox with no subscriptions and no webhook faults, before and after."""
+    for s in ("shopify", "squarespace", "customcrm", "customwebshop"):
+        sandbox.control(s, "DELETE", "webhooks/subscriptions")
+        sandbox.control(s, "PUT", "webhooks", json={"enabled": True, "drop_share": 0, "duplicate_share": 0,
+                                                     "reorder_share": 0, "fail_share": 0})
+    yield sandbox
+    for s in ("shopify", "squarespace", "customcrm", "customwebshop"):
+        sandbox.control(s, "DELETE", "webhooks/subscriptions")
+        sandbox.control(s, "PUT", "webhooks", json={"enabled": True, "drop_share": 0, "duplicate_share": 0,
+                                                     "reorder_share": 0, "fail_share": 0})
+
+
+def _flush(box: Sandbox, system: str) -> dict:
+    state = box.control(system, "POST", "webhooks/flush", json={"timeout_s": 15})
+    assert state["idle"], state
+    return state
+
+
+def _custom(box: Sandbox, system: str) -> tuple[str, dict[str, str]]:
+    """The custom API's base URL and auth header (from its spec)."""
+    import importlib
+
+    spec = importlib.import_module(f"talk_assets.systems.{system}.spec").SPEC
+    return f"{box.url(system)}{spec.root}", spec.auth_headers(spec.api_key())
+
+
+def _crm(box: Sandbox) -> tuple[str, dict[str, str]]:
+    return _custom(box, "customcrm")
+
+
+def _crm_customer(box: Sandbox) -> dict:
+    base, h = _crm(box)
+    r = requests.get(f"{base}/customers", headers=h, params={"limit": 1}, timeout=10)
+    r.raise_for_status()
+    return r.json()["data"][0]
+
+
+def _patch_crm(box: Sandbox, cid: int, **fields: object) -> dict:
+    base, h = _crm(box)
+    r = requests.patch(f"{base}/customers/{cid}", headers=h, json=fields, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _std_post(url: str, body: bytes, secret: str, msg_id: str | None = None,
+              when: datetime | None = None) -> requests.Response:
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    when = when or datetime.now(UTC)
+    sig = Webhook(secret).sign(msg_id, when, body.decode())
+    return requests.post(url, data=body, timeout=10, headers={
+        "webhook-id": msg_id, "webhook-timestamp": str(int(when.timestamp())), "webhook-signature": sig,
+        "content-type": "application/json"})
+
+
+# -- custom CRM / webshop: Standard Webhooks -------------------------------------------------------
+def test_a_crm_edit_arrives_verified_in_the_inbox(box: Sandbox, receiver: ReceiverServer) -> None:
+    sandbox_subscribe(box.url("customcrm"), "customcrm", receiver.url)
+    customer = _crm_customer(box)
+    edited = _patch_crm(box, customer["id"], phone="+47 912 34 567")
+    state = _flush(box, "customcrm")
+    assert state["outcomes"].get("delivered") == 1, state
+    pending = receiver.inbox.pending("customcrm", 0)
+    assert [(p.entity, p.record_id) for p in pending] == [("customers", str(customer["id"]))]
+    assert receiver.counts["customcrm new"] == 1
+    # the secret is never shown by the control API
+    assert settings().webhook_secret("customcrm") not in json.dumps(state)
+    assert edited["updated_at"]
+
+
+def test_standard_webhooks_refusals(box: Sandbox, receiver: ReceiverServer,
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    url = f"{receiver.url}/webhooks/customwebshop"
+    secret = settings().webhook_secret("customwebshop")
+    body = json.dumps({"type": "customers.updated", "timestamp": "2026-12-01T10:00:00Z",
+                       "data": {"id": 5, "updated_at": "2026-12-01T10:00:00.000Z"}}).encode()
+    caplog.set_level(logging.INFO, logger="talk_assets.webhooks")
+    forged = _std_post(url, body, "whsec_" + base64.b64encode(b"not the secret at all").decode())
+    assert forged.status_code == 401
+    missing = requests.post(url, data=body, timeout=10)
+    assert missing.status_code == 401 and "missing" in missing.json()["error"]
+    old = _std_post(url, body, secret, when=datetime.now(UTC) - timedelta(minutes=10))
+    assert old.status_code == 401  # a replayed (old) timestamp
+    assert receiver.inbox.pending("customwebshop", 0) == []
+    ok = _std_post(url, body, secret, msg_id="msg_once")
+    assert ok.status_code == 200 and ok.json()["status"] == "accepted"
+    again = _std_post(url, body, secret, msg_id="msg_once")  # a replay of a seen id, freshly signed
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    unknown = _std_post(url, json.dumps({"type": "invoices.paid", "data": {"id": 1}}).encode(), secret)
+    assert unknown.status_code == 200 and unknown.json()["status"] == "ignored"
+    big = _std_post(url, b'{"type":"customers.updated","pad":"' + b"x" * (settings().webhook_max_body_bytes + 1)
+                    + b'"}', secret)
+    assert big.status_code == 413
+    assert len(receiver.inbox.pending("customwebshop", 0)) == 1
+    text = caplog.text
+    assert "refused" in text and "ignored" in text
+    assert secret not in text and secret.removeprefix("whsec_") not in text
+
+
+# -- Shopify -----------------------------------------------------------------------------------------
+def _shopify(box: Sandbox) -> tuple[str, dict[str, str]]:
+    from talk_assets.config import SHOPIFY
+
+    return (f"{box.url('shopify')}/admin/api/{SHOPIFY.value('api_version')}",
+            {"X-Shopify-Access-Token": SHOPIFY.value("access_token")})
+
+
+def test_shopify_subscriptions_are_created_once_and_an_edit_arrives(box: Sandbox, receiver: ReceiverServer) -> None:
+    with Inbox(receiver.inbox.path) as inbox:
+        first = subscribe_all(receiver.url, inbox)
+        second = subscribe_all(receiver.url, inbox)
+    assert first["shopify"].startswith("subscribed") and second["shopify"] == "kept"
+    base, h = _shopify(box)
+    listed = requests.post(f"{base}/graphql.json", headers=h, timeout=30, json={
+        "query": "{ webhookSubscriptions(first: 50) { nodes { topic uri } } }"}).json()
+    nodes = listed["data"]["webhookSubscriptions"]["nodes"]
+    assert sorted(shopify_hooks.rest_topic(n["topic"]) for n in nodes) == sorted(shopify_hooks.TOPICS)
+    assert {n["uri"] for n in nodes} == {f"{receiver.url}/webhooks/shopify"}
+    customer = requests.get(f"{base}/customers.json", headers=h, params={"limit": 1}, timeout=10).json()["customers"][0]
+    r = requests.put(f"{base}/customers/{customer['id']}.json", headers=h, timeout=10,
+                     json={"customer": {"id": customer["id"], "note": f"webhook {uuid.uuid4().hex[:6]}"}})
+    assert r.status_code == 200, r.text
+    _flush(box, "shopify")
+    pending = receiver.inbox.pending("shopify", 0)
+    assert [(p.entity, p.record_id) for p in pending] == [("customer", str(customer["id"]))]
+
+
+def test_shopify_hmac_refusals_and_duplicates(box: Sandbox, receiver: ReceiverServer) -> None:
+    url = f"{receiver.url}/webhooks/shopify"
+    body = json.dumps({"id": 42, "updated_at": "2026-12-01T10:00:00+01:00", "note": "ø 🎉\n"}).encode()
+    secret = settings().webhook_secret("shopify")
+    good = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    head = {"X-Shopify-Topic": "customers/update", "X-Shopify-Webhook-Id": "w-1", "Content-Type": "application/json"}
+    assert requests.post(url, data=body, headers=head, timeout=10).status_code == 401  # no signature
+    forged = base64.b64encode(hmac.new(b"guess", body, hashlib.sha256).digest()).decode()
+    assert requests.post(url, data=body, headers={**head, "X-Shopify-Hmac-Sha256": forged}, timeout=10).status_code == 401
+    tampered = body.replace(b"42", b"43")
+    assert requests.post(url, data=tampered, headers={**head, "X-Shopify-Hmac-Sha256": good},
+                         timeout=10).status_code == 401
+    assert requests.post(url, data=body, headers={**head, "X-Shopify-Hmac-Sha256": good}, timeout=10).json() == {
+        "status": "accepted"}
+    assert requests.post(url, data=body, headers={**head, "X-Shopify-Hmac-Sha256": good}, timeout=10).json() == {
+        "status": "duplicate"}
+    unknown = {**head, "X-Shopify-Topic": "carts/update", "X-Shopify-Webhook-Id": "w-2", "X-Shopify-Hmac-Sha256": good}
+    assert requests.post(url, data=body, headers=unknown, timeout=10).json() == {"status": "ignored"}
+    assert len(receiver.inbox.pending("shopify", 0)) == 1
+
+
+def test_sandbox_duplicates_and_reorders_and_the_inbox_keeps_one_fresh_event(box: Sandbox,
+                                                                               receiver: ReceiverServer) -> None:
+    sandbox_subscribe(box.url("customcrm"), "customcrm", receiver.url)
+    box.control("customcrm", "PUT", "webhooks", json={"duplicate_share": 1.0, "reorder_share": 1.0, "seed": 3})
+    customer = _crm_customer(box)
+    _patch_crm(box, customer["id"], phone="+47 900 00 001")
+    time.sleep(0.01)
+    _patch_crm(box, customer["id"], phone="+47 900 00 002")
+    state = _flush(box, "customcrm")
+    assert state["outcomes"].get("duplicate sent", 0) >= 1, state
+    counts = receiver.counts
+    assert counts["customcrm duplicate"] >= 1  # a duplicate reached the receiver and was not stored again
+    # the two edits arrived newest first (the first one was held back): the older one is stale
+    assert counts["customcrm stale"] == 1, dict(counts)
+    assert len(receiver.inbox.pending("customcrm", 0)) == 1
+
+
+def test_a_failed_delivery_is_retried_with_the_same_id(box: Sandbox, receiver: ReceiverServer) -> None:
+    sandbox_subscribe(box.url("customwebshop"), "customwebshop", receiver.url)
+    box.control("customwebshop", "PUT", "webhooks", json={"fail_share": 1.0, "retry_delays_s": [0.1, 0.1]})
+    base, h = _custom(box, "customwebshop")
+    rec = requests.get(f"{base}/customers", headers=h, params={"limit": 1}, timeout=10).json()["data"][0]
+    assert requests.patch(f"{base}/customers/{rec['id']}", headers=h, json={"phone": "+47 911 11 111"},
+                          timeout=10).status_code == 200
+    state = _flush(box, "customwebshop")
+    tries = [r for r in state["recent"] if r["topic"] == "customers.updated"]
+    assert [t["outcome"] for t in tries] == ["retrying", "delivered"] and len({t["event_id"] for t in tries}) == 1
+    assert len(receiver.inbox.pending("customwebshop", 0)) == 1
+
+
+# -- Squarespace ---------------------------------------------------------------------------------------
+def test_squarespace_needs_oauth_to_subscribe(box: Sandbox, receiver: ReceiverServer,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from talk_assets.config import SQUARESPACE
+
+    monkeypatch.setenv(sqsp_hooks.OAUTH_ENV, SQUARESPACE.value("api_key"))  # an API key is not enough
+    out = subscribe_all(receiver.url, receiver.inbox)
+    assert out["squarespace"].startswith("not subscribed, polling only") and sqsp_hooks.OAUTH_ENV in out["squarespace"]
+    assert SQUARESPACE.value("api_key") not in out["squarespace"]
+
+
+def test_squarespace_signature_and_secret_rotation(box: Sandbox, receiver: ReceiverServer) -> None:
+    out = subscribe_all(receiver.url, receiver.inbox)
+    assert out["squarespace"].startswith("subscribed"), out
+    [sub_id] = receiver.inbox.subscription_ids("squarespace")
+    old_secret = receiver.inbox.secrets("squarespace")[0]
+    url = f"{receiver.url}/webhooks/squarespace"
+
+    def post(secret: str, nid: str) -> requests.Response:
+        body = json.dumps({"id": nid, "websiteId": "w", "subscriptionId": sub_id, "topic": "order.update",
+                           "createdOn": datetime.now(UTC).isoformat(), "data": {"orderId": "abc"}}).encode()
+        return requests.post(url, data=body, timeout=10, headers={
+            "Squarespace-Signature": sqsp_hooks.signature(secret, body), "Content-Type": "application/json"})
+
+    assert post(old_secret, "n1").json()["status"] == "accepted"
+    assert post("ab" * 32, "n2").status_code == 401  # forged
+    sqsp_hooks.rotate(sub_id, receiver.inbox)
+    new_secret = receiver.inbox.secrets("squarespace")[0]
+    assert new_secret != old_secret
+    assert post(new_secret, "n3").json()["status"] == "accepted"
+    assert post(old_secret, "n4").json()["status"] == "accepted"  # in flight before the rotation
+    # the sandbox signs with the rotated secret: a real order change arrives verified
+    orders = requests.get(f"{box.url('squarespace')}/1.0/commerce/orders", timeout=10,
+                          headers={**SQSP_UA, **_sqsp_auth()}).json()["result"]
+    order = next(o for o in orders if o["fulfillmentStatus"] == "PENDING")
+    r = requests.post(f"{box.url('squarespace')}/1.0/commerce/orders/{order['id']}/fulfillments", timeout=10,
+                      headers={**SQSP_UA, **_sqsp_auth()}, json={"shouldSendNotification": False, "shipments": []})
+    assert r.status_code in (200, 204), r.text
+    _flush(box, "squarespace")
+    got = [(p.entity, p.record_id) for p in receiver.inbox.pending("squarespace", 0)]
+    assert ("orders", order["id"]) in got
+
+
+def _sqsp_auth() -> dict[str, str]:
+    from talk_assets.config import SQUARESPACE
+
+    return {"Authorization": f"Bearer {SQUARESPACE.value('api_key')}"}
+
+
+# -- sensors: the inbox requests runs; polling heals a dropped notification ----------------------------
+def test_the_inbox_sensor_requests_one_run_per_batch_keyed_by_event_ids(receiver: ReceiverServer) -> None:
+    inbox = receiver.inbox
+    for i in range(3):
+        inbox.append(Notification(system="customcrm", event_id=f"e{i}", topic="customers.updated",
+                                  entity="customers", record_id=str(i), updated_at="2026-12-01T10:00:00Z"))
+    inbox.append(Notification(system="customcrm", event_id="e0", topic="customers.updated", entity="customers",
+                              record_id="0", updated_at="2026-12-01T10:00:00Z"))  # a redelivery: dropped
+    sensor = build_inbox_sensor("customcrm")
+    with dg.instance_for_test() as instance:
+        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))  # same cursor: same run key
+        later = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    [req] = first.run_requests
+    assert req.run_key == again.run_requests[0].run_key and req.run_key.startswith("customcrm-webhook-")
+    selected = {k.to_user_string() for k in req.asset_selection or []}
+    assert "customcrm/collected/customers" in selected and "customcrm/collected/orders" not in selected
+    assert req.tags["talk/trigger"] == "webhook" and req.tags["talk/notifications"] == "3"
+    assert later.run_requests == [] and first.cursor == str(inbox.last_seq("customcrm"))
+
+
+def test_a_dropped_notification_is_found_by_polling(box: Sandbox, receiver: ReceiverServer) -> None:
+    from talk_assets.definitions import all_resources
+    from talk_assets.sync.assets import HttpTuning
+    from talk_assets.sync.sensors import build_change_sensor
+
+    sandbox_subscribe(box.url("customcrm"), "customcrm", receiver.url)
+    box.control("customcrm", "PUT", "webhooks", json={"drop_share": 1.0})
+    poll = build_change_sensor("customcrm")
+    resources = {"customcrm": all_resources()["customcrm"], "http": HttpTuning()}
+    with dg.instance_for_test() as instance:
+        def tick() -> dg.SensorResult:
+            result = poll.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
+            for event in result.asset_events:
+                instance.report_runless_asset_event(event)
+            return result
+
+        tick()  # everything observed once
+        assert tick().run_requests == []
+        customer = _crm_customer(box)
+        _patch_crm(box, customer["id"], phone="+47 922 22 222")
+        state = _flush(box, "customcrm")
+        assert state["outcomes"].get("dropped") == 1
+        assert receiver.inbox.pending("customcrm", 0) == []  # the notification was lost...
+        healed = tick()  # ...and the safety-net poll finds the change
+    [req] = healed.run_requests
+    assert req.tags["talk/changed"] == "customers"
+
+
+def test_poll_interval_is_the_safety_net_with_webhooks_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from talk_assets.sync.sensors import all_sensors, poll_interval
+
+    monkeypatch.delenv("TALK_WEBHOOK_PUBLIC_URL", raising=False)
+    monkeypatch.setenv("TALK_POLL_INTERVAL_S", "10")
+    assert poll_interval("shopify") == 10
+    assert not [s for s in all_sensors() if s.name.endswith("_webhooks")]
+    monkeypatch.setenv("TALK_WEBHOOK_PUBLIC_URL", "https://sync.example.no")
+    assert poll_interval("shopify") == 1800 and poll_interval("poweroffice") == 10  # no webhooks there
+    monkeypatch.setenv("TALK_SHOPIFY_POLL_INTERVAL_S", "60")
+    assert poll_interval("shopify") == 60
+    names = {s.name for s in all_sensors()}
+    assert {f"{k}_webhooks" for k in ("shopify", "squarespace", "customcrm", "customwebshop")} <= names
+    assert "poweroffice_webhooks" not in names and {f"{k}_changes" for k in SYSTEMS} <= names
+
+
+def test_the_webhooks_command_serves_the_receiver(tmp_path: Path) -> None:
+    """`talk-assets webhooks` as a subprocess: a signed notification is stored, a forged one refused."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TALK_WEBHOOK_PORT": "0", "TALK_DATA_DIR": str(tmp_path)}
+    env.pop("TALK_WEBHOOK_PUBLIC_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "talk_assets.cli", "webhooks"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = re.search(r"receiver on (http://\S+)/webhooks/<system>", line).group(1)  # type: ignore[union-attr]
+        assert "polled" in proc.stdout.readline()  # no public URL: no subscriptions
+        body = json.dumps({"type": "orders.created", "data": {"id": 7, "updated_at": None}}).encode()
+        secret = settings().webhook_secret("customwebshop")
+        assert _std_post(f"{url}/webhooks/customwebshop", body, secret).status_code == 200
+        assert _std_post(f"{url}/webhooks/customwebshop", body, "whsec_" + "A" * 32).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=20)[0]
+    assert proc.returncode == 0, out
+    assert "'customwebshop new': 1" in out and "'customwebshop refused': 1" in out
+    with Inbox(tmp_path / "webhooks.sqlite") as inbox:
+        assert [p.entity for p in inbox.pending("customwebshop", 0)] == ["orders"]
+
+
+def test_crm_notifications_match_the_webhooks_section_of_its_openapi(box: Sandbox) -> None:
+    """What the CRM sandbox POSTs is what its OpenAPI document's `webhooks` section promises."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import jsonschema_rs  # schemathesis's validator (no jsonschema package here)
+
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    class Capture(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            got.append(({k.lower(): v for k, v in self.headers.items()},
+                        self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+        sandbox_subscribe(box.url("customcrm"), "customcrm", url)
+        customer = _crm_customer(box)
+        _patch_crm(box, customer["id"], phone="+47 933 33 333")
+        _flush(box, "customcrm")
+    finally:
+        srv.shutdown()
+    doc = requests.get(f"{box.url('customcrm')}/openapi.json", timeout=10).json()
+    [(headers, body)] = got
+    data = json.loads(body)
+    hook = doc["webhooks"][data["type"]]["post"]
+    jsonschema_rs.validate(hook["requestBody"]["content"]["application/json"]["schema"], data)
+    for param in hook["parameters"]:
+        assert headers.get(param["name"]), param["name"]
+        jsonschema_rs.validate(param["schema"], headers[param["name"]])
+    assert data["type"] == "customers.updated" and data["data"]["id"] == customer["id"]
+    Webhook(settings().webhook_secret("customcrm")).verify(body, headers)  # the library agrees
+
+
+def test_shopify_secret_rotation_accepts_the_previous_secret_only_when_named(
+        receiver: ReceiverServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"{receiver.url}/webhooks/shopify"
+    body = json.dumps({"id": 7, "updated_at": "2026-12-01T10:00:00Z"}).encode()
+
+    def post(secret: str, wid: str) -> int:
+        sig = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+        return requests.post(url, data=body, timeout=10, headers={
+            "X-Shopify-Topic": "products/update", "X-Shopify-Webhook-Id": wid, "X-Shopify-Hmac-Sha256": sig}).status_code
+
+    monkeypatch.setenv("TALK_SHOPIFY_WEBHOOK_SECRET", "shpss_new")
+    assert post("shpss_old", "r1") == 401
+    monkeypatch.setenv("TALK_SHOPIFY_WEBHOOK_SECRET_PREVIOUS", "shpss_old")  # up to an hour after a rotation
+    assert post("shpss_old", "r2") == 200 and post("shpss_new", "r3") == 200
+    assert [p.event_id for p in receiver.inbox.pending("shopify", 0)] == ["r2"]  # r3: an older-or-equal change
