@@ -218,7 +218,9 @@ class Client(ApiClient):
     def mutate(self, document: str, variables: dict[str, Any], root: str, *, idempotent: bool = False,
                conflict_codes: tuple[str, ...] = ()) -> dict[str, Any]:
         """Run a mutation and return its payload; `userErrors` raise (409 for `conflict_codes`, else 422)."""
-        payload = self.graphql(document, variables, idempotent=idempotent).get(root) or {}
+        payload = self.graphql(document, variables, idempotent=idempotent).get(root)
+        if payload is None:  # a null payload without errors: nothing was done that we can read back
+            raise ApiError(self.system, "POST", f"{ENDPOINT} {root}", 502, f"{root} answered no payload")
         errors = payload.get("userErrors") or []
         if errors:
             status = 409 if any(e.get("code") in conflict_codes for e in errors) else 422
