@@ -178,6 +178,15 @@ def _launch_sync(app: RunningApp) -> str:
     return res["run"]["runId"]
 
 
+def _run_to_end(app: RunningApp, run_id: str, timeout: float = 240) -> str:
+    """Wait for a run to end; it must succeed."""
+    deadline = time.monotonic() + timeout
+    while app.run_status(run_id) not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
+        time.sleep(2)
+    assert app.run_status(run_id) == "SUCCESS", app.log_tail(80)
+    return run_id
+
+
 def _latest_markdown(app: RunningApp, path: list[str], label: str) -> str:
     """A Markdown metadata entry of an asset's latest materialization, as the UI's GraphQL serves it."""
     data = app.graphql("""query($k: AssetKeyInput!) { assetOrError(assetKey: $k) { ... on Asset {
@@ -208,6 +217,9 @@ def test_why_and_what_differs_on_the_asset_pages(page: Any, app: RunningApp) -> 
     app.stop_sensors()
     time.sleep(2)
     _wait_runs_done(app)
+    # one whole run first, so the run after the edit compares with a merge that had everything
+    # (a run requested by a sensor's first tick may have collected only one system)
+    _run_to_end(app, _launch_sync(app))
     # a customer edited in the CRM: which value won and why shows on merge/customer, the old and new
     # values on the mapped assets of the systems it goes to, the new link version on sync/links
     crm = f"{app.sandbox_url('customcrm')}/api/v1/customers"
@@ -216,11 +228,7 @@ def test_why_and_what_differs_on_the_asset_pages(page: Any, app: RunningApp) -> 
     person = next(r for r in rows if r.get("customer_type") == "person" and r.get("email"))
     r = requests.patch(f"{crm}/{person['id']}", headers=CRM_KEY, json={"phone": "+47 41234567"}, timeout=10)
     r.raise_for_status()
-    run_id = _launch_sync(app)
-    deadline = time.monotonic() + 240
-    while app.run_status(run_id) not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
-        time.sleep(2)
-    assert app.run_status(run_id) == "SUCCESS", app.log_tail(80)
+    run_id = _run_to_end(app, _launch_sync(app))
 
     latest = _latest_markdown(app, ["merge", "customer"], "provenance_changed")
     page.goto("/assets/merge/customer?view=events", wait_until="load")

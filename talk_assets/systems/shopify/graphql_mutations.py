@@ -524,6 +524,28 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every mut
                                                              rename={"line_items": "lineItems"})}
         return {"order": Obj("Order", rec), "userErrors": []}
 
+    @f("Mutation", "orderUpdate")
+    def order_update(src: Obj, info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:  # noqa: A002
+        # https://shopify.dev/docs/api/admin-graphql/2026-07/mutations/orderUpdate: OrderInput changes
+        # an order's email, note, tags, PO number, phone and shipping address (its lines are edited
+        # through order editing, which the sync does not use); the REST update rules apply
+        p = parse_gid(input.get("id"))
+        if p is None or p[0] != "Order" or p[1] not in app.orders.rows:
+            return {"order": None, "userErrors": [{"field": ["id"], "message": "Order does not exist"}]}
+        body: dict[str, Any] = {}
+        for k, rest_key in (("email", "email"), ("note", "note"), ("poNumber", "po_number"), ("phone", "phone")):
+            if k in input:
+                body[rest_key] = input[k]
+        if input.get("tags") is not None:
+            body["tags"] = ", ".join(input["tags"])
+        if input.get("shippingAddress"):
+            body["shipping_address"] = address_in(input["shippingAddress"])
+        try:
+            rec = rest(app.update_order, {"order": body}, id=str(p[1]))["order"]
+        except HttpError as err:
+            return {"order": None, "userErrors": user_errors(err, [], info)}
+        return {"order": Obj("Order", rec), "userErrors": []}
+
     # -- webhooks -------------------------------------------------------------------------------
     def webhook_rec(topic: str, sub: dict[str, Any], wid: int) -> dict[str, Any]:
         now = app.now()

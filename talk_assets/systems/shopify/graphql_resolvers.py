@@ -173,6 +173,11 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every res
              "TOTAL_PRICE": lambda r: float(r["total_price"])},
             extra=lambda r: api._order_visible(info, r))
 
+    f("QueryRoot", "customersCount")(lambda s_, i, **a: api.table_count(i, app.customers, a, customer_fields, customer_text))
+    f("QueryRoot", "productsCount")(lambda s_, i, **a: api.table_count(i, app.products, a, product_fields, None))
+    f("QueryRoot", "ordersCount")(lambda s_, i, **a: api.table_count(
+        i, app.orders, a, order_fields, None, extra=lambda r: api._order_visible(i, r)))
+
     @f("QueryRoot", "order")
     def q_order(src: Obj, info: GraphQLResolveInfo, id: str) -> Any:  # noqa: A002
         p = parse_gid(id)

@@ -90,7 +90,9 @@ SCOPES: dict[tuple[str, str], str] = {
     ("Customer", "lastOrder"): "read_orders", ("LineItem", "product"): "read_products",
     ("LineItem", "variant"): "read_products", ("InventoryItem", "variant"): "read_products",
     ("Mutation", "customerCreate"): "write_customers", ("Mutation", "customerUpdate"): "write_customers",
-    ("Mutation", "customerDelete"): "write_customers",
+    ("Mutation", "customerDelete"): "write_customers", ("Mutation", "orderUpdate"): "write_orders",
+    ("QueryRoot", "customersCount"): "read_customers", ("QueryRoot", "productsCount"): "read_products",
+    ("QueryRoot", "ordersCount"): "read_orders",
     ("Mutation", "productSet"): "write_products", ("Mutation", "productCreate"): "write_products",
     ("Mutation", "productUpdate"): "write_products", ("Mutation", "productVariantsBulkCreate"): "write_products",
     ("Mutation", "productVariantsBulkUpdate"): "write_products",
@@ -261,7 +263,10 @@ class GraphQLApi:
         self.next_webhook = 1
 
     def scopes_for(self, token: str) -> set[str]:
-        return set(self.token_scopes.get(token, ALL_SCOPES))
+        """The token's scopes; a write scope grants the read of the same resource ("Any scope that writes
+        a resource also grants read access to it", shopify.dev/docs/api/usage/access-scopes)."""
+        granted = set(self.token_scopes.get(token, ALL_SCOPES))
+        return granted | {"read_" + g[len("write_"):] for g in granted if g.startswith("write_")}
 
     # -- HTTP ----------------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
@@ -519,6 +524,22 @@ class GraphQLApi:
                 self._sorted.pop(next(iter(self._sorted)))
             self._sorted[ckey] = keyed
         return self.connection(info, keyed, args, lambda r: Obj(type_, r), presorted=True)
+
+    def table_count(self, info: GraphQLResolveInfo, table: Any, args: dict[str, Any],
+                    fields: dict[str, gs.FieldTest], text: Callable[[Any], str] | None,
+                    extra: Callable[[Any], bool] | None = None) -> dict[str, Any]:
+        """`<x>Count(query:, limit:)`: the matching records, counted up to `limit` (default 10,000;
+        null: no limit), with precision AT_LEAST when the limit cut it short (Count object, 2026-07)."""
+        match = self.search(info, args.get("query"), fields, text)
+        limit = args.get("limit", 10_000)
+        n = 0
+        for rid in table.ids:
+            r = table.rows[rid]
+            if (match is None or match(r)) and (extra is None or extra(r)):
+                n += 1
+                if limit is not None and n > limit:
+                    return {"count": limit, "precision": "AT_LEAST"}
+        return {"count": n, "precision": "EXACT"}
 
     def list_connection(self, info: GraphQLResolveInfo, items: Iterable[Any], args: dict[str, Any],
                         make: Callable[[Any], Any]) -> dict[str, Any]:
