@@ -10,8 +10,9 @@ secret's value).
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -191,3 +192,19 @@ class Settings:
 def settings() -> Settings:
     """The settings in force now (read afresh: tests and the CLI change the environment)."""
     return Settings.from_env()
+
+
+@contextlib.contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for a block and put back what was there (unset stays unset): how the
+    conformance runner and the tests point the clients at a sandbox started for them."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -14,6 +14,7 @@ import requests
 from talk_assets.config import SYSTEMS
 from talk_assets.sandbox.runner import start_all
 from talk_assets.sandbox.server import SandboxServer
+from talk_assets.settings import environment
 
 if TYPE_CHECKING:
     from talk_assets_tests.reliability.support import Harness
@@ -59,20 +60,14 @@ def sandbox() -> Iterator[Sandbox]:
     env = {SYSTEMS[k].url_env: srv.url for k, srv in servers.items()}
     # the sandboxes' rate limits run 50x faster in tests; let the clients pace accordingly
     env.update({f"TALK_{k.upper()}_MAX_RPS": "2000" for k in servers})
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
     box = Sandbox(servers)
-    box.reset()
     try:
-        yield box
+        with environment(env):
+            box.reset()
+            yield box
     finally:
         for srv in servers.values():
             srv.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @pytest.fixture

@@ -170,6 +170,12 @@ class SyncHarness:
         rows = self.sql("SELECT record_id FROM links WHERE gid = ? AND view = ?", [gid, view.vkey])
         return rows[0][0] if rows else None
 
+    def counterpart(self, view_from: View, record_id: Any, view_to: View) -> str | None:
+        """The record of `view_to` linked to `record_id` of `view_from`."""
+        rows = self.sql("SELECT t.record_id FROM links s JOIN links t ON t.gid = s.gid AND t.view = ? "
+                        "WHERE s.view = ? AND s.record_id = ?", [view_to.vkey, view_from.vkey, str(record_id)])
+        return rows[0][0] if rows else None
+
 
 def wait_for(predicate: Any, timeout: float = 10.0, step: float = 0.05) -> bool:
     end = time.monotonic() + timeout

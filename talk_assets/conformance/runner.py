@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from talk_assets.conformance.base import FAIL, PASS, SKIP, Result, Suite
 from talk_assets.conformance.suites import SUITES
+from talk_assets.settings import environment
 from talk_assets.systems import systems
 
 __all__ = ["FAIL", "PASS", "SKIP", "Report", "Result", "run_conformance"]
@@ -52,28 +53,20 @@ def run_conformance(only: list[str] | None = None, allow_writes: bool = False) -
         raise ValueError(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(registry)}")
     sandboxed = [k for k in keys if not os.environ.get(registry[k].url_env)]
     servers = {}
-    saved: dict[str, str | None] = {}
     if sandboxed:
         from talk_assets.sandbox.runner import start_all
 
         servers = start_all(systems=sandboxed, ephemeral_ports=True, size=60)
-        for k, srv in servers.items():
-            saved[registry[k].url_env] = os.environ.get(registry[k].url_env)
-            os.environ[registry[k].url_env] = srv.url
     report = Report({k: ("sandbox" if k in sandboxed else f"${registry[k].url_env}") for k in keys})
     try:
-        for k in keys:
-            suite_cls = SUITES.get(k, Suite)
-            suite = suite_cls(registry[k], allow_writes=allow_writes)
-            report.results += suite.run()
-            if suite._client is not None:
-                suite._client.close()
+        with environment({registry[k].url_env: srv.url for k, srv in servers.items()}):
+            for k in keys:
+                suite_cls = SUITES.get(k, Suite)
+                suite = suite_cls(registry[k], allow_writes=allow_writes)
+                report.results += suite.run()
+                if suite._client is not None:
+                    suite._client.close()
     finally:
         for srv in servers.values():
             srv.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     return report

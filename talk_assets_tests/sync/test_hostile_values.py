@@ -28,12 +28,6 @@ def uid() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def member(h: Harness, view_from: Any, rid: Any, view_to: Any) -> str | None:
-    rows = h.sql("SELECT t.record_id FROM links s JOIN links t ON t.gid = s.gid AND t.view = ? "
-                 "WHERE s.view = ? AND s.record_id = ?", [view_to.vkey, view_from.vkey, str(rid)])
-    return rows[0][0] if rows else None
-
-
 def ws_customer(h: Harness, t: str, first: str | None, last: str | None, **extra: Any) -> dict[str, Any]:
     body = {"email": f"hostile.{t}@example.no", "first_name": first, "last_name": last, **extra}
     return h.client("customwebshop").create_record("customers", body)
@@ -58,7 +52,7 @@ def test_webshop_names_reach_the_crm_joined_and_are_never_rewritten(h: Harness) 
     made = [(ws_customer(h, uid(), first, last), first, last) for first, last in NAMES]
     h.until_quiet()
     for rec, first, last in made:
-        crm_id = member(h, WS, rec["id"], CRM)
+        crm_id = h.counterpart(WS, rec["id"], CRM)
         assert crm_id, (first, last)
         crm = get(h, "customcrm", "customers", crm_id)
         assert (crm["name"], crm["customer_type"]) == (" ".join(x for x in (first, last) if x), "person")
@@ -80,8 +74,8 @@ def _po_people_in_four_systems(h: Harness, names: list[tuple[str, str]]) -> list
     h.until_quiet()
     out = []
     for po_id, ws_id in made:
-        crm_id, shop_id = member(h, WS, ws_id, CRM), member(h, PO, po_id, SHOP)
-        assert crm_id and shop_id and member(h, PO, po_id, WS) == ws_id
+        crm_id, shop_id = h.counterpart(WS, ws_id, CRM), h.counterpart(PO, po_id, SHOP)
+        assert crm_id and shop_id and h.counterpart(PO, po_id, WS) == ws_id
         out.append((po_id, ws_id, crm_id, shop_id))
     return out
 
@@ -153,7 +147,7 @@ def test_odd_values_in_names_and_addresses_arrive_as_written_and_the_next_cycle_
     report = h.cycle()
     assert report.writes == 0 and not any(h.writes().values()), h.writes()
     for rec, first, street, t in made:
-        crm_id = member(h, WS, rec["id"], CRM)
+        crm_id = h.counterpart(WS, rec["id"], CRM)
         assert crm_id, repr(first[:40])
         crm = get(h, "customcrm", "customers", crm_id)
         assert crm["name"] == f"{first.strip()} Etter{t}", repr(crm["name"][:60])
@@ -168,7 +162,7 @@ def test_a_null_written_into_an_address_field_is_refilled_from_the_linked_record
     rec = ws_customer(h, t, "Null", f"Test{t}", billing_address={"street": "Nullveien 1", "city": "Hamar",
                                                                   "postal_code": "2317"})
     h.until_quiet()
-    crm_id = member(h, WS, rec["id"], CRM)
+    crm_id = h.counterpart(WS, rec["id"], CRM)
     assert crm_id
     h.client("customwebshop").update_record("customers", rec["id"], {"billing_address": {"city": None}})
     h.client("customcrm").update_record("customers", crm_id, {"zip_code": None})
@@ -187,7 +181,7 @@ def test_records_linked_by_email_without_a_dataflow_receive_each_others_edits(h:
     crm = h.client("customcrm").create_record("customers", {"name": f"Liv Lenke{t}", "email": email,
                                                              "customer_type": "person"})
     h.until_quiet()
-    assert member(h, SHOP, shop["id"], CRM) == str(crm["id"])
+    assert h.counterpart(SHOP, shop["id"], CRM) == str(crm["id"])
     h.client("shopify").update_record("customer", shop["id"], {"last_name": f"Ny{t}"})
     h.client("customcrm").update_record("customers", crm["id"], {"phone": "+4790011223"})
     h.until_quiet()
@@ -199,7 +193,7 @@ def test_a_webshop_customer_with_a_company_is_a_company_in_the_crm_and_keeps_its
     t = uid()
     rec = ws_customer(h, t, "Kari", f"Kjøper{t}", company=f"Kjøpefirma {t} AS")
     h.until_quiet()
-    crm_id = member(h, WS, rec["id"], CRM)
+    crm_id = h.counterpart(WS, rec["id"], CRM)
     assert crm_id
     crm = get(h, "customcrm", "customers", crm_id)
     assert (crm["name"], crm["customer_type"]) == (f"Kjøpefirma {t} AS", "company")

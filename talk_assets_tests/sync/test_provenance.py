@@ -35,12 +35,6 @@ def uid() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def member(h: Harness, view_from: Any, rid: Any, view_to: Any) -> str | None:
-    rows = h.sql("SELECT t.record_id FROM links s JOIN links t ON t.gid = s.gid AND t.view = ? "
-                 "WHERE s.view = ? AND s.record_id = ?", [view_to.vkey, view_from.vkey, str(rid)])
-    return rows[0][0] if rows else None
-
-
 def person_in_four_systems(h: Harness) -> dict[str, str]:
     """A PowerOffice person and a webshop customer sharing an e-mail: the sync creates it in Shopify (from
     PowerOffice) and in the CRM (from the webshop). Returns each system's record id."""
@@ -50,8 +44,8 @@ def person_in_four_systems(h: Harness) -> dict[str, str]:
     ws = h.client("customwebshop").create_record("customers", {"email": email, "first_name": "Prov",
                                                                "last_name": "Enance"})
     h.until_quiet()
-    ids = {"po": str(po["Id"]), "ws": str(ws["id"]), "crm": member(h, WS, ws["id"], CRM),
-           "shop": member(h, PO, po["Id"], SHOP)}
+    ids = {"po": str(po["Id"]), "ws": str(ws["id"]), "crm": h.counterpart(WS, ws["id"], CRM),
+           "shop": h.counterpart(PO, po["Id"], SHOP)}
     assert all(ids.values()), ids
     return ids
 

@@ -3,7 +3,6 @@ dead letters and no per-cycle skip noise; what the sync does not write is held, 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import dagster as dg
@@ -11,6 +10,7 @@ import pytest
 
 from talk_assets.config import SYSTEMS
 from talk_assets.sandbox.runner import start_all
+from talk_assets.settings import environment
 from talk_assets_tests.conftest import Sandbox
 from talk_assets_tests.harness import SyncHarness
 
@@ -25,21 +25,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncHarness]:
     env = {SYSTEMS[k].url_env: srv.url for k, srv in servers.items()}
     env.update({f"TALK_{k.upper()}_MAX_RPS": "2000" for k in servers})
     env["TALK_DATA_DIR"] = ""
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
     box = Sandbox(servers)
-    box.reset()
     try:
-        yield SyncHarness(box, tmp_path_factory.mktemp("demo"))
+        with environment(env):
+            box.reset()
+            yield SyncHarness(box, tmp_path_factory.mktemp("demo"))
     finally:
         for srv in servers.values():
             srv.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
 
 def test_the_default_sandbox_converges_without_dead_letters_or_skips(demo: SyncHarness) -> None:
     cycles = demo.until_quiet(limit=6)
