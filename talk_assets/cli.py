@@ -253,7 +253,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(f"held: {view} push did not run: {why}", file=sys.stderr)
         for view, p in report.pushed.items():
             if p.held_reason:
-                print(f"held: {view}: {p.held} write(s) not made: {p.held_reason}", file=sys.stderr)
+                print(f"held: {view}: {p.held} write(s) not made: {p.held_reason}" if p.held else
+                      f"waiting: {view}: {p.held_reason}", file=sys.stderr)
             if p.not_confirmed:
                 print(f"not confirmed: {view}: {p.not_confirmed} create(s) sent without an answer; the next "
                       "cycle verifies them", file=sys.stderr)

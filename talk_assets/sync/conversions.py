@@ -40,12 +40,12 @@ PRICE_INCL_VAT = Conversion(
 def price_incl_vat_in(currency_field: str) -> Conversion:
     """`PRICE_INCL_VAT` for a price whose record names its currency (`currency_field`): a price in
     another currency than `PRICE_CURRENCY` reads as no value, so it can never overwrite a price in
-    the global currency (no rate is known to convert it). No `sql_type`: collect would otherwise reject
-    the whole record (its SKU, name, stock) as bad input for a price that is only in another currency."""
+    the global currency (no rate is known to convert it). Collect rejects only a price that is not a
+    number (`merge.unconvertible_sql`), never the record of a price that is only in another currency."""
     cur = record_field(currency_field)
     assert PRICE_INCL_VAT.read is not None
     return Conversion(f"CASE WHEN upper(trim({cur})) = '{PRICE_CURRENCY}' THEN {PRICE_INCL_VAT.read} END",
-                      PRICE_INCL_VAT.write, record_fields=(currency_field,))
+                      PRICE_INCL_VAT.write, sql_type=PRICE_INCL_VAT.sql_type, record_fields=(currency_field,))
 
 
 # a price in minor units (øre) including VAT

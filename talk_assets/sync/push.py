@@ -476,10 +476,11 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[O
                 held_by = o.error
         elif o.status == "held":
             # never sent (or refused before it was processed): no intent to verify, no dead letter
-            res.held += 1
-            if isinstance(o.error, HeldBack):
+            if isinstance(o.error, HeldBack):  # waits for its data, like a reference not yet in the target
+                res.pending_refs += 1
                 waiting[str(o.error)] = None
             else:
+                res.held += 1
                 held_by = o.error
             if r.action == "create":
                 con.execute("DELETE FROM push_intents WHERE view = ? AND gid = ?", [view.vkey, r.gid])
@@ -565,7 +566,7 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
     with connect_fn() as con:
         res = record_outcomes(con, view, outcomes, datetime.now(UTC), run_id)
     res.skipped += held
-    res.pending_refs = len(waiting)
+    res.pending_refs += len(waiting)
     res.resolved = resolved
     return res
 

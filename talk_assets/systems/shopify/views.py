@@ -55,7 +55,9 @@ SESAMPRODUCT = View(
             "nullif(trim(concat_ws(' ', {r}->>'$.title', CASE WHEN {r}->>'$.variants.title' NOT IN ('Default Title', '') "
             "THEN {r}->>'$.variants.title' END)), '')", without_label(),
             record_fields=("title", "variants.title"))),
-        P("variants.title", "variant_title", "string"),
+        # "Default Title" is Shopify's placeholder for a product without options: no label
+        P("variants.title", "variant_title", "string", Conversion(
+            "nullif(nullif({v}, 'Default Title'), '')", "{g}")),
         P("body_html", "description", "string", writes=False),
         P("variants.price", "price_ex_vat", "decimal (string, incl. VAT)", PRICE_INCL_VAT),
         P("variants.barcode", "gtin", "string"),
