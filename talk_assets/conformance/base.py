@@ -12,11 +12,9 @@ connector, each system adding what is its own), written for this project's unifo
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -25,6 +23,7 @@ from typing import Any
 import requests
 
 from talk_assets.core.http import ApiError, RetryPolicy, settings_hint, system_fault
+from talk_assets.settings import environment
 from talk_assets.sync.model import System, View
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -69,20 +68,6 @@ def get_path(record: Any, path: str) -> tuple[bool, Any]:
             return False, None
         node = node[part]
     return True, node
-
-
-@contextlib.contextmanager
-def env_override(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @dataclass
@@ -185,7 +170,7 @@ class Suite:
             raise Skip("the system has no secret setting")
         said = []
         for name in names:
-            with env_override({name: "talk-conformance-wrong-" + uuid.uuid4().hex}):
+            with environment({name: "talk-conformance-wrong-" + uuid.uuid4().hex}):
                 client = self.new_client()
             try:
                 next(iter(client.iter_records(self.entity(), page_size=1)), None)

@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import duckdb
-import pytest
 
-from talk_assets.sync.collect import collect_records
-from talk_assets.sync.declaration import SOURCES_BY_KEY
 from talk_assets.sync.links import links_at, resolve_version, update_links
 from talk_assets.sync.merge import merge_type
-from talk_assets.sync.store import SCHEMA
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def ts(hours: int) -> str:
-    return (T0 + timedelta(hours=hours)).isoformat()
-
-
-@pytest.fixture
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    c = duckdb.connect()
-    c.execute(SCHEMA)
-    yield c
-    c.close()
-
-
-def put(con: duckdb.DuckDBPyConnection, source: str, *records: dict) -> None:
-    collect_records(con, SOURCES_BY_KEY[source], list(records), since=None, now=T0 + timedelta(days=30))
+from talk_assets_tests.sync.small_world import T0, put, ts  # noqa: F401 - `con` is the fixture in conftest.py
 
 
 def merged(con: duckdb.DuckDBPyConnection, gtype: str) -> list[dict]:
