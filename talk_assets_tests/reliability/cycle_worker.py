@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cycles", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=2.0)
     ap.add_argument("--hold-lock", type=float, default=0.0)
+    ap.add_argument("--release-on-stdin", action="store_true",
+                    help="with --hold-lock: release as soon as a line arrives on stdin (at most after S s)")
     args = ap.parse_args(argv)
     if args.hold_lock:
         from talk_assets.sync.store import connect
@@ -38,7 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         with connect() as con:
             con.execute("SELECT count(*) FROM links").fetchall()
             print(json.dumps({"locked": os.getpid()}), flush=True)
-            time.sleep(args.hold_lock)
+            if args.release_on_stdin:  # the parent says when it has seen enough of the waiting
+                import select
+                import sys
+
+                select.select([sys.stdin], [], [], args.hold_lock)
+            else:
+                time.sleep(args.hold_lock)
         print(json.dumps({"released": os.getpid()}), flush=True)
         return 0
     import dagster as dg
