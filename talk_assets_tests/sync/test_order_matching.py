@@ -9,6 +9,9 @@ are counted in Shopify over HTTP.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -154,22 +157,43 @@ def test_an_order_matching_several_in_the_target_is_held_with_its_reason(world: 
     assert reason and "2 Shopify Order record(s)" in reason and all(str(o["id"]) in reason for o in first_sync["amb_shop"]), reason
 
 
-def test_a_later_identical_order_is_a_new_order_and_links_stay(world: World, first_sync: dict[str, Any]) -> None:
-    """Linked orders never re-merge: the same order entered again the same day in the CRM is copied."""
+@pytest.fixture(scope="module")
+def later_order(world: World, first_sync: dict[str, Any]) -> dict[str, Any]:
+    """After the first sync, the matched order is entered again in the CRM the same day, then a cycle."""
     before = {(v, r): g for v, r, g in world.sql("SELECT view, record_id, gid FROM links WHERE global_type = 'order'")}
-    crm = world.crm("orders", {"customer_id": first_sync["twice_crm"]["customer_id"],
-        "currency": "NOK", "order_date": DAY.isoformat(),
-        "lines": first_sync["twice_crm"]["lines"]})
+    crm = world.crm("orders", {"customer_id": first_sync["twice_crm"]["customer_id"], "currency": "NOK",
+                               "order_date": DAY.isoformat(), "lines": first_sync["twice_crm"]["lines"]})
     world.cycle()
+    return {"crm": crm, "links_before": before}
+
+
+def test_a_later_identical_order_is_a_new_order_and_links_stay(world: World, first_sync: dict[str, Any],
+                                                               later_order: dict[str, Any]) -> None:
+    """Linked orders never re-merge: the same order entered again the same day in the CRM is copied."""
     orders = world.shopify_orders(first_sync["twice_email"])
     assert len(orders) == 2, orders
-    assert any(o.get("source_identifier") == f"talk:customcrm-orders:{crm['id']}" for o in orders)
+    assert any(o.get("source_identifier") == f"talk:customcrm-orders:{later_order['crm']['id']}" for o in orders)
+    before = later_order["links_before"]
     after = {(v, r): g for v, r, g in world.sql("SELECT view, record_id, gid FROM links WHERE global_type = 'order'")}
     assert {k: g for k, g in after.items() if k in before} == before
 
 
-def test_after_a_lost_state_file_the_matched_orders_are_matched_again(world: World,
-                                                                     first_sync: dict[str, Any]) -> None:
+def test_explain_says_why_an_order_was_matched_or_held(world: World, first_sync: dict[str, Any]) -> None:
+    """`talk-assets explain` (the CLI, as a user runs it) names the held reason and the match evidence."""
+    env = {**os.environ, "TALK_DATA_DIR": str(world.data)}
+    out = subprocess.run([sys.executable, "-m", "talk_assets.cli", "explain", f"customcrm:orders:{first_sync['amb_crm']['id']}"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "held, not created" in out.stdout and "2 Shopify Order record(s)" in out.stdout, out.stdout
+    assert "ambiguous: another record of one system has it too" in out.stdout, out.stdout
+    out = subprocess.run([sys.executable, "-m", "talk_assets.cli", "explain", f"customcrm:orders:{first_sync['pair_crm']['id']}"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"shared here with shopify-order:{first_sync['pair_shop']['id']}" in out.stdout, out.stdout
+
+
+def test_after_a_lost_state_file_the_matched_orders_are_matched_again(world: World, first_sync: dict[str, Any],
+                                                                     later_order: dict[str, Any]) -> None:
     """Rebuilt from the systems: the pair is matched again; the order that has an identical twin by now (the
     same order entered again the same day, copied to Shopify) cannot be told from it, and is held, not copied."""
     world.until_quiet(limit=3)
