@@ -25,8 +25,11 @@ from talk_assets.config import SYSTEMS
 from talk_assets.sandbox.runner import start_all
 from talk_assets.settings import environment
 from talk_assets.sync.declaration import VIEWS_BY_KEY
+from talk_assets.sync.links import update_links
+from talk_assets.sync.merge import merge_type
 from talk_assets_tests.conftest import Sandbox
 from talk_assets_tests.harness import SyncHarness
+from talk_assets_tests.sync.small_world import T0, put, ts
 
 V = VIEWS_BY_KEY
 SHOPIFY_TOKEN = {"X-Shopify-Access-Token": "shpat_sandbox0000000000000000000000"}
@@ -207,3 +210,68 @@ def test_after_a_lost_state_file_the_matched_orders_are_matched_again(world: Wor
         "shopify.order", first_sync["pair_shop"]["id"])
     gid = world.gid("customcrm.order", first_sync["twice_crm"]["id"])
     assert gid and "Shopify Order record(s)" in (world.held("shopify.order", gid) or ""), world.held("shopify.order", gid)
+
+
+# -- the rule on a small hand-made world (DuckDB in memory, no HTTP; `con` is sync/conftest.py's) -----------
+def _ws_order(oid: int, day: str, items: list[tuple[str, int]], customer: int = 1) -> dict[str, Any]:
+    return {"id": oid, "customer_id": customer, "email": "kari@x.no", "placed_at": f"{day}T10:00:00Z",
+            "updated_at": ts(1), "items": [{"sku": s, "quantity": q, "unit_price": 12500} for s, q in items]}
+
+
+def _sq_order(oid: str, day: str, items: list[tuple[str, Any]], email: str = "KARI@x.no ") -> dict[str, Any]:
+    return {"id": oid, "customerEmail": email, "createdOn": f"{day}T21:00:00Z", "modifiedOn": ts(2),
+            "priceTaxInterpretation": "EXCLUSIVE", "grandTotal": {"value": "100.00", "currency": "NOK"},
+            "lineItems": [{"sku": s, "quantity": q, "unitPricePaid": {"value": "99.95"}} for s, q in items]}
+
+
+def _entities(con: Any) -> list[list[str]]:
+    merge_type(con, "customer")
+    merge_type(con, "order")
+    return sorted(sorted(r) for (r,) in con.execute("SELECT list(nsid) FROM members_order GROUP BY gid").fetchall())
+
+
+def test_an_order_naming_no_customer_matches_by_the_customers_email(con: Any) -> None:
+    """Squarespace's orders carry an e-mail, no customer: the one customer entity with it; lines split, in
+    another order, SKUs in another case and prices apart still match; another day does not."""
+    sku = "Ull🧦-" + "x" * 10_000  # a hostile SKU: emoji, 10,000 characters
+    put(con, "customwebshop.customers", {"id": 1, "email": "kari@x.no", "first_name": "Kari", "updated_at": ts(1)})
+    put(con, "customwebshop.orders", _ws_order(10, "2026-03-04", [(sku, 1), ("B-1", 1), ("b-1", 1)]))
+    put(con, "squarespace.orders", _sq_order("s1", "2026-03-04", [("B-1", 2), (sku.upper(), 1)]),
+        _sq_order("s2", "2026-03-05", [("B-1", 2), (sku, 1)]))
+    assert _entities(con) == [["customwebshop-orders:10", "squarespace-orders:s1"], ["squarespace-orders:s2"]]
+
+
+def test_an_order_without_lines_day_or_customer_never_matches(con: Any) -> None:
+    put(con, "customwebshop.customers", {"id": 1, "email": "kari@x.no", "updated_at": ts(1)})
+    put(con, "customwebshop.orders", {**_ws_order(10, "2026-03-04", []), "items": None},
+        {**_ws_order(11, "2026-03-04", [("A", 1)]), "placed_at": None},
+        _ws_order(12, "2026-03-04", [("A", 1)], customer=99))  # a customer the webshop does not have
+    put(con, "squarespace.orders", _sq_order("s1", "2026-03-04", []), _sq_order("s2", "2026-03-04", [("A", None)]),
+        _sq_order("s3", "2026-03-04", [("A", 1)], email="nobody@x.no"))
+    assert all(len(e) == 1 for e in _entities(con))
+
+
+def test_two_candidates_in_one_system_merge_nothing_and_are_named(con: Any) -> None:
+    put(con, "customwebshop.customers", {"id": 1, "email": "kari@x.no", "updated_at": ts(1)})
+    put(con, "customwebshop.orders", _ws_order(10, "2026-03-04", [("A", 1)]))
+    put(con, "squarespace.orders", _sq_order("s1", "2026-03-04", [("A", 1)]), _sq_order("s2", "2026-03-04", [("A", 1)]))
+    assert all(len(e) == 1 for e in _entities(con))
+    rows = con.execute("SELECT m.nsid, c.view, c.n, c.record_ids FROM match_candidates_order c "
+                       "JOIN members_order m USING (gid) WHERE m.nsid = 'customwebshop-orders:10'").fetchall()
+    assert rows == [("customwebshop-orders:10", "squarespace.order", 2, ["s1", "s2"])]
+
+
+def test_a_linked_order_never_joins_a_later_one(con: Any) -> None:
+    put(con, "customwebshop.customers", {"id": 1, "email": "kari@x.no", "updated_at": ts(1)})
+    put(con, "customwebshop.orders", _ws_order(10, "2026-03-04", [("A", 1)]))
+    put(con, "squarespace.orders", _sq_order("s1", "2026-03-04", [("A", 1)]))
+    assert _entities(con) == [["customwebshop-orders:10", "squarespace-orders:s1"]]
+    update_links(con, T0)
+    put(con, "customcrm.customers", {"id": 5, "email": "kari@x.no", "name": "Kari", "customer_type": "person",
+                                     "updated_at": ts(3)})
+    put(con, "customcrm.orders", {"id": 7, "customer_id": 5, "order_date": "2026-03-04", "updated_at": ts(3),
+                                  "lines": [{"sku": "a", "quantity": 1, "unit_price": "100.00"}]})
+    assert _entities(con) == [["customcrm-orders:7"], ["customwebshop-orders:10", "squarespace-orders:s1"]]
+    # after a lost state file (no links) the three are one order: each system has one
+    con.execute("DELETE FROM links")
+    assert _entities(con) == [["customcrm-orders:7", "customwebshop-orders:10", "squarespace-orders:s1"]]
