@@ -598,11 +598,12 @@ def _match_keys(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -
             joins.append(
                 f"""LEFT JOIN (
                     SELECT nsid, string_agg(sku || '*' || q, ',' ORDER BY sku) AS lines,
-                           bool_and(sku IS NOT NULL AND sku <> '' AND q > 0) AS complete
-                    FROM (SELECT nsid, upper(trim(l.sku)) AS sku, sum(l.quantity) AS q
+                           bool_and(coalesce(sku <> '' AND counted, false)) AS complete
+                    FROM (SELECT nsid, upper(trim(l.sku)) AS sku, sum(l.quantity) AS q,
+                                 bool_and(coalesce(l.quantity > 0, false)) AS counted
                           FROM (SELECT nsid, unnest(from_json(lines, '[{{"sku":"VARCHAR","quantity":"INTEGER"}}]')) AS l
                                 FROM {nodes} WHERE lines IS NOT NULL)
-                          GROUP BY ALL)
+                          GROUP BY nsid, sku)
                     GROUP BY nsid) li ON li.nsid = n.nsid AND li.complete""")
             parts.append("li.lines")
         else:

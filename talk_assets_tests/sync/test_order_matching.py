@@ -245,9 +245,11 @@ def test_an_order_without_lines_day_or_customer_never_matches(con: Any) -> None:
     put(con, "customwebshop.customers", {"id": 1, "email": "kari@x.no", "updated_at": ts(1)})
     put(con, "customwebshop.orders", {**_ws_order(10, "2026-03-04", []), "items": None},
         {**_ws_order(11, "2026-03-04", [("A", 1)]), "placed_at": None},
-        _ws_order(12, "2026-03-04", [("A", 1)], customer=99))  # a customer the webshop does not have
+        _ws_order(12, "2026-03-04", [("A", 1)], customer=99),  # a customer the webshop does not have
+        _ws_order(13, "2026-03-04", [("A", 1)]))  # s4 and s5 have one more line, without quantity or SKU
     put(con, "squarespace.orders", _sq_order("s1", "2026-03-04", []), _sq_order("s2", "2026-03-04", [("A", None)]),
-        _sq_order("s3", "2026-03-04", [("A", 1)], email="nobody@x.no"))
+        _sq_order("s3", "2026-03-04", [("A", 1)], email="nobody@x.no"),
+        _sq_order("s4", "2026-03-04", [("A", 1), ("B", None)]), _sq_order("s5", "2026-03-04", [("A", 1), ("", 1)]))
     assert all(len(e) == 1 for e in _entities(con))
 
 
