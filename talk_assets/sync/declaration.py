@@ -20,7 +20,7 @@ from talk_assets.sync.model import LINK_MODES, Conversion, Dataflow, Prop, Sourc
 from talk_assets.systems import systems
 
 __all__ = [
-    "DATAFLOWS", "GENERIC_MAILBOXES", "GLOBAL_TYPES", "LINK_MODES", "MERGE_KEYS", "REFERENCES", "REFERENCE_FALLBACK",
+    "DATAFLOWS", "GENERIC_MAILBOXES", "GLOBAL_TYPES", "LINK_MODES", "MATCH_KEYS", "MERGE_KEYS", "REFERENCES", "REFERENCE_FALLBACK",
     "REQUIRED", "SEED_TITLES", "SOURCES", "SOURCES_BY_KEY", "VAT", "VIEWS", "VIEWS_BY_KEY", "Conversion", "Dataflow",
     "Prop", "Source", "View", "content_digest", "counterparts", "referenced_types", "source_of", "synced_props",
     "views_of_type",
@@ -64,14 +64,26 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 # Records of one global type are the same thing when they share a value of one of these
 # properties (transitively; SKUs compared without case). Orders share their origin: the sync writes
 # the origin's reference (`talk:customcrm-orders:17`, `conversions.origin`) into every order it
-# creates, so a copy merges with its origin even when the state file is lost, and orders entered
-# separately never merge.
+# creates, so a copy merges with its origin even when the state file is lost; orders entered
+# separately merge only by the derived key below (`MATCH_KEYS`).
 MERGE_KEYS: dict[str, tuple[str, ...]] = {
     "customer": ("email", "organization_number"),
     "product": ("sku", "gtin"),
     "order": ("origin",),
     # staff numbers are each system's own (the CRM's user id); users of two systems share their e-mail
     "user": ("email",),
+}
+
+# A derived merge key: records of a type that agree on *all* of these properties are one thing, when
+# that evidence is unambiguous. For orders that carry no origin reference of ours (entered in two
+# systems by hand, or copied by an older tool before the first sync): the same customer entity (the
+# merged customer's global id; an order that names no customer, as Squarespace's, by the one customer
+# entity with its e-mail), the same lines by SKU (without case) and quantity (prices may differ by tax
+# and rounding) and the same order day (UTC). It joins only records not yet linked to another (an
+# entity of one record), and never when two records of one view share it (which one is meant cannot
+# be told): then the new record is held from the views holding a candidate (`merge.match_held_sql`).
+MATCH_KEYS: dict[str, tuple[str, ...]] = {
+    "order": ("customer", "lines", "order_date"),
 }
 
 # -- the systems' views and sources, from the registry ---------------------------------------------
@@ -160,6 +172,8 @@ def referenced_types(global_type: str) -> set[str]:
 
 def _check() -> None:
     """The global rules and the views agree (a new system's declaration is checked when it loads)."""
+    for gtype, keys in MATCH_KEYS.items():
+        assert set(keys) <= set(GLOBAL_TYPES[gtype]), f"MATCH_KEYS[{gtype}]: {keys}"
     for v in VIEWS:
         assert v.global_type in GLOBAL_TYPES, f"{v.vkey}: unknown global type {v.global_type}"
         for p in v.props:
@@ -182,6 +196,6 @@ def content_digest() -> str:
         "views": [view(v) for v in VIEWS],
         "sources": [[s.key, s.id_field, s.changed_field, s.version] for s in SOURCES],
         "flows": [[f.key, f.seed, f.link_mode, list(f.only)] for f in DATAFLOWS],
-        "rules": [GLOBAL_TYPES, REFERENCES, REFERENCE_FALLBACK, GENERIC_MAILBOXES, REQUIRED, MERGE_KEYS],
+        "rules": [GLOBAL_TYPES, REFERENCES, REFERENCE_FALLBACK, GENERIC_MAILBOXES, REQUIRED, MERGE_KEYS, MATCH_KEYS],
     }
     return hashlib.md5(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()

@@ -5,8 +5,9 @@
   candidates it beat with their times and why each lost. Set work in SQL over `nodes_<type>` and
   `merged_<type>`, for the entities asked for only: the merge itself pays nothing for it.
 - `find_entities`: an e-mail, a SKU or `system:record-id` (or a namespaced id) -> (type, global id).
-- `explain`: links, provenance, pending writes (old -> new per field), dead letters and the entity's
-  history across link versions; `render` prints it for a terminal.
+- `explain`: links, provenance, pending writes (old -> new per field), the views it is held from and
+  why, the derived match key of its records (orders: customer, lines, day), dead letters and the
+  entity's history across link versions; `render` prints it for a terminal.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from talk_assets.sync.declaration import GLOBAL_TYPES, REFERENCES, VIEWS
+from talk_assets.sync.declaration import GLOBAL_TYPES, MATCH_KEYS, REFERENCES, VIEWS
 from talk_assets.sync.merge import ident, table
 from talk_assets.sync.store import table_names
 
@@ -186,6 +187,35 @@ def _history(con: duckdb.DuckDBPyConnection, gid: str) -> list[dict[str, Any]]:
             for a, b, g, v, n, o, wh, fa, ta in rows]
 
 
+def _held(con: duckdb.DuckDBPyConnection, gtype: str, gid: str) -> list[dict[str, Any]]:
+    """The views this entity is not created in, and why (the mapping's `held_reason`)."""
+    from talk_assets.sync.mapping import target_views
+
+    tables = table_names(con)
+    out = []
+    for v in target_views():
+        name = f"mapped_{v.vkey.replace('.', '_')}"
+        if v.global_type == gtype and name in tables:
+            out += [{"view": v.vkey, "system": v.system, "reason": r} for (r,) in con.execute(
+                f"SELECT held_reason FROM {ident(name)} WHERE gid = ? AND action = 'held'", [gid]).fetchall()]
+    return out
+
+
+def _matches(con: duckdb.DuckDBPyConnection, gtype: str, gid: str) -> list[dict[str, Any]]:
+    """The derived key of each of the entity's records (`MATCH_KEYS`: an order's customer entity, lines and
+    day), whether it was unambiguous, and the entity's records that share it (joined by it, or its copies)."""
+    if gtype not in MATCH_KEYS or f"matches_{gtype}" not in table_names(con):
+        return []
+    rows = con.execute(
+        f"""SELECT x.record_id, x.view, x.k, x.safe, x.open,
+                   (SELECT list_sort(list(o.nsid)) FROM {table('matches', gtype)} o JOIN {table('members', gtype)} om
+                    USING (nsid) WHERE o.k = x.k AND o.nsid <> x.nsid AND om.gid = m.gid) AS same
+            FROM {table('matches', gtype)} x JOIN {table('members', gtype)} m USING (nsid) WHERE m.gid = ?
+            ORDER BY x.view, x.record_id""", [gid]).fetchall()
+    return [{"view": v, "system": v.split(".")[0], "record_id": r, "key": k, "unambiguous": bool(safe),
+             "was_unlinked": bool(op), "same_key_in_entity": list(same or [])} for r, v, k, safe, op, same in rows]
+
+
 def explain(con: duckdb.DuckDBPyConnection, gtype: str, gid: str) -> dict[str, Any]:
     """Everything the state knows about one entity."""
     links = [dict(zip(("view", "system", "entity", "record_id", "origin", "first_linked_at", "last_written_at"), r,
@@ -193,7 +223,8 @@ def explain(con: duckdb.DuckDBPyConnection, gtype: str, gid: str) -> dict[str, A
              for r in con.execute("SELECT view, system, entity, record_id, origin, first_linked_at, last_written_at "
                                   "FROM links WHERE gid = ? ORDER BY view, record_id", [gid]).fetchall()]
     return {"global_type": gtype, "gid": gid, "links": links, "properties": provenance_rows(con, gtype, [gid]),
-            "pending_writes": _pending(con, gtype, gid), "dead_letters": _dead_letters(con, gid),
+            "pending_writes": _pending(con, gtype, gid), "held": _held(con, gtype, gid),
+            "matched_by": _matches(con, gtype, gid), "dead_letters": _dead_letters(con, gid),
             "history": _history(con, gid)}
 
 
@@ -306,6 +337,17 @@ def render(doc: dict[str, Any]) -> str:
             lines.append(f"      {c['field']}: {_v(c['old'], 40)} -> {_v(c['new'], 40)}")
     if not doc["pending_writes"]:
         lines.append("  none: every linked record holds the merged values")
+    if doc.get("held"):
+        lines += ["", f"held, not created ({len(doc['held'])}):"]
+        lines += [f"  {h['view']}: {h['reason']}" for h in doc["held"]]
+    if doc.get("matched_by"):
+        props = ", ".join(MATCH_KEYS[doc["global_type"]])
+        lines += ["", f"same {props} (records without an origin reference of ours are one {doc['global_type']} "
+                      "when these agree, unambiguously):"]
+        for m in doc["matched_by"]:
+            how = ("unambiguous" if m["unambiguous"] else "ambiguous: another record of one system has it too")
+            with_ = f"; shared here with {', '.join(m['same_key_in_entity'])}" if m["same_key_in_entity"] else ""
+            lines.append(f"  {m['system']:<13} {m['record_id']:<14} {_v(m['key'], 80)} ({how}{with_})")
     open_dl = [d for d in doc["dead_letters"] if d["resolved_at"] is None]
     lines += ["", f"dead letters ({len(open_dl)} open, {len(doc['dead_letters']) - len(open_dl)} resolved):"]
     for d in doc["dead_letters"]:

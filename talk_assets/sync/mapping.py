@@ -35,7 +35,7 @@ from talk_assets.sync.declaration import (
     synced_props,
     views_of_type,
 )
-from talk_assets.sync.merge import canonical_whole, composed_fields, ident, table
+from talk_assets.sync.merge import canonical_whole, composed_fields, ident, match_held_sql, table
 from talk_assets.sync.model import fill_write
 from talk_assets.sync.store import Derived, code_digest, digest_of, first, rebuilding, table_names
 
@@ -230,6 +230,8 @@ def _held_sql(view: View, fields: list[tuple[str, str, str]], want: dict[str, st
         cases.append(f"WHEN {taken} IS NOT NULL THEN printf('{title} %s already has the {p.replace('_', ' ')} %s "
                      f"(one customer per {p.replace('_', ' ')} there): not created under another customer''s mailbox', "
                      f"{taken}, r.{ident('w__' + p)})")
+    if (match := match_held_sql(view, title)) is not None:  # an ambiguous match (merge.py, MATCH_KEYS)
+        cases.append(match)
     if not cases:
         return "NULL::VARCHAR"
     return f"CASE WHEN r.nsid IS NOT NULL THEN NULL {' '.join(cases)} END"

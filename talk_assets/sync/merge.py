@@ -12,7 +12,10 @@ All set work is SQL generated from the declaration:
 2. Components: records sharing a merge-key value (e-mail, organisation number, SKU, GTIN...) or
    an existing link are one entity, transitively (label propagation until nothing changes).
    Unsafe keys never connect anything: an e-mail carried by two records of one view (a shared
-   mailbox), a generic mailbox (post@, info@...) on a person, an empty SKU.
+   mailbox), a generic mailbox (post@, info@...) on a person, an empty SKU. A derived key
+   (`MATCH_KEYS`, `matches_<type>`: an order's customer entity, lines and day) then joins the
+   components found so far that are not linked yet, only when no view has records in two of them;
+   an ambiguous one holds the create instead (`match_candidates_<type>`).
 3. `merged_<type>`: per global entity and property, the latest non-empty value wins; its
    provenance (record, system, time) is kept beside it. An empty value never overwrites. A value a
    view derives from a field it writes from other properties (the CRM's first and last name, split
@@ -31,6 +34,7 @@ import duckdb
 from talk_assets.sync.declaration import (
     GENERIC_MAILBOXES,
     GLOBAL_TYPES,
+    MATCH_KEYS,
     MERGE_KEYS,
     REFERENCES,
     View,
@@ -377,8 +381,19 @@ def _components(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -
     con.execute(f"CREATE OR REPLACE TEMP TABLE edges AS SELECT DISTINCT nsid, k FROM ({_key_edges_sql(gtype, views)}) "
                 f"WHERE nsid IN (SELECT nsid FROM {nodes})")
     con.execute(f"CREATE OR REPLACE TEMP TABLE labels AS SELECT nsid, nsid AS label FROM {nodes}")
-    iterations = 0
-    while iterations < MAX_ITERATIONS:
+    iterations = _propagate(con, 0)
+    if gtype in MATCH_KEYS and _match_edges(con, gtype):
+        # the components so far are the entities the merge keys and links make; the derived key's edges
+        # (between whole entities) join some of them, from where the labels are
+        iterations = _propagate(con, iterations)
+    return iterations
+
+
+def _propagate(con: duckdb.DuckDBPyConnection, done: int) -> int:
+    """Label propagation over `edges` until settled, from the labels in `labels`; `done`: passes so far
+    (the first pass starts from every record as its own label)."""
+    iterations = done
+    while iterations < done + MAX_ITERATIONS:
         iterations += 1
         # every record starts as its own label, so the first pass needs no join for it
         con.execute(
@@ -495,7 +510,8 @@ def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
     Skipped (the last result kept) when nothing the merge reads has changed since."""
     views = views_of_type(gtype)
     build = Derived(con, f"merge:{gtype}", merge_inputs(con, gtype, views),
-                    [f"nodes_{gtype}", f"members_{gtype}", f"merged_{gtype}"])
+                    [f"nodes_{gtype}", f"members_{gtype}", f"merged_{gtype}"]
+                    + ([f"matches_{gtype}", f"match_candidates_{gtype}"] if gtype in MATCH_KEYS else []))
     if (kept := build.reusable()) is not None:
         return MergeResult(**{**kept, "reused": True})
     with rebuilding(con):
@@ -526,6 +542,8 @@ def merge_inputs(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) 
 def _merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
     views = views_of_type(gtype)
     _nodes(con, gtype, views)
+    if gtype in MATCH_KEYS:
+        _match_keys(con, gtype, views)
     iterations = _components(con, gtype, views)
     # global ids: keep an existing one (the smallest, when two entities merged), else derive one
     con.execute(
@@ -543,8 +561,127 @@ def _merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
         FROM {table('nodes', gtype)} n JOIN labels l USING (nsid) JOIN comp c USING (label)
         """
     )
+    if gtype in MATCH_KEYS:
+        _match_candidates(con, gtype)
     _merged(con, gtype)
     records, entities, groups = first(con,
         f"SELECT sum(record_count), count(*), count(*) FILTER (WHERE record_count > 1) FROM {table('merged', gtype)}"
     )
     return MergeResult(gtype, int(records or 0), int(entities or 0), int(groups or 0), iterations)
+
+
+# -- the derived match key (`MATCH_KEYS`: orders without our origin reference) ----------------------------
+def _match_keys(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> None:
+    """Write `matches_<type>` (nsid, view, record_id, k): every record's derived key, from its own values
+    in `nodes_<type>` (`open` and `safe` are filled by `_match_edges`).
+
+    A reference is the referenced entity's global id (the referenced type is merged first); a record
+    without one (Squarespace's orders name no customer) takes the one entity whose records carry its
+    e-mail, none when the e-mail is on two entities. Lines are their SKUs (upper case, trimmed) with
+    the quantity summed per SKU, sorted: prices, line order and line splitting make no difference, a
+    line without SKU or quantity makes no key. Every part must be there, or the record has no key."""
+    nodes = table("nodes", gtype)
+    parts, joins = [], []
+    for p in MATCH_KEYS[gtype]:
+        if p in REFERENCES:
+            ref = REFERENCES[p]
+            joins.append(f"LEFT JOIN {table('members', ref)} r_{p} ON r_{p}.nsid = n.{ident(p)}")
+            value = f"r_{p}.gid"
+            if "email" in GLOBAL_TYPES[gtype] and "email" in GLOBAL_TYPES[ref]:
+                joins.append(
+                    f"LEFT JOIN (SELECT x.email, min(m.gid) AS gid FROM {table('nodes', ref)} x "
+                    f"JOIN {table('members', ref)} m USING (nsid) WHERE x.email IS NOT NULL GROUP BY x.email "
+                    f"HAVING count(DISTINCT m.gid) = 1) e_{p} ON n.{ident(p)} IS NULL AND e_{p}.email = n.email")
+                value = f"coalesce({value}, e_{p}.gid)"
+            parts.append(value)
+        elif p == "lines":
+            joins.append(
+                f"""LEFT JOIN (
+                    SELECT nsid, string_agg(sku || '*' || q, ',' ORDER BY sku) AS lines,
+                           bool_and(coalesce(sku <> '' AND counted, false)) AS complete
+                    FROM (SELECT nsid, upper(trim(l.sku)) AS sku, sum(l.quantity) AS q,
+                                 bool_and(coalesce(l.quantity > 0, false)) AS counted
+                          FROM (SELECT nsid, unnest(from_json(lines, '[{{"sku":"VARCHAR","quantity":"INTEGER"}}]')) AS l
+                                FROM {nodes} WHERE lines IS NOT NULL)
+                          GROUP BY nsid, sku)
+                    GROUP BY nsid) li ON li.nsid = n.nsid AND li.complete""")
+            parts.append("li.lines")
+        else:
+            parts.append(f"nullif(trim(n.{ident(p)}), '')")
+    key = " || '|' || ".join(f"({x})" for x in parts)  # NULL when any part is
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {table('matches', gtype)} AS
+        SELECT nsid, view, record_id, k, false AS open, false AS safe
+        FROM (SELECT n.nsid, n.view, n.record_id, {key} AS k FROM {nodes} n {' '.join(joins)}) WHERE k IS NOT NULL
+        """
+    )
+
+
+def _match_edges(con: duckdb.DuckDBPyConnection, gtype: str) -> int:
+    """Add the derived key's edges to `edges`, given the entities the merge keys and links made (`labels`);
+    returns how many were added.
+
+    Entities are joined by the key, not single records: a copy the sync made carries its origin's values, so
+    after a lost state file an order and the copy made of it are one entity by the origin reference, and
+    the key joins that entity to the order it was matched with. Only *open* entities take part: none of
+    their records is linked to another record yet (after a lost state file, every entity), so an order
+    already linked never joins another one later. A key joins its open entities only when no view has
+    records in two of them: two records of one system with the same customer, lines and day (entered
+    twice, or a copy of each) make it ambiguous, and nothing merges by it (`match_candidates_<type>`)."""
+    matches = table("matches", gtype)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE match_open AS
+        SELECT DISTINCT label FROM labels ANTI JOIN (
+            SELECT l.label FROM links k JOIN labels l USING (nsid) WHERE k.global_type = '{gtype}'
+            GROUP BY l.label, k.gid HAVING count(*) > 1) USING (label)
+        """
+    )
+    con.execute(f"UPDATE {matches} m SET open = l.label IN (SELECT label FROM match_open) FROM labels l WHERE l.nsid = m.nsid")
+    nodes = table("nodes", gtype)
+    con.execute(
+        f"""
+        UPDATE {matches} SET safe = k NOT IN (
+            SELECT g.k FROM (SELECT DISTINCT m.k, l.label FROM {matches} m JOIN labels l USING (nsid) WHERE m.open) g
+            JOIN labels l USING (label) JOIN {nodes} n USING (nsid)
+            GROUP BY g.k, n.view HAVING count(DISTINCT g.label) > 1)
+        """
+    )
+    before = first(con, "SELECT count(*) FROM edges")[0]
+    con.execute(f"INSERT INTO edges SELECT DISTINCT nsid, 'match=' || k FROM {matches} WHERE open AND safe")
+    return int(first(con, "SELECT count(*) FROM edges")[0]) - int(before)
+
+
+def _match_candidates(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
+    """Write `match_candidates_<type>` (gid, view, n, record_ids): per entity and view, the records of that
+    view with a derived key of the entity's records that belong to another entity, one still open (see
+    `_match_edges`): the match was ambiguous, or the entity was linked before. A create of the entity in
+    that view is held (`match_held_sql`): it may well be one of them, and another copy is what the key is
+    there to prevent."""
+    matches, members = table("matches", gtype), table("members", gtype)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {table('match_candidates', gtype)} AS
+        SELECT mm.gid, c.view, count(DISTINCT c.nsid) AS n, list_sort(list(DISTINCT c.record_id)) AS record_ids
+        FROM {matches} m JOIN {members} mm USING (nsid)
+        JOIN {matches} c ON c.k = m.k AND c.open
+        JOIN {members} cm ON cm.nsid = c.nsid AND cm.gid <> mm.gid
+        GROUP BY mm.gid, c.view
+        """
+    )
+
+
+def match_held_sql(view: View, title: str) -> str | None:
+    """A `WHEN ... THEN reason` case of the mapping's held rule (`r`: the mapped row, its `gid`) for a new
+    record of `view` whose derived key matches records already in `view` that could not be linked to it;
+    None when the type has no derived key."""
+    if view.global_type not in MATCH_KEYS:
+        return None
+    cands = table("match_candidates", view.global_type)
+    props = ", ".join(p.replace("_", " ") for p in MATCH_KEYS[view.global_type])
+    found = f"(SELECT c FROM {cands} c WHERE c.gid = r.gid AND c.view = '{view.vkey}')"
+    return (f"WHEN {found} IS NOT NULL THEN printf('%d {title} record(s) (%s) have the same {props} (lines by SKU "
+            f"and quantity) but cannot be linked to it for sure (another order has them too, or it was linked "
+            f"before): not created, since it may already be one of them; created or linked by itself once that "
+            f"is clear', {found}.n, array_to_string({found}.record_ids, ', '))")

@@ -379,9 +379,6 @@ def _new(now: dict[str, set[str]], before: dict[str, set[str]]) -> dict[str, lis
     return {v: k for v, k in new.items() if k}
 
 
-@pytest.mark.xfail(strict=True, reason="engine: orders merge only by the origin reference the sync writes, so the first "
-                   "sync copies an order that already exists in both systems without one (same customer, same lines: the seed's CRM order 6 and webshop "
-                   "order 6, PowerOffice and Shopify seed orders) a second time into the target")
 def test_the_first_sync_duplicates_no_order_that_already_exists_in_the_target(chaos: Chaos) -> None:
     assert not _new(chaos.synced_dups, chaos.baseline_dups)
 

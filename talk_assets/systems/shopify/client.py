@@ -557,7 +557,7 @@ class Client(ApiClient):
         out: dict[str, Any] = {"currency": currency}
         for rest, gql in (("email", "email"), ("po_number", "poNumber"), ("note", "note"),
                           ("source_identifier", "sourceIdentifier"), ("source_name", "sourceName"),
-                          ("financial_status", "financialStatus")):
+                          ("financial_status", "financialStatus"), ("processed_at", "processedAt")):
             if body.get(rest) is not None:
                 out[gql] = body[rest].upper() if gql == "financialStatus" else body[rest]
         if body.get("tags"):

@@ -140,6 +140,7 @@ class Order(ShopifyModel):
     billing_address: dict[str, Any] | None = None
     shipping_address: dict[str, Any] | None = None
     created_at: str | None = None
+    processed_at: str | None = None  # the order's date as the shop shows it (set to the original's on import)
     updated_at: str | None = None
     closed_at: str | None = None
     cancelled_at: str | None = None
@@ -289,7 +290,7 @@ def order_record(n: dict[str, Any], lines: list[dict[str, Any]] | None = None) -
         "customer": None if not c else {"id": _legacy(c), "email": (c.get("defaultEmailAddress") or {}).get("emailAddress"),
                                         "first_name": c.get("firstName"), "last_name": c.get("lastName")},
         "line_items": [line_item_record(li) for li in nodes],
-        "created_at": n.get("createdAt"), "updated_at": n.get("updatedAt"),
+        "created_at": n.get("createdAt"), "processed_at": n.get("processedAt"), "updated_at": n.get("updatedAt"),
         "closed_at": n.get("closedAt"), "cancelled_at": n.get("cancelledAt"),
     }
 

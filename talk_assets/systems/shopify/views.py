@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from talk_assets.sync.conversions import (
+    DATE,
     DEC,
     EMAIL,
     INT,
@@ -17,6 +18,9 @@ from talk_assets.sync.conversions import (
 )
 from talk_assets.sync.model import Conversion, Source, View
 from talk_assets.sync.model import Prop as P
+
+PROCESSED_AT = Conversion(DATE.read, "CASE WHEN nullif({g}, '') IS NOT NULL THEN {g} || 'T00:00:00Z' END",
+                          sql_type=DATE.sql_type)
 
 SOURCES: tuple[Source, ...] = (
     Source("shopify", "customer", "Customers", "id", "updated_at"),
@@ -91,6 +95,11 @@ ORDER = View(
         P("currency", "currency", "string", UPPER, on_update=False),
         P("total_price", "total_amount", "decimal (string)", DEC, writes=False),
         P("po_number", "po_number", "string"),
+        # "the date that appears on your orders ... If you're importing orders from an app or another platform,
+        # then you can set processed_at to a date and time in the past to match when the original order was
+        # created" (OrderCreateOrderInput.processedAt, 2026-07 schema; REST Order `processed_at`): the order
+        # day, written at create as that day's start in UTC (read back as the same UTC day: no echo)
+        P("processed_at", "order_date", "datetime", PROCESSED_AT, on_update=False),
         P("line_items", "lines", "list of line items",
           lines("line_items", "sku", "quantity", f"TRY_CAST(l->>'$.price' AS DECIMAL(18,4)) / {VAT}",
                 f"price := CAST(round(l.unit_price_ex_vat * {VAT}, 2) AS DECIMAL(18,2))::VARCHAR, "

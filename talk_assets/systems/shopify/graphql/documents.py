@@ -34,7 +34,7 @@ LINE_ITEM = """id sku title variantTitle quantity
 # staffMember needs `read_users` (Shopify Plus / Advanced only; https://shopify.dev/docs/api/admin-graphql/
 # latest/objects/StaffMember): asked for only when the installation has that scope
 ORDER = """id legacyResourceId name email currencyCode poNumber sourceIdentifier sourceName note tags taxesIncluded
-  createdAt updatedAt closedAt cancelledAt displayFinancialStatus displayFulfillmentStatus
+  createdAt processedAt updatedAt closedAt cancelledAt displayFinancialStatus displayFulfillmentStatus
   totalPriceSet { shopMoney { amount currencyCode } }
   subtotalPriceSet { shopMoney { amount } }
   totalTaxSet { shopMoney { amount } }
