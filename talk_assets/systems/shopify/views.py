@@ -14,6 +14,7 @@ from talk_assets.sync.conversions import (
     lines,
     origin,
     ref,
+    without_label,
 )
 from talk_assets.sync.model import Conversion, Source, View
 from talk_assets.sync.model import Prop as P
@@ -48,11 +49,11 @@ SESAMPRODUCT = View(
     description="One row per Shopify product variant (variants flattened out of `products.json`).",
     props=(
         P("variants.sku", "sku", "string"),
-        # the product's title is its variants' name without their own label; written on create only for
-        # now (two-way names, `conversions.without_label`, are held back: README 'Known limitations')
+        # the product's title is its variants' name without their own label; written after create too
+        # (GraphQL `productUpdate` `title`, https://shopify.dev/docs/api/admin-graphql/2026-07/mutations/productUpdate)
         P("title", "name", "string", Conversion(
             "nullif(trim(concat_ws(' ', {r}->>'$.title', CASE WHEN {r}->>'$.variants.title' NOT IN ('Default Title', '') "
-            "THEN {r}->>'$.variants.title' END)), '')", None,
+            "THEN {r}->>'$.variants.title' END)), '')", without_label(),
             record_fields=("title", "variants.title"))),
         # "Default Title" is Shopify's placeholder for a product without options: no label
         P("variants.title", "variant_title", "string", Conversion(

@@ -12,6 +12,7 @@ from talk_assets.sync.conversions import (
     lines,
     origin,
     price_incl_vat_in,
+    without_label,
 )
 from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
@@ -28,12 +29,11 @@ SESAMPRODUCTS = View(
     description="One row per Squarespace product variant (variants flattened out of `products`).",
     props=(
         P("variants.sku", "sku", "string"),
-        # the product's name is its variants' name without their label; written on create only for now
-        # (two-way names, `conversions.without_label`, are held back: README 'Known limitations')
+        # the product's name is its variants' name without their label; written after create too
+        # (Update a product: `name`, https://developers.squarespace.com/commerce-apis/update-product)
         P("name", "name", "string", Conversion(
             "nullif(trim(concat_ws(' ', {r}->>'$.name', {r}->>'$.variants.attributes.Variant')), '')",
-            None,  # two-way names (conversions.without_label) are held back: see README 'Known limitations'
-            record_fields=("name", "variants.attributes.Variant"))),
+            without_label(), record_fields=("name", "variants.attributes.Variant"))),
         P("variants.attributes.Variant", "variant_title", "string"),
         P("description", "description", "string", writes=False),
         # Products API 1.0 documents no tax rate per product (taxes are store settings the API does not
