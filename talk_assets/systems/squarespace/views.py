@@ -42,12 +42,17 @@ SESAMPRODUCTS = View(
           price_incl_vat_in("variants.pricing.basePrice.currency")),
     ),
 )
+# The inventory item's `descriptor` ("a human-readable descriptor for identifying an item by its
+# attributes", https://developers.squarespace.com/commerce-apis/inventory-overview; "Name [Variant: 42]")
+# is not read as the product's name: Squarespace derives it from the product's name and the variant's
+# attributes, and as a record without a change time its new value was dated when the sync saw it change,
+# so after a name written to Squarespace it beat the very edit it came from and came back as the name
+# with a second label. The name is read from the product (Sesamproducts).
 INVENTORY = View(
     "squarespace", "inventory", "Inventory", "product", id_field="variantId", changed_field="",
     description="Squarespace stock per variant/SKU (`inventory`).",
     props=(
         P("sku", "sku", "string"),
-        P("descriptor", "name", "string", writes=False),
         P("quantity", "stock", "integer", INT),
     ),
 )
