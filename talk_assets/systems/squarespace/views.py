@@ -37,7 +37,9 @@ SESAMPRODUCTS = View(
         P("variants.attributes.Variant", "variant_title", "string"),
         P("description", "description", "string", writes=False),
         # Products API 1.0 documents no tax rate per product (taxes are store settings the API does not
-        # expose): the standard rate converts, and a price in another currency than the global one is no value
+        # expose): the price is written with the product's own rate and read at the standard one, so the
+        # read takes part only when the price was edited in Squarespace (`price_incl_vat_in`); a price in
+        # another currency than the global one is no value
         P("variants.pricing.basePrice.value", "price_ex_vat", "decimal (string, incl. VAT)",
           price_incl_vat_in("variants.pricing.basePrice.currency")),
     ),
