@@ -11,11 +11,17 @@ from __future__ import annotations
 from talk_assets.sync.model import TEXT, Conversion, View, record_field
 
 __all__ = [
-    "DATE", "DEC", "EMAIL", "INT", "MINOR_INCL_VAT", "MINOR_TO_DEC", "NO_COMPANY", "ORG_NUMBER", "PHONE",
-    "ORIGIN_PREFIX", "PRICE_CURRENCY", "PRICE_INCL_VAT", "SAME", "TEXT", "UPPER", "VAT", "lines", "origin", "own_origin", "ref",
+    "DATE", "DEC", "EMAIL", "INT", "MINOR_INCL_VAT", "MINOR_TO_DEC", "NO_COMPANY", "ORG_NUMBER", "PERCENT_RATE", "PHONE",
+    "ORIGIN_PREFIX", "PRICE_CURRENCY", "PRICE_INCL_VAT", "RATE", "SAME", "STANDARD_VAT_RATE", "TEXT", "UPPER", "VAT",
+    "lines", "origin", "own_origin", "price_incl_vat", "ref", "vat_rate_of_g",
 ]
 
-VAT = "1.25"  # Norwegian standard VAT (25 %): only where a system stores prices including VAT and its data names no rate
+# Norway's standard VAT rate (merverdiavgift, 25 %): used only where a system's data names no rate (the
+# views say where: Squarespace's products and a webshop order's items carry none, Shopify tells only
+# whether a variant is taxed). Each product's own rate is the global `vat_rate` (a fraction, "0.1500"),
+# read from the CRM's `vat_rate` and the webshop's `tax_rate`.
+STANDARD_VAT_RATE = "0.25"
+VAT = "1.25"  # 1 + STANDARD_VAT_RATE
 # The currency of the global product prices: the systems that keep no currency with a product's price
 # (the Custom CRM, PowerOffice GO products) are in it. A price read in another currency is no value
 # (never converted silently); a target store in another currency holds the write (`HeldBack`).
@@ -37,15 +43,55 @@ PRICE_INCL_VAT = Conversion(
 )
 
 
+# a VAT rate as a fraction of the price ex. VAT ("0.25" = 25 %), canonical with four decimals
+RATE = Conversion("CAST(round(TRY_CAST({v} AS DECIMAL(18,6)), 4) AS DECIMAL(18,4))::VARCHAR", sql_type="DECIMAL(18,6)")
+# a VAT rate in percent (25.0), global as a fraction
+PERCENT_RATE = Conversion(
+    "CAST(round(TRY_CAST({v} AS DECIMAL(18,6)) / 100, 4) AS DECIMAL(18,4))::VARCHAR",
+    "CAST(round(TRY_CAST({g} AS DECIMAL(18,6)) * 100, 2) AS DECIMAL(18,2))::VARCHAR",
+    sql_type="DECIMAL(18,6)",
+)
+
+
+def vat_rate_of_g() -> str:
+    """Write SQL: the product's own VAT rate (`{g.vat_rate}`), the standard rate when no system names one."""
+    return f"coalesce(TRY_CAST({{g.vat_rate}} AS DECIMAL(18,6)), {STANDARD_VAT_RATE})"
+
+
+def price_incl_vat(read_rate: str, write_rate: str, *, minor: bool = False, currency_field: str = "",
+                   record_fields: tuple[str, ...] = (), composed: bool = False) -> Conversion:
+    """A price stored including VAT, global ex. VAT: read divided by 1 + `read_rate` (SQL over the record:
+    its own rate, `record_fields` the fields it reads), written times 1 + `write_rate` (SQL over `{g...}`,
+    `vat_rate_of_g`). `minor`: in minor units (øre). `currency_field`: a price in another currency than
+    `PRICE_CURRENCY` reads as no value (no rate is known to convert it), so it never overwrites the global
+    price; a record without a currency is in the global one. Read and write are inverse to the øre for the
+    same rate, so a price written comes back equal. `composed`: the record names no rate (the read takes
+    the standard one), so a price written at another rate would read back as another price: the read
+    takes part in the merge only when the price was really edited there (`Conversion.composed`)."""
+    scale = " / 100" if minor else ""
+    read = (f"CAST(round(TRY_CAST({{v}} AS DECIMAL(18,4)){scale} / (1 + {read_rate}), 2) AS DECIMAL(18,2))::VARCHAR")
+    fields = record_fields
+    if currency_field:
+        cur = record_field(currency_field)
+        read = f"CASE WHEN upper(trim(coalesce({cur}, '{PRICE_CURRENCY}'))) = '{PRICE_CURRENCY}' THEN {read} END"
+        fields = (currency_field, *record_fields)
+    write = (f"CAST(round(TRY_CAST({{g}} AS DECIMAL(18,4)) * (1 + {write_rate}) * 100) AS BIGINT)::VARCHAR" if minor
+             else f"CAST(round(TRY_CAST({{g}} AS DECIMAL(18,4)) * (1 + {write_rate}), 2) AS DECIMAL(18,2))::VARCHAR")
+    return Conversion(read, write, sql_type="DECIMAL(18,4)", record_fields=fields, composed=composed)
+
+
 def price_incl_vat_in(currency_field: str) -> Conversion:
     """`PRICE_INCL_VAT` for a price whose record names its currency (`currency_field`): a price in
     another currency than `PRICE_CURRENCY` reads as no value, so it can never overwrite a price in
     the global currency (no rate is known to convert it). Collect rejects only a price that is not a
-    number (`merge.unconvertible_sql`), never the record of a price that is only in another currency."""
+    number (`merge.unconvertible_sql`), never the record of a price that is only in another currency.
+    The record names no VAT rate: it is read at the standard rate and written with the product's own,
+    so the read takes part in the merge only when the price was really edited there (`composed`)."""
     cur = record_field(currency_field)
     assert PRICE_INCL_VAT.read is not None
+    write = price_incl_vat(STANDARD_VAT_RATE, vat_rate_of_g()).write
     return Conversion(f"CASE WHEN upper(trim({cur})) = '{PRICE_CURRENCY}' THEN {PRICE_INCL_VAT.read} END",
-                      PRICE_INCL_VAT.write, sql_type=PRICE_INCL_VAT.sql_type, record_fields=(currency_field,))
+                      write, sql_type=PRICE_INCL_VAT.sql_type, record_fields=(currency_field,), composed=True)
 
 
 # a price in minor units (øre) including VAT

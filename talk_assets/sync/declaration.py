@@ -32,7 +32,7 @@ GLOBAL_TYPES: dict[str, tuple[str, ...]] = {
         "email", "first_name", "last_name", "organization_name", "organization_number", "is_person",
         "phone", "address_line1", "address_line2", "zip_code", "city", "country_code", "website",
     ),
-    "product": ("sku", "name", "variant_title", "description", "price_ex_vat", "cost", "gtin", "stock"),
+    "product": ("sku", "name", "variant_title", "description", "price_ex_vat", "vat_rate", "cost", "gtin", "stock"),
     "order": (
         "customer", "user", "email", "currency", "net_amount", "total_amount", "po_number", "order_date",
         "lines", "origin",

@@ -93,8 +93,11 @@ def composed_fields(view: View) -> list[Composed]:
             continue
         if not set(write_uses(w.write)) - {w.prop}:
             continue
+        # the parts: what the view reads from the field besides the written property, and the written
+        # property itself when its conversion says the read cannot undo the write (`Conversion.composed`)
         parts = tuple(p.prop for p in view.props
-                      if p.field == w.field and p.prop != w.prop and p.read is not None and view.reader(p.prop) is p)
+                      if p.field == w.field and (p.prop != w.prop or p.conversion.composed) and p.read is not None
+                      and view.reader(p.prop) is p)
         out.append(Composed(w.field, w.prop, w.write, parts))
     return out
 

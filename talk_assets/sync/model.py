@@ -49,6 +49,10 @@ class Conversion:
     refers_to: str | None = None
     namespace: str | None = None
     record_fields: tuple[str, ...] = ()  # other fields of the record the read uses (`record_field(path)`), in order
+    # the write makes the field from the property and others (`{g.<prop>}`) that the read cannot see (a price
+    # incl. the product's VAT rate where the record names no rate): the read takes part in the merge only when
+    # the field differs from what the write makes of the merged values, i.e. was really edited (merge.Composed)
+    composed: bool = False
 
     def __post_init__(self) -> None:
         assert self.read is None or "{v}" in self.read or "{r}" in self.read, f"bad read {self.read!r}"
@@ -72,9 +76,10 @@ class Conversion:
             return "a date"
         return f"a {kind.lower()}" if kind else "text"
 
-    def sql(self) -> tuple[str | None, str | None, str | None, str | None, str | None, str | None]:
+    def sql(self) -> tuple[str | None, ...]:
         """Everything the conversion means, for digests."""
-        return (self.read, self.write, self.sql_type, self.json_type, self.refers_to, self.namespace)
+        return (self.read, self.write, self.sql_type, self.json_type, self.refers_to, self.namespace,
+                *(("composed",) if self.composed else ()))
 
 
 def record_field(path: str) -> str:

@@ -213,6 +213,11 @@ def _parked(rel: Harness) -> set[tuple[str, str]]:
     return {(v, g) for v, g in rel.sql("SELECT view, gid FROM dead_letters WHERE resolved_at IS NULL")}
 
 
+# reads that are empty by design for some records: Shopify's `taxable` names a 0 % rate, a taxed variant's
+# rate is unknown to Shopify's API (shopify/views.py)
+PARTIAL_READS = {("shopify.sesamproduct", "vat_rate")}
+
+
 def disagreements(rel: Harness) -> list[str]:
     """Linked source/target pairs of every dataflow whose canonical values differ for a property the
     target holds after creation (and the source reads)."""
@@ -238,6 +243,8 @@ def disagreements(rel: Harness) -> list[str]:
                     continue
                 if sv is None and prop not in _two_way_props(s):
                     continue  # the source cannot hold it: empty never overwrites the target's value
+                if tv is None and (t.vkey, prop) in PARTIAL_READS:
+                    continue  # the target's data names the value only sometimes (PARTIAL_READS)
                 out.append(f"{flow.key} {prop}: {s.vkey} {sid}={sv!r} vs {t.vkey} {tid}={tv!r}")
     return out
 

@@ -9,6 +9,8 @@ from talk_assets.sync.conversions import (
     INT,
     ORG_NUMBER,
     PHONE,
+    PRICE_CURRENCY,
+    RATE,
     UPPER,
     lines,
     name_part,
@@ -64,7 +66,11 @@ PRODUCT = View(
         P("sku", "sku", "string"),
         P("name", "name", "string"),
         P("description", "description", "string"),
-        P("unit_price", "price_ex_vat", "decimal (string, ex. VAT)", DEC),
+        # ex. VAT, in the product's own `currency`: a price in another currency than the global one is no value
+        P("unit_price", "price_ex_vat", "decimal (string, ex. VAT)", Conversion(
+            f"CASE WHEN upper(trim(coalesce({record_field('currency')}, '{PRICE_CURRENCY}'))) = '{PRICE_CURRENCY}' "
+            f"THEN {DEC.read} END", DEC.write, sql_type=DEC.sql_type, record_fields=("currency",))),
+        P("vat_rate", "vat_rate", "decimal (string, a fraction)", RATE),
         P("cost_price", "cost", "decimal (string)", DEC),
         P("gtin", "gtin", "string"),
         P("stock_quantity", "stock", "integer", INT),

@@ -6,18 +6,21 @@ from talk_assets.sync.conversions import (
     DATE,
     EMAIL,
     INT,
-    MINOR_INCL_VAT,
     MINOR_TO_DEC,
     NO_COMPANY,
+    PERCENT_RATE,
     PHONE,
+    STANDARD_VAT_RATE,
     UPPER,
     VAT,
     lines,
     own_origin,
+    price_incl_vat,
     ref,
+    vat_rate_of_g,
 )
 from talk_assets.sync.model import Prop as P
-from talk_assets.sync.model import Source, View
+from talk_assets.sync.model import Source, View, record_field
 from talk_assets.systems.customapi.writes import declare_writes
 from talk_assets.systems.customwebshop.spec import SPEC
 
@@ -46,12 +49,17 @@ CUSTOMER = View(
 )
 PRODUCT = View(
     "customwebshop", "products", "Product", "product",
-    description="Custom Webshop products, one per SKU (prices in øre, VAT included).",
+    description="Custom Webshop products, one per SKU (prices in øre, including the product's own `tax_rate`).",
     props=(
         P("sku", "sku", "string"),
         P("title", "name", "string"),
         P("description", "description", "string"),
-        P("price", "price_ex_vat", "integer (minor units, incl. VAT)", MINOR_INCL_VAT),
+        # the price includes the product's own `tax_rate` (percent) and is in its own `currency`: a price in
+        # another currency than the global one is no value (never converted); written with the global rate
+        P("price", "price_ex_vat", "integer (minor units, incl. VAT)", price_incl_vat(
+            f"coalesce(TRY_CAST({record_field('tax_rate')} AS DECIMAL(18,6)) / 100, {STANDARD_VAT_RATE})",
+            vat_rate_of_g(), minor=True, currency_field="currency", record_fields=("tax_rate",))),
+        P("tax_rate", "vat_rate", "decimal (percent)", PERCENT_RATE),
         P("gtin", "gtin", "string"),
         P("stock", "stock", "integer", INT),
     ),
@@ -65,6 +73,8 @@ ORDER = View(
         P("currency", "currency", "string", UPPER),
         P("total", "total_amount", "integer (minor units, computed from the items)", MINOR_TO_DEC, writes=False),
         P("placed_at", "order_date", "datetime", DATE, writes=False),
+        # an item names no tax rate (the webshop's OpenAPI has none on an order item; the rate is its
+        # product's): its price is read and written at the standard rate
         P("items", "lines", "list of order items",
           lines("items", "sku", "quantity", f"TRY_CAST(l->>'$.unit_price' AS DECIMAL(18,4)) / 100 / {VAT}",
                 f"unit_price := CAST(round(l.unit_price_ex_vat * {VAT} * 100) AS BIGINT)")),

@@ -326,7 +326,7 @@ class Client(ApiClient):
 
     def _product(self, node: dict[str, Any]) -> dict[str, Any]:
         variants = self._rest_of(D.PRODUCT_VARIANTS, ["product", "variants"], node["id"], node.get("variants") or {})
-        return product_record(node, variants)
+        return product_record(node, variants, self.shop_currency())
 
     def _order(self, node: dict[str, Any]) -> dict[str, Any]:
         lines = self._rest_of(D.ORDER_LINE_ITEMS, ["order", "lineItems"], node["id"], node.get("lineItems") or {})
@@ -388,7 +388,7 @@ class Client(ApiClient):
         """Read the result file line by line. The URL is a signed download link, fetched without the
         access token (it may point at another host)."""
         build = {"customer": lambda n, kids: customer_record(n),
-                 "product": lambda n, kids: product_record(n, kids),
+                 "product": lambda n, kids: product_record(n, kids, self.shop_currency()),
                  "order": lambda n, kids: order_record(n, kids)}[entity]
         current: dict[str, Any] | None = None
         children: list[dict[str, Any]] = []
@@ -562,6 +562,12 @@ class Client(ApiClient):
                 out[gql] = body[rest].upper() if gql == "financialStatus" else body[rest]
         if body.get("tags"):
             out["tags"] = _tag_list(body["tags"])
+        if body.get("taxes_included") is not None:  # OrderCreateOrderInput.taxesIncluded
+            out["taxesIncluded"] = bool(body["taxes_included"])
+        if body.get("tax_lines"):  # OrderCreateOrderInput.taxLines (OrderCreateTaxLineInput)
+            out["taxLines"] = [{"title": t.get("title") or "Tax", "rate": float(t.get("rate") or 0),
+                                "priceSet": {"shopMoney": {"amount": str(t["price"]), "currencyCode": currency}}}
+                               for t in body["tax_lines"]]
         customer_id = (body.get("customer") or {}).get("id")
         if customer_id is not None:
             out["customer"] = {"toAssociate": {"id": gid("Customer", customer_id)}}
@@ -797,6 +803,8 @@ def variant_set_input(v: dict[str, Any], location: str | None, option: str = OPT
     for rest, gql in (("sku", "sku"), ("price", "price"), ("barcode", "barcode"), ("compare_at_price", "compareAtPrice")):
         if v.get(rest) is not None:
             out[gql] = str(v[rest])
+    if v.get("taxable") is not None:
+        out["taxable"] = bool(v["taxable"])
     if v.get("inventory_quantity") is not None and location:
         out["inventoryItem"] = {"tracked": True}
         out["inventoryQuantities"] = [{"locationId": location, "name": "available", "quantity": int(v["inventory_quantity"])}]

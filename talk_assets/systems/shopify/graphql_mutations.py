@@ -482,6 +482,12 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every mut
             body["user_id"] = p[1] if p and p[0] == "StaffMember" else str(order["userId"])
         if order.get("financialStatus"):
             body["financial_status"] = str(order["financialStatus"]).lower()
+        if order.get("taxesIncluded") is not None:  # "Whether taxes are included in the order subtotal."
+            body["taxes_included"] = bool(order["taxesIncluded"])
+        if order.get("taxLines"):  # the order's taxes, split across its taxable lines
+            body["tax_lines"] = [{"title": t.get("title"), "rate": t.get("rate"),
+                                  "price": ((t.get("priceSet") or {}).get("shopMoney") or {}).get("amount")}
+                                 for t in order["taxLines"]]
         for k, rest_key in (("billingAddress", "billing_address"), ("shippingAddress", "shipping_address")):
             if order.get(k):
                 body[rest_key] = address_in(order[k])

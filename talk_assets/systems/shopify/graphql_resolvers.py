@@ -264,7 +264,9 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every res
 
     @f("QueryRoot", "shop")
     def q_shop(src: Obj, info: GraphQLResolveInfo) -> Any:
-        return Obj("Shop", SHOP)
+        # a test may set the shop's currency (`app.currency`, like the Squarespace sandbox's store currency)
+        currency = getattr(app, "currency", None) or SHOP["currency_code"]
+        return Obj("Shop", {**SHOP, "currency_code": currency, "enabled_presentment_currencies": [currency]})
 
     @f("QueryRoot", "currentAppInstallation")
     def q_installation(src: Obj, info: GraphQLResolveInfo) -> Any:

@@ -60,6 +60,8 @@ class Variant(ShopifyModel):
     price: str | None = None
     compare_at_price: str | None = None
     barcode: str | None = None
+    taxable: bool | None = None  # whether a tax is charged (Shopify names no rate per variant)
+    price_currency: str | None = None  # the shop's currency, which `price` is in (added by the client)
     option1: str | None = None
     option2: str | None = None
     option3: str | None = None
@@ -237,13 +239,16 @@ def customer_record(n: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def variant_record(v: dict[str, Any], product_id: int | None) -> dict[str, Any]:
+def variant_record(v: dict[str, Any], product_id: int | None, currency: str | None = None) -> dict[str, Any]:
+    """A variant, REST-shaped; `price_currency` is the shop's currency (`Shop.currencyCode`), which
+    ProductVariant.price is in ("the price of the product variant in the default shop currency")."""
     options = [o.get("value") for o in v.get("selectedOptions") or []]
     item = v.get("inventoryItem") or {}
     return {
         "id": _legacy(v), "admin_graphql_api_id": v.get("id"), "product_id": product_id, "title": v.get("title"),
-        "sku": v.get("sku") or None, "price": money(v.get("price")), "compare_at_price": money(v.get("compareAtPrice")),
-        "barcode": v.get("barcode") or None, "position": v.get("position"),
+        "sku": v.get("sku") or None, "price": money(v.get("price")), "price_currency": currency,
+        "compare_at_price": money(v.get("compareAtPrice")),
+        "barcode": v.get("barcode") or None, "position": v.get("position"), "taxable": v.get("taxable"),
         "option1": options[0] if options else None, "option2": options[1] if len(options) > 1 else None,
         "option3": options[2] if len(options) > 2 else None,
         "inventory_item_id": _legacy(item) if item else None, "inventory_quantity": v.get("inventoryQuantity"),
@@ -251,13 +256,14 @@ def variant_record(v: dict[str, Any], product_id: int | None) -> dict[str, Any]:
     }
 
 
-def product_record(n: dict[str, Any], variants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def product_record(n: dict[str, Any], variants: list[dict[str, Any]] | None = None,
+                   currency: str | None = None) -> dict[str, Any]:
     pid = _legacy(n)
     nodes = variants if variants is not None else _nodes(n.get("variants"))
     return {
         "id": pid, "admin_graphql_api_id": n.get("id"), "title": n.get("title"), "body_html": n.get("descriptionHtml"),
         "status": (n.get("status") or "").lower() or None, "tags": _tags(n.get("tags")),
-        "variants": [variant_record(v, pid) for v in nodes],
+        "variants": [variant_record(v, pid, currency) for v in nodes],
         "options": [{"id": gid_number(o.get("id")), "admin_graphql_api_id": o.get("id"), "product_id": pid,
                      "name": o.get("name"), "position": o.get("position"), "values": o.get("values") or []}
                     for o in n.get("options") or []],

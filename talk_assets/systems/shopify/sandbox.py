@@ -1204,6 +1204,8 @@ class App(SandboxApp):
             billing=data.get("billing_address"), shipping=data.get("shipping_address"))
         if data.get("currency"):
             rec["currency"] = rec["presentment_currency"] = str(data["currency"]).upper()
+        if data.get("taxes_included") is False:
+            self._exclusive_taxes(rec, data.get("tax_lines"), total)
         if data.get("tags"):
             rec["tags"] = normalize_tags(data["tags"])
         # "The ID of the order placed on the originating platform" (Order `source_identifier`, REST and
@@ -1219,6 +1221,25 @@ class App(SandboxApp):
         webhooks.notify(self, "orders", rec, "create")
         self.created["orders"][oid] = now
         return Response(201, {"order": rec})
+
+    @staticmethod
+    def _exclusive_taxes(rec: Record, tax_lines: Any, subtotal: Decimal) -> None:
+        """An order created with `taxesIncluded: false`: its line prices exclude tax, the tax is the order's
+        tax lines ("Tax lines specified on the order are split across the taxable line items",
+        OrderCreateOrderInput.taxLines) and the total is the subtotal plus that tax."""
+        lines_in = tax_lines if isinstance(tax_lines, list) else []
+        taxes = []
+        for t in lines_in:
+            if not isinstance(t, dict) or t.get("price") is None:
+                raise invalid({"tax_lines": ["price can't be blank"]})
+            taxes.append({"price": money(Decimal(str(t["price"]))), "rate": float(t.get("rate") or 0),
+                          "title": str(t.get("title") or "Tax")})
+        tax = sum((Decimal(t["price"]) for t in taxes), Decimal(0))
+        for li in rec["line_items"]:
+            part = Decimal(li["price"]) * li["quantity"] / subtotal if subtotal else Decimal(0)
+            li["tax_lines"] = [{**t, "price": money(Decimal(t["price"]) * part)} for t in taxes]
+        rec.update(taxes_included=False, tax_lines=taxes, total_tax=money(tax), subtotal_price=money(subtotal),
+                   total_line_items_price=money(subtotal), total_price=money(subtotal + tax))
 
     def update_order(self, req: Request) -> Response:
         old = self._find(self.orders, req.params["id"])

@@ -9,14 +9,17 @@ from talk_assets.sync.conversions import (
     INT,
     NO_COMPANY,
     PHONE,
-    PRICE_INCL_VAT,
+    STANDARD_VAT_RATE,
     UPPER,
     VAT,
     lines,
     origin,
+    price_incl_vat,
     ref,
+    vat_rate_of_g,
+    without_label,
 )
-from talk_assets.sync.model import Conversion, Source, View
+from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
 
 PROCESSED_AT = Conversion(DATE.read, "CASE WHEN nullif({g}, '') IS NOT NULL THEN {g} || 'T00:00:00Z' END",
@@ -52,17 +55,33 @@ SESAMPRODUCT = View(
     description="One row per Shopify product variant (variants flattened out of `products.json`).",
     props=(
         P("variants.sku", "sku", "string"),
-        # the product's title is its variants' name without their own label; written on create only for
-        # now (two-way names, `conversions.without_label`, are held back: README 'Known limitations')
+        # the product's title is its variants' name without their own label; written after create too
+        # (GraphQL `productUpdate` `title`, https://shopify.dev/docs/api/admin-graphql/2026-07/mutations/productUpdate)
         P("title", "name", "string", Conversion(
             "nullif(trim(concat_ws(' ', {r}->>'$.title', CASE WHEN {r}->>'$.variants.title' NOT IN ('Default Title', '') "
-            "THEN {r}->>'$.variants.title' END)), '')", None,
+            "THEN {r}->>'$.variants.title' END)), '')", without_label(),
             record_fields=("title", "variants.title"))),
         # "Default Title" is Shopify's placeholder for a product without options: no label
         P("variants.title", "variant_title", "string", Conversion(
             "nullif(nullif({v}, 'Default Title'), '')", "{g}")),
         P("body_html", "description", "string", writes=False),
-        P("variants.price", "price_ex_vat", "decimal (string, incl. VAT)", PRICE_INCL_VAT),
+        # Shopify names no tax rate for a product (its taxes come from the shop's regional settings and
+        # overrides, which the Admin API does not expose on a product: ProductVariant has only `taxable`,
+        # https://shopify.dev/docs/api/admin-graphql/2026-07/objects/ProductVariant). The price includes
+        # the tax (a Norwegian shop's default, `Shop.taxesIncluded`) and is written with the product's own
+        # rate (a 15 % food product at 115 for 100 ex. VAT); read, a variant that is not taxable is at 0 %
+        # and a taxable one at the standard rate, so the read takes part in the merge only when the price
+        # was edited in Shopify (`composed`): an edit there of a product at another rate than 0 % or the
+        # standard one is read at the standard rate (Shopify's data names no other). The price is in the
+        # shop's currency (`price_currency`, added by the client from `Shop.currencyCode`): in another
+        # currency than the global prices' it is no value, and the writer holds a price for such a shop.
+        P("variants.price", "price_ex_vat", "decimal (string, incl. VAT)", price_incl_vat(
+            f"CASE WHEN lower({record_field('variants.taxable')}) = 'false' THEN 0 ELSE {STANDARD_VAT_RATE} END",
+            vat_rate_of_g(), currency_field="variants.price_currency", record_fields=("variants.taxable",),
+            composed=True)),
+        P("variants.taxable", "vat_rate", "boolean (false: not taxed, 0 %)", Conversion(
+            "CASE WHEN lower({v}) = 'false' THEN '0.0000' END",
+            "CASE WHEN TRY_CAST({g} AS DECIMAL(18,6)) = 0 THEN 'false' ELSE 'true' END")),
         P("variants.barcode", "gtin", "string"),
         P("variants.inventory_quantity", "stock", "integer", INT),
     ),
@@ -100,10 +119,17 @@ ORDER = View(
         # created" (OrderCreateOrderInput.processedAt, 2026-07 schema; REST Order `processed_at`): the order
         # day, written at create as that day's start in UTC (read back as the same UTC day: no echo)
         P("processed_at", "order_date", "datetime", PROCESSED_AT, on_update=False),
+        # a line's price includes its tax when the order says so (`Order.taxesIncluded`: "When `true`, the
+        # subtotal and line item prices include tax amounts"), then at the standard rate: a line's own rate
+        # is in `LineItem.taxLines`, which the order reads do not ask for (a list per line would multiply
+        # the query cost of every order page). Orders are created with net line prices, `taxesIncluded:
+        # false` and the order's own tax (the writer), so they read back as written.
         P("line_items", "lines", "list of line items",
-          lines("line_items", "sku", "quantity", f"TRY_CAST(l->>'$.price' AS DECIMAL(18,4)) / {VAT}",
-                f"price := CAST(round(l.unit_price_ex_vat * {VAT}, 2) AS DECIMAL(18,2))::VARCHAR, "
-                "title := coalesce(l.sku, 'Item')"), on_update=False),
+          lines("line_items", "sku", "quantity",
+                f"CASE WHEN lower({record_field('taxes_included')}) = 'false' THEN TRY_CAST(l->>'$.price' AS DECIMAL(18,4)) "
+                f"ELSE TRY_CAST(l->>'$.price' AS DECIMAL(18,4)) / {VAT} END",
+                "price := CAST(round(l.unit_price_ex_vat, 2) AS DECIMAL(18,2))::VARCHAR, "
+                "title := coalesce(l.sku, 'Item')", record_fields=("taxes_included",)), on_update=False),
         # "The ID of the order placed on the originating platform" (REST Order `source_identifier`, since
         # 2022-04: https://shopify.dev/changelog/attribute-orders-to-a-sales-channel; GraphQL
         # OrderCreateOrderInput.sourceIdentifier in the 2026-07 schema, /work/shared/reference/shopify)

@@ -9,13 +9,17 @@ field and Shopify's message; the push engine turns them into dead letters or con
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from talk_assets.core.http import ApiError
-from talk_assets.sync.writer import Row, Writer, nest
+from talk_assets.sync.conversions import PRICE_CURRENCY, STANDARD_VAT_RATE
+from talk_assets.sync.writer import HeldBack, Row, Writer, nest
 from talk_assets.systems.shopify.models import gid
 
 STOCK = "variants.inventory_quantity"
+PRICE = "variants.price"
 PRODUCT_FIELDS = {"title": "title", "body_html": "descriptionHtml"}
 
 
@@ -26,6 +30,38 @@ def _title(row: Row) -> str:
     if variant and name.endswith(" " + variant):
         name = name[: -len(variant) - 1]
     return name
+
+
+def _order_taxes(row: Row) -> dict[str, Any]:
+    """An order's taxes from its own data: the line prices the view writes exclude tax, and the tax is
+    the order's total less its net amount (`taxesIncluded: false` and one order-level tax line, which
+    Shopify splits across the taxable lines: OrderCreateOrderInput.taxLines), so a 15 % or a 0 % order
+    goes as its source has it. Only an order without a total is taxed at the standard rate."""
+    net = _dec(row.glob.get("net_amount")) or _net_of_lines(row.glob.get("lines"))
+    total = _dec(row.glob.get("total_amount"))
+    if net is None:
+        return {"taxes_included": False}
+    tax = total - net if total is not None else (net * Decimal(STANDARD_VAT_RATE)).quantize(Decimal("0.01"))
+    if tax <= 0:
+        return {"taxes_included": False}
+    rate = (tax / net).quantize(Decimal("0.0001")) if net > 0 else Decimal(0)
+    return {"taxes_included": False, "tax_lines": [{"title": "MVA", "rate": str(rate), "price": f"{tax:.2f}"}]}
+
+
+def _dec(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01")) if value not in (None, "") else None
+    except InvalidOperation:
+        return None
+
+
+def _net_of_lines(lines: Any) -> Decimal | None:
+    """The net amount of the global lines (quantity x unit price ex. VAT), None when unknown."""
+    try:
+        items = json.loads(lines) if isinstance(lines, str) else lines
+        return sum((Decimal(str(li["unit_price_ex_vat"])) * int(li["quantity"]) for li in items or []), Decimal(0))
+    except (ValueError, TypeError, KeyError, InvalidOperation):
+        return None
 
 
 class SystemWriter(Writer):
@@ -40,6 +76,8 @@ class SystemWriter(Writer):
             body = nest({k: v for k, v in data.items() if v is not None})
             return self.client.create_record("customer", body)
         if row.view.entity == "product":
+            if data.get(PRICE) is not None:
+                self._check_currency()
             variant = {k.split(".", 1)[1]: v for k, v in data.items() if k.startswith("variants.")}
             variant["option1"] = variant.pop("title", None) or "Default Title"
             body = {"title": data.get("title") or _title(row), "variants": [{k: v for k, v in variant.items() if v is not None}]}
@@ -48,6 +86,8 @@ class SystemWriter(Writer):
             product = self.client.create_record("product", body)
             return product["variants"][0]
         body = nest({k: v for k, v in data.items() if v is not None})
+        if row.view.entity == "order":
+            body.update(_order_taxes(row))
         return self.client.create_record(row.view.entity, body)
 
     # -- update --------------------------------------------------------------------------------
@@ -57,8 +97,21 @@ class SystemWriter(Writer):
             self._current("customer", row.record_id, row.version)
             return self.client.update_record("customer", row.record_id, nest(data))
         if row.view.entity == "product":
+            if PRICE in data and self.client.shop_currency().upper() != PRICE_CURRENCY:
+                rest = {k: v for k, v in data.items() if k != PRICE}
+                if rest:
+                    self._update_variant(row, rest)
+                self._check_currency()
             return self._update_variant(row, data)
         return self.client.update_record(row.view.entity, row.record_id, nest(data), expected_version=row.version)
+
+    def _check_currency(self) -> None:
+        """Product prices are global in `PRICE_CURRENCY`; a shop selling in another currency gets none
+        (`ProductVariant.price` is in the shop's default currency, and no exchange rate is known)."""
+        shop = self.client.shop_currency().upper()
+        if shop != PRICE_CURRENCY:
+            raise HeldBack(f"product prices are in {PRICE_CURRENCY}, but the Shopify shop sells in {shop} and no "
+                           "exchange rate is known: the price is not converted, the write waits.")
 
     def _current(self, entity: str, record_id: str, version: str | None) -> dict[str, Any]:
         """The record now; a 409 when it changed since the collect that the row was mapped from."""
@@ -83,9 +136,10 @@ class SystemWriter(Writer):
             self.client.update_product_fields(row.parent_id, top)
         changes = {k.split(".", 1)[1]: v for k, v in data.items() if k.startswith("variants.") and k != STOCK}
         variant: dict[str, Any] = {}
-        for rest, gql in (("price", "price"), ("barcode", "barcode"), ("compare_at_price", "compareAtPrice")):
+        for rest, gql in (("price", "price"), ("barcode", "barcode"), ("compare_at_price", "compareAtPrice"),
+                          ("taxable", "taxable")):
             if rest in changes:
-                variant[gql] = None if changes[rest] is None else str(changes[rest])
+                variant[gql] = changes[rest] if changes[rest] is None or rest == "taxable" else str(changes[rest])
         if "sku" in changes:
             variant["inventoryItem"] = {"sku": changes["sku"]}
         if changes.get("title"):

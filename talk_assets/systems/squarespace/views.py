@@ -12,6 +12,7 @@ from talk_assets.sync.conversions import (
     lines,
     origin,
     price_incl_vat_in,
+    without_label,
 )
 from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
@@ -28,26 +29,32 @@ SESAMPRODUCTS = View(
     description="One row per Squarespace product variant (variants flattened out of `products`).",
     props=(
         P("variants.sku", "sku", "string"),
-        # the product's name is its variants' name without their label; written on create only for now
-        # (two-way names, `conversions.without_label`, are held back: README 'Known limitations')
+        # the product's name is its variants' name without their label; written after create too
+        # (Update a product: `name`, https://developers.squarespace.com/commerce-apis/update-product)
         P("name", "name", "string", Conversion(
             "nullif(trim(concat_ws(' ', {r}->>'$.name', {r}->>'$.variants.attributes.Variant')), '')",
-            None,  # two-way names (conversions.without_label) are held back: see README 'Known limitations'
-            record_fields=("name", "variants.attributes.Variant"))),
+            without_label(), record_fields=("name", "variants.attributes.Variant"))),
         P("variants.attributes.Variant", "variant_title", "string"),
         P("description", "description", "string", writes=False),
         # Products API 1.0 documents no tax rate per product (taxes are store settings the API does not
-        # expose): the standard rate converts, and a price in another currency than the global one is no value
+        # expose): the price is written with the product's own rate and read at the standard one, so the
+        # read takes part only when the price was edited in Squarespace (`price_incl_vat_in`); a price in
+        # another currency than the global one is no value
         P("variants.pricing.basePrice.value", "price_ex_vat", "decimal (string, incl. VAT)",
           price_incl_vat_in("variants.pricing.basePrice.currency")),
     ),
 )
+# The inventory item's `descriptor` ("a human-readable descriptor for identifying an item by its
+# attributes", https://developers.squarespace.com/commerce-apis/inventory-overview; "Name [Variant: 42]")
+# is not read as the product's name: Squarespace derives it from the product's name and the variant's
+# attributes, and as a record without a change time its new value was dated when the sync saw it change,
+# so after a name written to Squarespace it beat the very edit it came from and came back as the name
+# with a second label. The name is read from the product (Sesamproducts).
 INVENTORY = View(
     "squarespace", "inventory", "Inventory", "product", id_field="variantId", changed_field="",
     description="Squarespace stock per variant/SKU (`inventory`).",
     props=(
         P("sku", "sku", "string"),
-        P("descriptor", "name", "string", writes=False),
         P("quantity", "stock", "integer", INT),
     ),
 )

@@ -18,7 +18,7 @@ CUSTOMER = f"""id legacyResourceId firstName lastName note tags state verifiedEm
   defaultPhoneNumber {{ phoneNumber }}
   defaultAddress {{ {ADDRESS} }}"""
 
-VARIANT = """id legacyResourceId title sku price compareAtPrice barcode position inventoryQuantity createdAt updatedAt
+VARIANT = """id legacyResourceId title sku price compareAtPrice barcode taxable position inventoryQuantity createdAt updatedAt
   selectedOptions { name value }
   inventoryItem { id legacyResourceId }"""
 
