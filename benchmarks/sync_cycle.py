@@ -249,7 +249,7 @@ class Trigger:
 
     def __init__(self, env: Env, mode: str) -> None:
         self.env, self.mode = env, mode
-        self.runs: list[tuple[float, float]] = []  # (start, end), wall clock
+        self.runs: list[list[Any]] = []  # [start, end or None while it runs], wall clock
         self.stop = threading.Event()
         self.receiver: Any = None
         if mode == "webhook":
@@ -271,9 +271,10 @@ class Trigger:
         self.cursors: dict[str, str | None] = {s: str(self.receiver.inbox.last_seq(s)) for s in NOTIFYING}
 
     def _run(self, selection: list[Any] | None = None) -> None:
-        t0 = time.time()
+        run = [time.time(), None]
+        self.runs.append(run)  # listed from its start: an edit becomes visible in the middle of a run
         self.env.cycle(selection=selection)
-        self.runs.append((t0, time.time()))
+        run[1] = time.time()
 
     def _poll(self) -> None:
         while not self.stop.is_set():
@@ -309,15 +310,16 @@ class Trigger:
         if self.receiver is not None:
             self.receiver.stop()
 
-    def received(self, system: str, record_id: str, after: float) -> float | None:
-        """When the receiver stored the first notification of this record after `after` (webhook mode)."""
+    def received(self, system: str, record_id: str, after: float) -> tuple[float | None, bool]:
+        """When the receiver stored the first notification of this record after `after`, and whether the
+        inbox marked it stale (an older change than one already notified): webhook mode only."""
         if self.receiver is None:
-            return None
+            return None, False
         with sqlite3.connect(self.receiver.inbox.path) as con:
-            rows = con.execute("SELECT received_at FROM events WHERE system = ? AND record_id = ? ORDER BY seq",
-                               (system, record_id)).fetchall()
-        times = [datetime.fromisoformat(r[0]).timestamp() for r in rows]
-        return next((t for t in times if t >= after), None)
+            rows = con.execute("SELECT received_at, stale FROM events WHERE system = ? AND record_id = ? "
+                               "ORDER BY seq", (system, record_id)).fetchall()
+        hits = [(datetime.fromisoformat(r[0]).timestamp(), bool(r[1])) for r in rows]
+        return next(((t, stale) for t, stale in hits if t >= after), (None, False))
 
     def close_inbox(self) -> None:
         if self.receiver is not None:
@@ -339,9 +341,12 @@ def _timed_edits(env: Env, trig: Trigger, picks: list[tuple[str, str, str, str]]
                 e.t1 = time.time()
                 break
             time.sleep(0.05)
-        else:
-            print(f"  {trig.mode}: edit {view} {rid} -> {view2} {rid2}: not visible after {timeout_s:g} s", flush=True)
-        e.received = trig.received(EDITS[view][0], rid, e.t0)
+        e.received, stale = trig.received(EDITS[view][0], rid, e.t0)
+        if e.t1 is None:
+            got = "" if trig.mode == "polling" else (
+                f"; notification received after {e.received - e.t0:.2f}s{' (stale)' if stale else ''}"
+                if e.received else "; no notification stored")
+            print(f"  {trig.mode}: edit {view} {rid} -> {view2} {rid2}: not visible after {timeout_s:g} s{got}", flush=True)
         out.append(e)
     return out
 
@@ -353,25 +358,25 @@ def _q(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[round(q * 100) - 1]
 
 
-def _split(edits: list[Edit], runs: list[tuple[float, float]]) -> str:
-    """Where an edit's time went: to the notification's receipt, waiting for the run that carried it
-    (the sensor's tick, or a run already going), that run, and the read that saw the value. The run
-    that carried an edit is the last one to end before the value was seen."""
-    notify, wait, run, seen = [], [], [], []
+def _split(edits: list[Edit], runs: list[list[Any]]) -> str:
+    """Where an edit's time went: to the notification's receipt (webhooks), waiting for the run that
+    carried it (the poll interval or the sensor's tick, or a run already going), and that run until the
+    value was seen (collect, merge, map, push of the target; the push comes before the run's end). The
+    run that carried an edit is the last one to start before the value was seen."""
+    notify, wait, run = [], [], []
     for e in edits:
         if e.t1 is None:
             continue
-        done = [r for r in runs if r[1] <= e.t1]
-        if not done:
+        started = [r for r in runs if r[0] <= e.t1]
+        if not started:
             continue
-        start, end = done[-1]
+        start = started[-1][0]
         ready = e.received if e.received is not None else e.t0
         if e.received is not None:
             notify.append(e.received - e.t0)
         wait.append(max(0.0, start - ready))
-        run.append(end - start)
-        seen.append(e.t1 - end)
-    parts = [("notification", notify), ("wait for the run", wait), ("run", run), ("read-back", seen)]
+        run.append(e.t1 - max(start, ready))
+    parts = [("notification", notify), ("wait for the run", wait), ("in the run until visible", run)]
     return "; ".join(f"{name} p50 {statistics.median(v):.2f}s p95 {_q(v, 0.95):.2f}s" for name, v in parts if v)
 
 
@@ -401,7 +406,7 @@ def latency(rec: Recorder, profile: str) -> None:
             links, linked = env.link_counts()
             pairs = [x for x in env.pairs() if EDITS[x[0]][0] in NOTIFYING]
             picks = random.Random(5).sample(pairs, min(n_edits, len(pairs)))
-            measured: dict[str, tuple[list[Edit], list[tuple[float, float]]]] = {}
+            measured: dict[str, tuple[list[Edit], list[list[Any]]]] = {}
             for mode in MODES:
                 trig = Trigger(env, mode)
                 try:
@@ -422,7 +427,7 @@ def latency(rec: Recorder, profile: str) -> None:
         poll_p50 = poll_p95 = None
         if lat["polling"]:
             edits, runs = measured["polling"]
-            mean_run = statistics.mean(b - a for a, b in runs) if runs else 0.0
+            mean_run = statistics.mean(b - a for a, b in runs if b) if runs else 0.0
             bound = POLL_S + 2 * mean_run  # worst case: just missed a run's collect, wait, then one whole run
             poll_p50, poll_p95 = statistics.median(lat["polling"]), _q(lat["polling"], 0.95)
             note = (f"{where}; {len(lat['polling'])} visible, {len(edits) - len(lat['polling'])} missed; "
@@ -432,7 +437,7 @@ def latency(rec: Recorder, profile: str) -> None:
             rec.add(Result("latency.p95", poll_p95, "s", "poll+2*cycle", round(bound, 3), size))
         if lat["webhook"]:
             edits, runs = measured["webhook"]
-            mean_run = statistics.mean(b - a for a, b in runs) if runs else 0.0
+            mean_run = statistics.mean(b - a for a, b in runs if b) if runs else 0.0
             note = (f"{where}; {len(lat['webhook'])} visible, {len(edits) - len(lat['webhook'])} missed; "
                     f"{len(runs)} runs requested by the inbox sensors, mean {mean_run:.2f}s; time split: "
                     f"{_split(edits, runs)}; baseline = polling in the same run; target p95 <= 3 s; runs "
