@@ -33,7 +33,7 @@ from typing import Any
 from benchmarks.common import RESULTS_DIR, Recorder, Result, Sandboxes, shopify_size_for, timer
 
 # updates, speed of the cost bucket, drt updates
-PROFILES = {"quick": (2_000, 10.0, 1_000), "full": (10_000, 10.0, 4_000)}
+PROFILES = {"quick": (2_000, 2.0, 600), "full": (6_000, 3.0, 2_000)}
 MUTATION_COST = 10  # "Mutation: 10" (https://shopify.dev/docs/apps/build/graphql/rate-limits, cost calculation)
 
 

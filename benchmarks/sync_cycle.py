@@ -407,6 +407,7 @@ def latency(rec: Recorder, profile: str) -> None:
             pairs = [x for x in env.pairs() if EDITS[x[0]][0] in NOTIFYING]
             picks = random.Random(5).sample(pairs, min(n_edits, len(pairs)))
             measured: dict[str, tuple[list[Edit], list[list[Any]]]] = {}
+            print(f"  setup {t_setup['s']:.0f}s: {linked:,} linked records; {len(picks)} edits per mode", flush=True)
             for mode in MODES:
                 trig = Trigger(env, mode)
                 try:
@@ -414,6 +415,9 @@ def latency(rec: Recorder, profile: str) -> None:
                         edits = _timed_edits(env, trig, picks, 11, "Poll" if mode == "polling" else "Hook",
                                              timeout_s)
                     measured[mode] = (edits, trig.runs)
+                    seen = [e.latency for e in edits if e.latency is not None]
+                    print(f"  {mode}: {len(seen)} of {len(edits)} visible"
+                          + (f", median {statistics.median(seen):.2f}s" if seen else ""), flush=True)
                 finally:
                     trig.close_inbox()
         finally:
