@@ -271,10 +271,30 @@ class Trigger:
         self.cursors: dict[str, str | None] = {s: str(self.receiver.inbox.last_seq(s)) for s in NOTIFYING}
 
     def _run(self, selection: list[Any] | None = None) -> None:
-        run = [time.time(), None]
+        run: list[Any] = [time.time(), None, None]
         self.runs.append(run)  # listed from its start: an edit becomes visible in the middle of a run
-        self.env.cycle(selection=selection)
-        run[1] = time.time()
+        rep = self.env.cycle(selection=selection)
+        run[1], run[2] = time.time(), rep.run_id
+
+    def steps(self) -> str:
+        """Inside the runs: steps per run, the share of the run's time the steps themselves took (the
+        rest is Dagster's run start and end and its work between steps), and the slowest steps."""
+        per: dict[str, list[float]] = {}
+        n_steps, step_s, wall_s = [], 0.0, 0.0
+        for start, end, run_id in self.runs:
+            if not run_id:
+                continue
+            stats = [x for x in self.env.instance.get_run_step_stats(run_id) if x.start_time and x.end_time]
+            n_steps.append(len(stats))
+            wall_s += end - start
+            for x in stats:
+                per.setdefault(x.step_key, []).append(x.end_time - x.start_time)
+                step_s += x.end_time - x.start_time
+        if not n_steps or not wall_s:
+            return "no step stats"
+        top = sorted(per.items(), key=lambda kv: -sum(kv[1]))[:4]
+        return (f"{statistics.mean(n_steps):.0f} steps per run, steps {step_s / wall_s:.0%} of the runs' time; "
+                "most time: " + ", ".join(f"{k} {statistics.mean(v):.2f}s x{len(v)}" for k, v in top))
 
     def _poll(self) -> None:
         while not self.stop.is_set():
@@ -407,6 +427,7 @@ def latency(rec: Recorder, profile: str) -> None:
             pairs = [x for x in env.pairs() if EDITS[x[0]][0] in NOTIFYING]
             picks = random.Random(5).sample(pairs, min(n_edits, len(pairs)))
             measured: dict[str, tuple[list[Edit], list[list[Any]]]] = {}
+            inside: dict[str, str] = {}
             print(f"  setup {t_setup['s']:.0f}s: {linked:,} linked records; {len(picks)} edits per mode", flush=True)
             for mode in MODES:
                 trig = Trigger(env, mode)
@@ -415,6 +436,7 @@ def latency(rec: Recorder, profile: str) -> None:
                         edits = _timed_edits(env, trig, picks, 11, "Poll" if mode == "polling" else "Hook",
                                              timeout_s)
                     measured[mode] = (edits, trig.runs)
+                    inside[mode] = trig.steps()
                     seen = [e.latency for e in edits if e.latency is not None]
                     print(f"  {mode}: {len(seen)} of {len(edits)} visible"
                           + (f", median {statistics.median(seen):.2f}s" if seen else ""), flush=True)
@@ -431,19 +453,19 @@ def latency(rec: Recorder, profile: str) -> None:
         poll_p50 = poll_p95 = None
         if lat["polling"]:
             edits, runs = measured["polling"]
-            mean_run = statistics.mean(b - a for a, b in runs if b) if runs else 0.0
+            mean_run = statistics.mean(r[1] - r[0] for r in runs if r[1]) if runs else 0.0
             bound = POLL_S + 2 * mean_run  # worst case: just missed a run's collect, wait, then one whole run
             poll_p50, poll_p95 = statistics.median(lat["polling"]), _q(lat["polling"], 0.95)
             note = (f"{where}; {len(lat['polling'])} visible, {len(edits) - len(lat['polling'])} missed; "
-                    f"{len(runs)} runs, mean {mean_run:.2f}s; time split: {_split(edits, runs)}; "
+                    f"{len(runs)} runs, mean {mean_run:.2f}s ({inside['polling']}); time split: {_split(edits, runs)}; "
                     f"baseline = poll {POLL_S:g}s + 2 x mean run (worst case of one pass)")
             rec.add(Result("latency.p50", poll_p50, "s", "poll+2*cycle", round(bound, 3), size, note=note))
             rec.add(Result("latency.p95", poll_p95, "s", "poll+2*cycle", round(bound, 3), size))
         if lat["webhook"]:
             edits, runs = measured["webhook"]
-            mean_run = statistics.mean(b - a for a, b in runs if b) if runs else 0.0
+            mean_run = statistics.mean(r[1] - r[0] for r in runs if r[1]) if runs else 0.0
             note = (f"{where}; {len(lat['webhook'])} visible, {len(edits) - len(lat['webhook'])} missed; "
-                    f"{len(runs)} runs requested by the inbox sensors, mean {mean_run:.2f}s; time split: "
+                    f"{len(runs)} runs requested by the inbox sensors, mean {mean_run:.2f}s ({inside['webhook']}); time split: "
                     f"{_split(edits, runs)}; baseline = polling in the same run; target p95 <= 3 s; runs "
                     f"execute in this process: a daemon's run worker would first spend ~{launch:.1f}s loading "
                     f"the code location (a new process importing talk_assets.definitions, measured now)")
