@@ -262,7 +262,10 @@ def run(rec: Recorder, profile: str) -> None:
         dnote = (f"; drt-core rest_api (customerUpdate to graphql.json at {d['restore'] / MUTATION_COST:g} req/s): "
                  f"{d['ok']:,} counted ok, {d['failed']:,} failed, {d['landed']:,} of {len(customers[:n_drt]):,} "
                  f"landed in {d['seconds']:.1f}s ({d['ok'] - d['landed']:,} answered THROTTLED or refused "
-                 f"with HTTP 200 and counted ok), {d['landed'] / d['seconds']:.1f} updates/s")
+                 f"with HTTP 200 and counted ok), {d['landed'] / d['seconds']:.1f} updates/s = "
+                 f"{d['landed'] / d['seconds'] / (d['restore'] / MUTATION_COST):.2f} of its steady ceiling (its "
+                 f"fixed rate never spends the full bucket it starts with); ours "
+                 f"{r['updated'] / r['seconds'] / (r['restore'] / cost):.2f} of R / c")
         rec.add(Result("push.rate_of_ceiling", share, "ratio", "drt-core rest_api", round(d_share, 3), n,
                        note=note + dnote))
         series = {"talk-assets writer (read + customerUpdate)": r["series"],
