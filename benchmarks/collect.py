@@ -43,7 +43,11 @@ def ours(url: str, db: Path, mode: str = "bulk") -> tuple[float, int, float, Wir
     from talk_assets.sync.store import connect
     from talk_assets.systems.shopify.client import Client
 
-    client = Client(url, SHOPIFY.value("access_token"), SHOPIFY.value("api_version"), pacer=Pacer())
+    # The sandbox builds a bulk operation's file under its app lock, so its answer to the next request
+    # (even the bulkOperationRunQuery that started it) can wait for the whole file: on a loaded machine
+    # longer than the client's default 30 s read timeout. Shopify answers that mutation at once.
+    client = Client(url, SHOPIFY.value("access_token"), SHOPIFY.value("api_version"), pacer=Pacer(),
+                    timeout=(5.0, 300.0))
     wire = Wire()
     client.session.hooks["response"].append(wire)
     src = SOURCES_BY_KEY["shopify.customer"]
