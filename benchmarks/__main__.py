@@ -19,7 +19,6 @@ BENCHMARKS: dict[str, Callable[[Recorder, str], None]] = {
     "push": push.run,
     "incremental": sync_cycle.incremental,
     "latency": sync_cycle.latency,
-    "latency_webhook": sync_cycle.latency_webhook,
 }
 
 
