@@ -507,9 +507,6 @@ def test_a_quiet_cycle_reads_nothing_once_the_last_burst_is_older_than_the_lookb
     assert edited.collected["customwebshop.customers"].changed == 1
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known regression of this session's merge (closing note): some customer mappings are rebuilt in a "
-    "quiet cycle; results are unchanged, only the work is not skipped (issue #15)"))
 def test_a_quiet_cycle_rebuilds_no_merge_or_mapping_and_an_edit_rebuilds_only_what_reads_it(sync: Sync) -> None:
     sync.until_quiet()
     built = dict(sync.sql("SELECT name, built_at FROM derived_state"))
