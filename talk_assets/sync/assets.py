@@ -39,7 +39,7 @@ from talk_assets.sync.declaration import (
     views_of_type,
 )
 from talk_assets.sync.links import record_version, refresh_links, version_changes
-from talk_assets.sync.mapping import map_view, target_views
+from talk_assets.sync.mapping import map_view, read_types, target_views
 from talk_assets.sync.merge import merge_type, table
 from talk_assets.sync.push import CircuitBreakerOpen, PushSettings, push_view
 from talk_assets.sync.store import connect, first
@@ -329,14 +329,21 @@ DIFF_ENTITIES = 10  # the pending rows a mapped asset's "what differs" shows (up
 DIFF_ROWS = 30
 
 
+def mapped_deps(view: View) -> list[dg.AssetKey]:
+    """Every merge `mapped_sql(view)` reads (`read_types`): its own type, the types it references and the
+    types whose records reference it (a Shopify customer is created when a Shopify order names it).
+    Without the last, a customer view could map before the order merge of the same run: its first
+    mapping would miss the customers the orders need (created, with their orders, a cycle late) and
+    the next, quiet, cycle would rebuild it for the order merge it had not seen."""
+    return [merge_key(t) for t in read_types(view)]
+
+
 def build_mapped_asset(view: View) -> dg.AssetsDefinition:
-    deps = [merge_key(view.global_type)]
-    deps += [merge_key(REFERENCES[p]) for p in GLOBAL_TYPES[view.global_type] if p in REFERENCES]
     mapped_checks = checks.mapped_checks(view, mapped_key(view))
 
     @dg.asset(
         key=mapped_key(view),
-        deps=list(dict.fromkeys(deps)),
+        deps=mapped_deps(view),
         check_specs=checks.specs(mapped_checks),
         group_name=f"{view.system}_out",
         kinds={view.system, "duckdb"},
