@@ -109,8 +109,8 @@ class Inbox:
         self.close()
 
     def append(self, n: Notification) -> str:
-        """Store a notification: 'new', 'duplicate' (its id was seen) or 'stale' (an older change of a
-        record than one already notified)."""
+        """Store a notification: 'new', 'duplicate' (its id was seen) or 'stale' (a strictly older change
+        of a record than one already notified)."""
         now = datetime.now(UTC).isoformat(timespec="microseconds")
         updated = _utc(n.updated_at) if n.updated_at else None
         with self._lock:
@@ -125,7 +125,9 @@ class Inbox:
                 if updated and n.record_id is not None:
                     row = con.execute("SELECT updated_at FROM record_times WHERE system = ? AND entity = ? "
                                       "AND record_id = ?", (n.system, n.entity, n.record_id)).fetchone()
-                    stale = row is not None and row[0] >= updated
+                    # strictly older only: an equal time may be another change in the same second (Shopify's
+                    # `updated_at` has whole seconds); a redelivery of the same change has the same id (above)
+                    stale = row is not None and row[0] > updated
                     if not stale:
                         con.execute("INSERT OR REPLACE INTO record_times VALUES (?, ?, ?, ?)",
                                     (n.system, n.entity, n.record_id, updated))

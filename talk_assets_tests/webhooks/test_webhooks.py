@@ -421,4 +421,19 @@ def test_shopify_secret_rotation_accepts_the_previous_secret_only_when_named(
     assert post("shpss_old", "r1") == 401
     monkeypatch.setenv("TALK_SHOPIFY_WEBHOOK_SECRET_PREVIOUS", "shpss_old")  # up to an hour after a rotation
     assert post("shpss_old", "r2") == 200 and post("shpss_new", "r3") == 200
-    assert [p.event_id for p in receiver.inbox.pending("shopify", 0)] == ["r2"]  # r3: an older-or-equal change
+    # r3 names the same change time as r2 but is another delivery id: kept (only strictly older is stale)
+    assert [p.event_id for p in receiver.inbox.pending("shopify", 0)] == ["r2", "r3"]
+
+
+def test_a_second_edit_in_the_same_second_is_not_dropped_as_stale(tmp_path: Path) -> None:
+    """Shopify's `updated_at` has whole seconds: the sync's own write to a record and a person's edit of
+    it in the same second carry the same change time. Only a strictly older change is stale; one at the
+    same time is a new reason to look (its event id is new), or the person's edit would wait for polling."""
+    with Inbox(tmp_path / "inbox.sqlite") as inbox:
+        def note(event_id: str, at: str) -> str:
+            return inbox.append(Notification(system="shopify", event_id=event_id, topic="customers/update",
+                                             entity="customer", record_id="7000000001", updated_at=at))
+        assert note("sync-write", "2026-12-01T10:00:00Z") == "new"
+        assert note("person-edit", "2026-12-01T11:00:00+01:00") == "new"  # the same second, another zone
+        assert note("late-redelivery-of-older", "2026-12-01T09:59:59Z") == "stale"
+        assert [p.event_id for p in inbox.pending("shopify", 0)] == ["sync-write", "person-edit"]
