@@ -1,6 +1,6 @@
 """What a quiet cycle spends its time on (issue #15): work that does not depend on the data is done once.
 
-Measured at the default sandbox size (wt-cycle report): pricing Shopify's read documents (a GraphQL parse
+Measured at the default sandbox size (cProfile of a quiet cycle): pricing Shopify's read documents (a GraphQL parse
 for each of the ~8 sizes `page_size` tries, on every page of every read) was the largest part of a
 quiet cycle spent in the project's own code."""
 

@@ -31,7 +31,7 @@ MUTATION_COST = 10  # "Mutation: 10" (cost calculation table)
 def _operation(document: str) -> OperationDefinitionNode:
     """The document's operation, parsed once per process: the client reads with a few fixed documents and
     `page_size` prices every page about eight times; parsing each time was the largest part of a quiet
-    cycle's Shopify time (~10 ms a parse; measured in the wt-cycle report). The AST is only read."""
+    cycle's Shopify time (~10 ms a parse, measured with cProfile on a quiet cycle at the default size). The AST is only read."""
     return next(d for d in parse(document).definitions if isinstance(d, OperationDefinitionNode))
 
 
