@@ -9,7 +9,6 @@ import pytest
 
 from talk_assets.settings import SettingError, Settings
 from talk_assets.sync import declaration
-from talk_assets.sync.model import Conversion
 
 
 def test_defaults_without_variables() -> None:
@@ -63,7 +62,7 @@ def test_the_declaration_digest_follows_its_content(monkeypatch: pytest.MonkeyPa
     assert declaration.content_digest() == before
     view = declaration.VIEWS_BY_KEY["customcrm.product"]
     price = next(p for p in view.props if p.prop == "price_ex_vat")
-    changed = Conversion(price.read, price.write, sql_type="DOUBLE")  # same SQL, another meaning
+    changed = dataclasses.replace(price.conversion, sql_type="DOUBLE")  # same SQL, another meaning
     props = tuple(p if p is not price else type(p)(p.field, p.prop, p.type, changed)
                   for p in view.props)
     monkeypatch.setattr(declaration, "VIEWS", tuple(dataclasses.replace(v, props=props) if v is view else v
