@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from talk_assets.sync.model import Source, View, json_type_of
@@ -115,3 +116,13 @@ class Writer:
             return f"{row.view.system}: create {row.view.entity} {json.dumps(row.typed(), ensure_ascii=False)[:200]}"
         return (f"{row.view.system}: update {row.view.entity} {row.record_id} "
                 f"{json.dumps(row.typed(fields), ensure_ascii=False)[:200]}")
+
+
+def net_of_lines(lines: Any) -> Decimal | None:
+    """An order's net amount from its global lines (quantity x unit price ex. VAT), None when unknown:
+    what a target that wants the order's subtotal or tax is sent when no net amount was merged."""
+    try:
+        items = json.loads(lines) if isinstance(lines, str) else lines
+        return sum((Decimal(str(li["unit_price_ex_vat"])) * int(li["quantity"]) for li in items or []), Decimal(0))
+    except (ValueError, TypeError, KeyError, InvalidOperation):
+        return None

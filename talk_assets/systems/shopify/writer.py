@@ -9,13 +9,12 @@ field and Shopify's message; the push engine turns them into dead letters or con
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from talk_assets.core.http import ApiError
 from talk_assets.sync.conversions import PRICE_CURRENCY, STANDARD_VAT_RATE
-from talk_assets.sync.writer import HeldBack, Row, Writer, nest
+from talk_assets.sync.writer import HeldBack, Row, Writer, nest, net_of_lines
 from talk_assets.systems.shopify.models import gid
 
 STOCK = "variants.inventory_quantity"
@@ -37,7 +36,7 @@ def _order_taxes(row: Row) -> dict[str, Any]:
     the order's total less its net amount (`taxesIncluded: false` and one order-level tax line, which
     Shopify splits across the taxable lines: OrderCreateOrderInput.taxLines), so a 15 % or a 0 % order
     goes as its source has it. Only an order without a total is taxed at the standard rate."""
-    net = _dec(row.glob.get("net_amount")) or _net_of_lines(row.glob.get("lines"))
+    net = _dec(row.glob.get("net_amount")) or net_of_lines(row.glob.get("lines"))
     total = _dec(row.glob.get("total_amount"))
     if net is None:
         return {"taxes_included": False}
@@ -52,15 +51,6 @@ def _dec(value: Any) -> Decimal | None:
     try:
         return Decimal(str(value)).quantize(Decimal("0.01")) if value not in (None, "") else None
     except InvalidOperation:
-        return None
-
-
-def _net_of_lines(lines: Any) -> Decimal | None:
-    """The net amount of the global lines (quantity x unit price ex. VAT), None when unknown."""
-    try:
-        items = json.loads(lines) if isinstance(lines, str) else lines
-        return sum((Decimal(str(li["unit_price_ex_vat"])) * int(li["quantity"]) for li in items or []), Decimal(0))
-    except (ValueError, TypeError, KeyError, InvalidOperation):
         return None
 
 

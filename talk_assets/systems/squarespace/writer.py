@@ -3,14 +3,13 @@ orders imported with an Idempotency-Key (so a retried import never creates a sec
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import islice
 from typing import Any
 
 from talk_assets.sync.conversions import PRICE_CURRENCY
-from talk_assets.sync.writer import HeldBack, Row, Writer, nest
+from talk_assets.sync.writer import HeldBack, Row, Writer, nest, net_of_lines
 
 
 def _name(row: Row) -> str:
@@ -76,7 +75,7 @@ class SystemWriter(Writer):
         # rate is assumed: a 15 % or a 0 % line is sent as its source has it. What the total holds beyond
         # lines and tax is shipping (and fees); below them, a discount.
         grand = _dec(row.glob.get("total_amount")) or _dec(data.get("grandTotal.value")) or subtotal
-        net = _dec(row.glob.get("net_amount")) or _net_of_lines(row.glob.get("lines")) or subtotal
+        net = _dec(row.glob.get("net_amount")) or net_of_lines(row.glob.get("lines")) or subtotal
         tax = max(grand - net, Decimal(0))
         rest = grand - subtotal - tax
         created = row.glob.get("order_date") or datetime.now(UTC).date().isoformat()
@@ -144,15 +143,6 @@ class SystemWriter(Writer):
 def _money(currency: str, value: Decimal) -> dict[str, str]:
     """Squarespace money: the currency and a string amount with two decimals."""
     return {"currency": currency, "value": f"{value.quantize(Decimal('0.01')):.2f}"}
-
-
-def _net_of_lines(lines: Any) -> Decimal | None:
-    """The order's net amount from its global lines (quantity x unit price ex. VAT), None when unknown."""
-    try:
-        items = json.loads(lines) if isinstance(lines, str) else lines
-        return sum((Decimal(str(li["unit_price_ex_vat"])) * int(li["quantity"]) for li in items or []), Decimal(0))
-    except (ValueError, TypeError, KeyError, InvalidOperation):
-        return None
 
 
 def _dec(value: Any) -> Decimal | None:
