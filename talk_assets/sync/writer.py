@@ -118,6 +118,14 @@ class Writer:
                 f"{json.dumps(row.typed(fields), ensure_ascii=False)[:200]}")
 
 
+def money_amount(value: Any) -> Decimal | None:
+    """A money amount as a Decimal rounded to øre/cents, None when empty or not a number."""
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01")) if value not in (None, "") else None
+    except InvalidOperation:
+        return None
+
+
 def net_of_lines(lines: Any) -> Decimal | None:
     """An order's net amount from its global lines (quantity x unit price ex. VAT), None when unknown:
     what a target that wants the order's subtotal or tax is sent when no net amount was merged."""

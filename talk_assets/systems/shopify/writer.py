@@ -9,12 +9,12 @@ field and Shopify's message; the push engine turns them into dead letters or con
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from talk_assets.core.http import ApiError
 from talk_assets.sync.conversions import PRICE_CURRENCY, STANDARD_VAT_RATE
-from talk_assets.sync.writer import HeldBack, Row, Writer, nest, net_of_lines
+from talk_assets.sync.writer import HeldBack, Row, Writer, money_amount, nest, net_of_lines
 from talk_assets.systems.shopify.models import gid
 
 STOCK = "variants.inventory_quantity"
@@ -36,8 +36,8 @@ def _order_taxes(row: Row) -> dict[str, Any]:
     the order's total less its net amount (`taxesIncluded: false` and one order-level tax line, which
     Shopify splits across the taxable lines: OrderCreateOrderInput.taxLines), so a 15 % or a 0 % order
     goes as its source has it. Only an order without a total is taxed at the standard rate."""
-    net = _dec(row.glob.get("net_amount")) or net_of_lines(row.glob.get("lines"))
-    total = _dec(row.glob.get("total_amount"))
+    net = money_amount(row.glob.get("net_amount")) or net_of_lines(row.glob.get("lines"))
+    total = money_amount(row.glob.get("total_amount"))
     if net is None:
         return {"taxes_included": False}
     tax = total - net if total is not None else (net * Decimal(STANDARD_VAT_RATE)).quantize(Decimal("0.01"))
@@ -45,13 +45,6 @@ def _order_taxes(row: Row) -> dict[str, Any]:
         return {"taxes_included": False}
     rate = (tax / net).quantize(Decimal("0.0001")) if net > 0 else Decimal(0)
     return {"taxes_included": False, "tax_lines": [{"title": "MVA", "rate": str(rate), "price": f"{tax:.2f}"}]}
-
-
-def _dec(value: Any) -> Decimal | None:
-    try:
-        return Decimal(str(value)).quantize(Decimal("0.01")) if value not in (None, "") else None
-    except InvalidOperation:
-        return None
 
 
 class SystemWriter(Writer):

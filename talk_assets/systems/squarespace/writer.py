@@ -4,12 +4,12 @@ orders imported with an Idempotency-Key (so a retried import never creates a sec
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from itertools import islice
 from typing import Any
 
 from talk_assets.sync.conversions import PRICE_CURRENCY
-from talk_assets.sync.writer import HeldBack, Row, Writer, nest, net_of_lines
+from talk_assets.sync.writer import HeldBack, Row, Writer, money_amount, nest, net_of_lines
 
 
 def _name(row: Row) -> str:
@@ -67,15 +67,15 @@ class SystemWriter(Writer):
         items, subtotal = [], Decimal(0)
         for li in lines:
             qty = int(li["quantity"])
-            price = _dec((li.get("unitPricePaid") or {}).get("value")) or Decimal(0)  # ex. VAT (the view)
+            price = money_amount((li.get("unitPricePaid") or {}).get("value")) or Decimal(0)  # ex. VAT (the view)
             subtotal += price * qty
             items.append({"lineItemType": "PHYSICAL_PRODUCT", "variantId": variant_ids[str(li["sku"]).upper()],
                           "quantity": qty, "unitPricePaid": _money(currency, price)})
         # Prices go EXCLUSIVE of tax and the tax is the order's own (its total less its net amount), so no
         # rate is assumed: a 15 % or a 0 % line is sent as its source has it. What the total holds beyond
         # lines and tax is shipping (and fees); below them, a discount.
-        grand = _dec(row.glob.get("total_amount")) or _dec(data.get("grandTotal.value")) or subtotal
-        net = _dec(row.glob.get("net_amount")) or net_of_lines(row.glob.get("lines")) or subtotal
+        grand = money_amount(row.glob.get("total_amount")) or money_amount(data.get("grandTotal.value")) or subtotal
+        net = money_amount(row.glob.get("net_amount")) or net_of_lines(row.glob.get("lines")) or subtotal
         tax = max(grand - net, Decimal(0))
         rest = grand - subtotal - tax
         created = row.glob.get("order_date") or datetime.now(UTC).date().isoformat()
@@ -145,9 +145,3 @@ def _money(currency: str, value: Decimal) -> dict[str, str]:
     return {"currency": currency, "value": f"{value.quantize(Decimal('0.01')):.2f}"}
 
 
-def _dec(value: Any) -> Decimal | None:
-    """A money amount as a Decimal rounded to øre/cents, None when empty or not a number."""
-    try:
-        return Decimal(str(value)).quantize(Decimal("0.01")) if value not in (None, "") else None
-    except InvalidOperation:
-        return None
