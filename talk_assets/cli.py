@@ -232,12 +232,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
         report = run_cycle(full=args.full, settings=settings, scratch_state=args.dry_run,
                            log_level="CRITICAL" if args.quiet else "INFO",  # --quiet: only our own lines
                            tags={"talk/command": "dlq replay" if getattr(args, "replay", False) else "sync"})
+        plan = report.plan
+        if plan is not None and plan.quiet:
+            print(f"nothing changed in {len(plan.probes)} entities (probed) and nothing is pending: no run")
+        elif plan is not None and not args.quiet:
+            print(plan.summary(), file=sys.stderr)
         rows = report.rows()
         for r in rows:  # what waited (a dead letter's unchanged payload, an unconfirmed create, a missing reference)
             p = report.pushed.get(r["system entity"].removesuffix(" (push)")) if r["system entity"].endswith(
                 " (push)") else None
             r["skipped"] = (p.skipped + p.pending_refs) if p is not None else "-"
-        _print_table(rows)
+        if rows or plan is None or not plan.quiet:
+            _print_table(rows)
         letters = [] if args.dry_run else _cycle_dead_letters()
         if letters:
             print(f"\ndead letters ({len(letters)} open; `talk-assets dlq list` for what to do):")
@@ -265,8 +271,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 print(f"  {c}")
         for e in report.errors:
             print(f"error: {e}", file=sys.stderr)
-        if not args.quiet:
-            print(f"dagster run {report.run_id} (instance {dagster_home()})", file=sys.stderr)
+        if not args.quiet and report.run_ids:
+            print(f"dagster run {', '.join(report.run_ids)} (instance {dagster_home()})", file=sys.stderr)
         if args.once or args.dry_run:
             break
         time.sleep(args.interval)

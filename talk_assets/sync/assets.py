@@ -202,7 +202,8 @@ def build_collect_asset(src: Source) -> dg.AssetsDefinition:
         if version is not None:
             context.log_event(observation(src, version, "collect"))
         with connect() as con:
-            res = collect_records(con, src, records, since=since, now=datetime.now(UTC), read_from=read_from)
+            res = collect_records(con, src, records, since=since, now=datetime.now(UTC), read_from=read_from,
+                                  probe=version)
             total = first(con, "SELECT count(*) FROM raw_current WHERE system = ? AND entity = ?",
                           [src.system, src.entity])[0]
             preview = con.execute(

@@ -102,12 +102,14 @@ def collect_records(
     since: datetime | None,
     now: datetime | None = None,
     read_from: datetime | None = None,
+    probe: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> CollectResult:
     """Store `records` (one API entity's, as JSON dicts) as new versions where their content changed.
 
     `read_from`: the server's time when the read of `records` began (`read_changes`), where the
-    next read may start (minus the lookback) even if nothing has changed since an old burst."""
+    next read may start (minus the lookback) even if nothing has changed since an old burst.
+    `probe`: the entity's probe taken before the read, which the next cycle's plan compares."""
     now = now or datetime.now(UTC)
     res = CollectResult(source.system, source.entity, since=since)
     ids: list[str] = []
@@ -195,9 +197,9 @@ def collect_records(
         )
         cursor = max([t for t in (newest, prev[0] if prev else None) if t is not None], default=None)
         con.execute(
-            "INSERT OR REPLACE INTO collect_state (system, entity, cursor, last_collected_at, read_from) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [source.system, source.entity, cursor, now, read_from],
+            "INSERT OR REPLACE INTO collect_state (system, entity, cursor, last_collected_at, read_from, probe) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [source.system, source.entity, cursor, now, read_from, probe],
         )
         res.cursor = cursor
     finally:

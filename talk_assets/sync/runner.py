@@ -26,8 +26,10 @@ from talk_assets.sync.assets import BREAKER_TAG, HTTP, HttpTuning, pushed_key
 from talk_assets.sync.collect import BadRecord, CollectResult, bad_lines
 from talk_assets.sync.declaration import SOURCES
 from talk_assets.sync.mapping import target_views
+from talk_assets.sync.plan import CyclePlan, plan_cycle, probe_all, record_planned
 from talk_assets.sync.push import PushResult, PushSettings
-from talk_assets.sync.store import StateFileError, data_dir, db_path, session
+from talk_assets.sync.sensors import probe_client
+from talk_assets.sync.store import StateFileError, connect, data_dir, db_path, session
 
 
 @dataclass
@@ -41,8 +43,23 @@ class CycleReport:
     breaker: list[str] = field(default_factory=list)  # the circuit breaker's messages, one per stopped view
     held: dict[str, str] = field(default_factory=dict)  # view key -> why its push did not run
     failed_checks: list[str] = field(default_factory=list)  # failed blocking checks: "asset check: verdict"
-    run_id: str = ""
+    run_id: str = ""  # the (last) run's id; "" when the plan found nothing to run
     success: bool = True
+    plan: CyclePlan | None = None  # what the cycle's plan selected and why (None: the whole job ran)
+    run_ids: list[str] = field(default_factory=list)
+
+    def absorb(self, other: CycleReport) -> None:
+        """Add a follow-up run's report to this cycle's."""
+        self.collected.update(other.collected)
+        self.pushed.update(other.pushed)
+        self.unchanged.update(other.unchanged)
+        self.held.update(other.held)
+        self.errors += other.errors
+        self.breaker += other.breaker
+        self.failed_checks += other.failed_checks
+        self.run_ids += other.run_ids
+        self.run_id = other.run_id or self.run_id
+        self.success = self.success and other.success
 
     def rows(self) -> list[dict[str, Any]]:
         out = []
@@ -183,23 +200,50 @@ def run_cycle(
     settings = settings or PushSettings()
     owned = instance is None
     instance = instance or ui_instance()
+    config = run_config(full=full, settings=settings, http=http, log_level=log_level)
+    tags = {"talk/runner": "in-process", **({"talk/dry_run": "true"} if settings.dry_run else {}), **(tags or {})}
+
+    def execute(keys: list[dg.AssetKey] | None, extra: dict[str, str]) -> CycleReport:
+        result = sync_job().execute_in_process(run_config=config, instance=instance, raise_on_error=False,
+                                               asset_selection=keys, tags={**tags, **extra})
+        report = report_of(result)
+        report.run_ids.append(report.run_id)
+        return report
+
     try:
         with contextlib.ExitStack() as stack:
             if scratch_state:
                 stack.enter_context(_scratch_state())
             stack.enter_context(session())  # one DuckDB connection for the whole cycle (~80 opens otherwise)
-            result = sync_job().execute_in_process(
-                run_config=run_config(full=full, settings=settings, http=http, log_level=log_level),
-                instance=instance,
-                raise_on_error=False,
-                asset_selection=selection,
-                tags={"talk/runner": "in-process", **({"talk/dry_run": "true"} if settings.dry_run else {}),
-                      **(tags or {})},
-            )
-        return report_of(result)
+            if selection is not None or full:  # what the caller chose, or everything (a full sync)
+                return execute(selection, {})
+            plan = _plan(http)
+            keys = plan.selection()
+            if keys == []:  # nothing changed, nothing pending: no run
+                return CycleReport(plan=plan)
+            report = execute(keys, plan.reasons())
+            report.plan = plan
+            found = [k for k, c in report.collected.items() if c.new or c.changed]
+            if (more := plan.followup(found)):
+                report.absorb(execute(more, {"talk/plan": "follow-up: a recheck found records",
+                                             "talk/changed": ",".join(found)}))
+            if report.success and not settings.dry_run:
+                with connect() as con:
+                    record_planned(con)
+            return report
     finally:
         if owned:
             instance.dispose()
+
+
+def _plan(http: HttpTuning | None) -> CyclePlan:
+    """Probe every entity and compare with the state (talk_assets/sync/plan.py)."""
+    from talk_assets.resources import client_from_env
+
+    tuning = http or HttpTuning()
+    probes = probe_all(lambda system: probe_client(tuning.apply(client_from_env(system))))
+    with connect() as con:
+        return plan_cycle(con, probes)
 
 
 def report_of(result: dg.ExecuteInProcessResult) -> CycleReport:

@@ -13,6 +13,7 @@ or previewed tick that sees the same versions asks for the same run, which Dagst
 import hashlib
 import json
 from functools import cache
+from typing import Any
 
 import dagster as dg
 
@@ -39,6 +40,13 @@ def downstream_of(sources: tuple[Source, ...]) -> list[dg.AssetKey]:
     return sorted(selection.resolve(all_assets()), key=lambda k: k.to_user_string())
 
 
+def probe_client(client: Any) -> Any:
+    """A system's client made fit for probes (a sensor tick, a cycle's plan): quick to give up, since
+    a failed probe only means "look": the collect reads with the full retries."""
+    client.retry = RetryPolicy(max_retries=1, max_rate_limit_wait=5.0)
+    return client
+
+
 def build_change_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDefinition:
     sources = [s for s in SOURCES if s.system == system]
 
@@ -53,8 +61,7 @@ def build_change_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDef
                     "requests a run of what the changed entities reach.",
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        client = getattr(context.resources, HTTP).apply(getattr(context.resources, system).client())
-        client.retry = RetryPolicy(max_retries=1, max_rate_limit_wait=5.0)  # a tick should answer fast
+        client = probe_client(getattr(context.resources, HTTP).apply(getattr(context.resources, system).client()))
         try:
             versions = {s.entity: client.probe(s.entity) for s in sources}
         except Exception as exc:  # the API is down: say so, try again next tick

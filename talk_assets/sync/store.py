@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS collect_state (
     PRIMARY KEY (system, entity)
 );
 ALTER TABLE collect_state ADD COLUMN IF NOT EXISTS read_from TIMESTAMPTZ;
+-- the entity's probe taken before its last complete read: the cycle's plan compares it (sync/plan.py)
+ALTER TABLE collect_state ADD COLUMN IF NOT EXISTS probe VARCHAR;
 CREATE TABLE IF NOT EXISTS links (
     gid VARCHAR NOT NULL, global_type VARCHAR NOT NULL, nsid VARCHAR NOT NULL, view VARCHAR NOT NULL,
     system VARCHAR NOT NULL, entity VARCHAR NOT NULL, record_id VARCHAR NOT NULL,
@@ -84,6 +86,8 @@ CREATE TABLE IF NOT EXISTS push_log (
 CREATE TABLE IF NOT EXISTS derived_state (
     name VARCHAR PRIMARY KEY, inputs VARCHAR NOT NULL, result VARCHAR, built_at TIMESTAMPTZ
 );
+-- what the state was last built with, per name (sync/plan.py: the code digest of the last planned run)
+CREATE TABLE IF NOT EXISTS cycle_state (name VARCHAR PRIMARY KEY, value VARCHAR, recorded_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS link_versions (
     version INTEGER PRIMARY KEY, data_version VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL,
     row_count BIGINT, added BIGINT, removed BIGINT, run_id VARCHAR

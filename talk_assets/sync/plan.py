@@ -1,0 +1,157 @@
+"""The plan of a cycle: which steps a run needs, found by probing each entity first (issue #15).
+
+Running every step of `sync_job` costs Dagster's per-step work (56 steps) and a rescan of every
+record even when nothing changed. The plan probes each entity with the cheap probe the change
+sensors and the collects already use (its result changes when the entity's data changes) and
+compares it with the probe the entity's last complete collect took (`collect_state.probe`). A run
+then selects only:
+
+- **changed** entities (probe differs, never collected, or the probe failed now) with everything
+  downstream: their merges, the link table, the mappings and pushes they reach;
+- **pending** targets, views with writes still to make (held by a system failure or the circuit
+  breaker, replayed dead letters, creates whose answer was lost): their own entity with its
+  downstream, as if it had changed, so the retry starts from a fresh read of the target;
+- **recheck** entities, last read less than the lookback ago (`TALK_COLLECT_LOOKBACK_S`): a late commit carrying an older change time does not move the probe
+  (newest change time and count), so the collect alone runs; a record it finds starts a follow-up
+  run of that entity's downstream (`followup`).
+
+Nothing changed, pending or to recheck: no run at all; a quiet cycle costs one probe per entity and
+a few reads of the state file. A changed declaration or engine (`code_digest`) selects everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from talk_assets.sync.assets import collected_key
+from talk_assets.sync.collect import lookback_window
+from talk_assets.sync.declaration import SOURCES, Source, View, source_of
+from talk_assets.sync.mapping import payload_fields, target_views
+from talk_assets.sync.merge import table
+from talk_assets.sync.sensors import downstream_of
+from talk_assets.sync.store import code_digest, first, table_names
+
+CODE_STATE = "code_digest"  # cycle_state row: the code digest the last planned run was built with
+
+
+@dataclass
+class CyclePlan:
+    """What one cycle must run, and why (shown by the CLI and the run's tags)."""
+
+    probes: dict[str, str | None] = field(default_factory=dict)  # source key -> probe (None: it failed)
+    changed: list[Source] = field(default_factory=list)
+    pending: list[View] = field(default_factory=list)
+    recheck: list[Source] = field(default_factory=list)
+    everything: str = ""  # why every step runs ("" when the plan selects)
+
+    @property
+    def quiet(self) -> bool:
+        return not (self.everything or self.changed or self.pending or self.recheck)
+
+    def selection(self) -> list[dg.AssetKey] | None:
+        """The run's asset selection: None for the whole job, [] for no run."""
+        if self.everything:
+            return None
+        reach = list(dict.fromkeys([*self.changed, *(source_of(v) for v in self.pending)]))
+        keys = set(downstream_of(tuple(reach))) if reach else set()
+        keys |= {collected_key(s) for s in self.recheck}
+        return sorted(keys, key=lambda k: k.to_user_string())
+
+    def followup(self, found: Iterable[str]) -> list[dg.AssetKey]:
+        """The second run after a recheck collect stored records (`found`: source keys): what they
+        reach downstream, without the collects that already ran."""
+        srcs = tuple(s for s in self.recheck if s.key in set(found))
+        if not srcs:
+            return []
+        done = {collected_key(s) for s in srcs}
+        return [k for k in downstream_of(srcs) if k not in done]
+
+    def summary(self) -> str:
+        """One line for the CLI: what the cycle runs and why."""
+        if self.everything:
+            return f"plan: every step ({self.everything})"
+        parts = [f"{what}: {', '.join(keys)}" for what, keys in (
+            ("changed", [s.key for s in self.changed]), ("writes pending", [v.vkey for v in self.pending]),
+            ("re-read for late commits", [s.key for s in self.recheck])) if keys]
+        return "plan: " + ("; ".join(parts) or "nothing to run")
+
+    def reasons(self) -> dict[str, str]:
+        """Run tags: what the plan selected and why."""
+        if self.everything:
+            return {"talk/plan": self.everything}
+        return {"talk/plan": "changed, pending, recheck",
+                "talk/changed": ",".join(s.key for s in self.changed) or "-",
+                "talk/pending": ",".join(v.vkey for v in self.pending) or "-",
+                "talk/recheck": ",".join(s.key for s in self.recheck) or "-"}
+
+
+def probe_all(client_for: Callable[[str], Any]) -> dict[str, str | None]:
+    """Every entity's probe, one client per system; None where the system did not answer (the
+    collect will read and report the failure)."""
+    out: dict[str, str | None] = {}
+    for system in dict.fromkeys(s.system for s in SOURCES):
+        client = None
+        try:
+            client = client_for(system)
+            for src in (s for s in SOURCES if s.system == system):
+                try:
+                    out[src.key] = client.probe(src.entity)
+                except Exception:
+                    out[src.key] = None
+        except Exception:  # no client (a wrong setting): its collect says what to fix
+            out.update({s.key: None for s in SOURCES if s.system == system})
+        finally:
+            if client is not None:
+                client.close()
+    return out
+
+
+def plan_cycle(con: duckdb.DuckDBPyConnection, probes: dict[str, str | None],
+               now: datetime | None = None) -> CyclePlan:
+    """Compare the probes with the state: see the module docstring."""
+    now = now or datetime.now(UTC)
+    plan = CyclePlan(probes=probes)
+    stored = first(con, "SELECT value FROM cycle_state WHERE name = ?", [CODE_STATE])
+    if stored is None or stored[0] != code_digest():
+        plan.everything = "first planned cycle" if stored is None else "the declaration or engine changed"
+        return plan
+    state = {f"{s}.{e}": (probe, read_from) for s, e, probe, read_from in con.execute(
+        "SELECT system, entity, probe, last_collected_at FROM collect_state").fetchall()}
+    window = lookback_window()
+    for src in SOURCES:  # the recheck window is a duration on our clock: no server time is compared with ours
+        probe, last_read = state.get(src.key, (None, None))
+        if probes.get(src.key) is None or probe is None or probe != probes[src.key]:
+            plan.changed.append(src)
+        elif last_read is not None and now - last_read < window:
+            plan.recheck.append(src)
+    existing = table_names(con)
+    plan.pending = [v for v in target_views() if table("mapped", v.vkey).strip('"') in existing
+                    and source_of(v) not in plan.changed and pending_writes(con, v)]
+    plan.recheck = [s for s in plan.recheck if s not in {source_of(v) for v in plan.pending}]
+    return plan
+
+
+def pending_writes(con: duckdb.DuckDBPyConnection, view: View) -> int:
+    """The view's mapped creates and updates a push would try now: not parked as a dead letter (its
+    payload unchanged and no replay asked) and not waiting for a referenced record the target does
+    not have yet (an order whose customer is held): those wait for a change, not for a retry."""
+    waiting = [f"(m.refs->>'{f}' IS NOT NULL AND m.payload->>'{f}' IS NULL)"
+               for f, p, _ in payload_fields(view) if p == "customer"]
+    row = first(con, f"""
+        SELECT count(*) FROM {table('mapped', view.vkey)} m
+        LEFT JOIN dead_letters d ON d.view = ? AND d.gid = m.gid AND d.payload_hash = m.payload_hash
+             AND d.resolved_at IS NULL AND NOT d.replay
+        WHERE m.action IN ('create', 'update') AND d.id IS NULL
+          {"AND NOT (" + " OR ".join(waiting) + ")" if waiting else ""}""", [view.vkey])
+    return int(row[0]) if row else 0
+
+
+def record_planned(con: duckdb.DuckDBPyConnection) -> None:
+    """After a successful run: the code digest the state is now built with."""
+    con.execute("INSERT OR REPLACE INTO cycle_state VALUES (?, ?, now())", [CODE_STATE, code_digest()])

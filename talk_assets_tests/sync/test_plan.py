@@ -1,0 +1,119 @@
+"""A cycle runs what changed (issue #15): the plan probes every entity first and selects only the steps
+a change, a pending write or a possible late commit needs (talk_assets/sync/plan.py), over HTTP
+against the sandbox and through Dagster runs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from talk_assets.sync.declaration import SOURCES, VIEWS_BY_KEY
+from talk_assets_tests.reliability.support import Harness
+
+V = VIEWS_BY_KEY
+
+
+@pytest.fixture
+def no_lookback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the lookback at once: an entity whose probe did not move is not re-read."""
+    monkeypatch.setenv("TALK_COLLECT_LOOKBACK_S", "0")
+
+
+@pytest.fixture(scope="module")
+def world(rel: Harness) -> Harness:
+    assert rel.cycle().plan.everything == "first planned cycle"  # a new state file: every step
+    rel.until_quiet()
+    return rel
+
+
+def _state(h: Harness) -> tuple:
+    return (h.sql("SELECT name, built_at FROM derived_state ORDER BY name"),
+            h.sql("SELECT max(version) FROM link_versions"),
+            h.sql("SELECT system, entity, last_collected_at FROM collect_state ORDER BY ALL"))
+
+
+def test_a_quiet_cycle_past_the_lookback_starts_no_run_and_only_probes(world: Harness, no_lookback: None) -> None:
+    world.cycle()  # settle anything the convergence cycles left within the lookback
+    before, runs = _state(world), world.instance.get_runs_count()
+    world.reset_stats()
+    report = world.cycle()
+    assert report.plan is not None and report.plan.quiet, report.plan and report.plan.summary()
+    assert report.run_ids == [] and world.instance.get_runs_count() == runs
+    assert len(report.plan.probes) == len(SOURCES) and all(report.plan.probes.values())
+    assert _state(world) == before  # no rebuild, no new link version, no read recorded
+    requests = {s: st["requests"] for s, st in world.stats().items()}
+    assert not any(world.writes().values()), requests
+    # a probe per entity: a handful of cheap reads per system, whatever the data's size
+    assert all(sum(r.values()) <= 3 * len([x for x in SOURCES if x.system == s]) + 1 for s, r in requests.items()), \
+        requests
+
+
+def test_an_edit_runs_only_what_it_reaches_and_arrives(world: Harness, no_lookback: None) -> None:
+    world.cycle()
+    t = uuid.uuid4().hex[:8]
+    crm = world.client("customcrm")
+    rid = world.sql("SELECT record_id FROM links WHERE view = 'customcrm.product' "
+                    "AND gid IN (SELECT gid FROM links WHERE view = 'customwebshop.product') LIMIT 1")[0][0]
+    crm.update_record("products", rid, {"description": f"Plan {t}\nmed linjeskift 🧶"})
+    report = world.cycle()
+    assert [s.key for s in report.plan.changed] == ["customcrm.products"], report.plan.summary()
+    assert set(report.collected) == {"customcrm.products"}, set(report.collected)
+    shop = world.counterpart(V["customcrm.product"], rid, V["customwebshop.product"])
+    assert world.client("customwebshop").get_record("products", shop)["description"] == f"Plan {t}\nmed linjeskift 🧶"
+    # the write comes back as a change of the webshop: the next cycle reads it, the one after is quiet
+    assert "customwebshop.products" in {s.key for s in world.cycle().plan.changed}
+    assert world.cycle().plan.quiet
+
+
+def test_a_write_held_by_a_system_failure_is_retried_though_nothing_changed(world: Harness, no_lookback: None) -> None:
+    world.cycle()
+    t = uuid.uuid4().hex[:8]
+    crm = world.client("customcrm")
+    rid = world.sql("SELECT record_id FROM links WHERE view = 'customcrm.customer' "
+                    "AND gid IN (SELECT gid FROM links WHERE view = 'shopify.customer') LIMIT 1")[0][0]
+    crm.update_record("customers", rid, {"phone": f"+47 9{int(t, 16) % 10_000_000:07d}"})
+    world.faults(("shopify",), error_rate=1.0, error_statuses=[503], seed=3)
+    try:
+        held = world.cycle(allow_errors=True)
+    finally:
+        world.faults()
+    assert held.pushed["shopify.customer"].held >= 1, held.pushed["shopify.customer"].as_metadata()
+    retry = world.cycle()  # nothing changed anywhere since: the pending write alone starts the run
+    assert "shopify.customer" in {v.vkey for v in retry.plan.pending}, retry.plan.summary()
+    assert retry.pushed["shopify.customer"].updated >= 1, retry.pushed["shopify.customer"].as_metadata()
+    world.until_quiet()
+
+
+def test_a_late_commit_that_leaves_the_probe_unchanged_is_found_by_the_recheck(world: Harness) -> None:
+    """A record committed late, with a change time older than the newest: the probe (count, newest
+    change) does not move, so within the lookback the collect re-reads and a follow-up run carries it."""
+    world.until_quiet()
+    crm = world.client("customcrm")
+    ids = [r[0] for r in world.sql("SELECT record_id FROM links WHERE view = 'customcrm.product' "
+                                   "AND gid IN (SELECT gid FROM links WHERE view = 'customwebshop.product') LIMIT 2")]
+    t = uuid.uuid4().hex[:8]
+    newest = crm.update_record("products", ids[0], {"description": f"Nyeste {t}"})  # the newest change time
+    world.cycle()
+    world.cycle()
+    # the late record's change time: a second before the newest (later than every other edit)
+    back = (datetime.fromisoformat(newest["updated_at"].replace("Z", "+00:00")) - datetime.now(UTC)).total_seconds() - 1
+    world.box.control("customcrm", "POST", "clock", json={"advance_s": back})
+    try:
+        crm.update_record("products", ids[1], {"description": f"Sen {t}"})
+    finally:
+        world.box.control("customcrm", "POST", "clock", json={"advance_s": -back})
+    report = world.cycle()
+    assert "customcrm.products" in {s.key for s in report.plan.recheck}, report.plan.summary()
+    assert len(report.run_ids) == 2, report.run_ids  # the recheck found it; the follow-up ran its downstream
+    shop = world.counterpart(V["customcrm.product"], ids[1], V["customwebshop.product"])
+    assert world.client("customwebshop").get_record("products", shop)["description"] == f"Sen {t}"
+
+
+def test_a_new_engine_or_declaration_runs_every_step_once(world: Harness) -> None:
+    world.sql("UPDATE cycle_state SET value = 'an older release' WHERE name = 'code_digest'")
+    report = world.cycle()
+    assert report.plan.everything == "the declaration or engine changed"
+    assert set(report.collected) == {s.key for s in SOURCES}
+    assert world.sql("SELECT value <> 'an older release' FROM cycle_state WHERE name = 'code_digest'") == [(True,)]
