@@ -154,10 +154,34 @@ def _collected(rep: Any) -> tuple[int, int]:
             sum(c.new + c.changed for c in rep.collected.values()))
 
 
+def _edit_cycle(env: Env, picks: list[tuple[str, str, str, str]], tag: str) -> dict[str, Any]:
+    """Edit one record per pick, then one cycle: its time, calls, collected records and Dagster runs;
+    then the cycles that collect the sync's own writes back, so the next measurement starts quiet."""
+    for i, (view, rid, _v2, _r2) in enumerate(picks):
+        env.edit(view, rid, f"{tag}{i:04d}")
+    env.sb.reset_stats()
+    with timer() as t:
+        rep = env.cycle()
+    reads, writes = env.calls()
+    settle = [env.cycle() for _ in range(2)]  # the echo of its writes, then (within the lookback) a re-read
+    return {"time": t["s"], "reads": reads, "writes": writes, "report": rep, "runs": len(rep.run_ids),
+            "collected": _collected(rep), "pushed": rep.writes, "settle": [len(r.run_ids) for r in settle]}
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def incremental(rec: Recorder, profile: str) -> None:
+    """Full, quiet and edit cycles on one converged world (issue #15): each a real `run_cycle`, whose
+    plan (sync/plan.py) probes every entity and runs only what changed."""
+    from talk_assets.settings import environment
+
     p = PROFILES[profile]
-    print(f"incremental: sandbox size {p['inc_size']:,} (all five systems), {p['edits']} edits, then one cycle "
-          "vs a full cycle; then a quiet cycle", flush=True)
+    print(f"incremental: sandbox size {p['inc_size']:,} (all five systems); cycles with 1 and {p['edits']} edits, "
+          "quiet cycles within and past the lookback, a full cycle", flush=True)
     with timer() as t_setup:
         env = Env(p["inc_size"])
     try:
@@ -175,43 +199,58 @@ def incremental(rec: Recorder, profile: str) -> None:
         # one edit per linked pair (both sides of one pair edited would merge into one write)
         pairs = [r if rng.random() < 0.5 else (r[2], r[3], r[0], r[1]) for r in env.pairs() if r[0] < r[2]]
         n_pairs = len(pairs)
-        picks = rng.sample(pairs, min(p["edits"], len(pairs)))
-        for i, (view, rid, _v2, _r2) in enumerate(picks):
-            env.edit(view, rid, f"Inc{i:04d}")
+        picks = rng.sample(pairs, min(p["edits"] + 1, len(pairs)))
+        one = _edit_cycle(env, picks[:1], "One")
+        many = _edit_cycle(env, picks[1:], "Inc")
+        # quiet: nothing changed. Within the lookback (TALK_COLLECT_LOOKBACK_S, 300 s) the collects re-read
+        # for late commits; past it the plan starts no run. Our clock cannot be moved, so "past the
+        # lookback" is the same cycle with the lookback set to 0.
         env.sb.reset_stats()
-        with timer() as t_inc:
-            rep_inc = env.cycle()
-        inc_reads, inc_writes = env.calls()
-        env.sb.reset_stats()
-        with timer() as t_quiet:
-            rep_quiet = env.cycle()
-        q_reads, q_writes = env.calls()
+        with timer() as t_recheck:
+            rep_recheck = env.cycle()
+        r_reads, r_writes = env.calls()
+        with environment({"TALK_COLLECT_LOOKBACK_S": "0"}):
+            env.cycle()  # the last re-read's follow-up, if any
+            env.sb.reset_stats()
+            with timer() as t_quiet:
+                rep_quiet = env.cycle()
+            q_reads, q_writes = env.calls()
         env.sb.reset_stats()
         with timer() as t_full:
             rep_full = env.cycle(full=True)
         f_reads, f_writes = env.calls()
+        peak = _peak_rss_mb()
     finally:
         env.close()
-    inc_rec, inc_new = _collected(rep_inc)
-    q_rec, _ = _collected(rep_quiet)
     f_rec, _ = _collected(rep_full)
     size = p["inc_size"]
+    label = f"{linked:,} linked records (sandbox size {size:,})"
     setup_rate = setup_writes / sum(s for s, _ in env.setup_cycles)
-    rec.add(Result("incremental.setup_time", t_setup["s"], "s", "n/a", None, size,
+    rec.add(Result("incremental.setup_time", t_setup["s"], "s", "n/a", None, label,
                    note=f"{len(env.setup_cycles)} cycles (s, writes): "
                         + ", ".join(f"({s:.0f}, {w})" for s, w in env.setup_cycles)
                         + f"; {setup_writes:,} writes at {setup_rate:.0f} writes/s; link table {links:,} rows, "
                           f"{linked:,} linked to another record"))
-    note = (f"{len(picks)} edits, one per linked pair ({n_pairs:,} pairs); {linked:,} linked records; incremental "
-            f"{inc_reads} reads + {inc_writes} writes ({rep_inc.writes} pushed), collect read {inc_rec:,} records "
-            f"({inc_new:,} new or changed); full {f_reads} reads + {f_writes} writes, collect read {f_rec:,} records; "
-            f"errors {len(rep_inc.errors)}")
-    rec.add(Result("incremental.api_calls", inc_reads + inc_writes, "calls", "full cycle", f_reads + f_writes,
-                   size, note=note))
-    rec.add(Result("incremental.time", t_inc["s"], "s", "full cycle", t_full["s"], size))
-    rec.add(Result("incremental.quiet_writes", q_writes, "writes", "target 0", 0, size, ratio=None,
-                   note=f"quiet cycle {t_quiet['s']:.1f}s, {q_reads} reads (collect read {q_rec:,} records), engine "
-                        f"reported {rep_quiet.writes} writes; the full cycle after it wrote {rep_full.writes}"))
+    full_note = f"full cycle: {f_reads} reads, {f_writes} writes, collect read {f_rec:,} records"
+    rec.add(Result("incremental.full_time", t_full["s"], "s", "n/a", None, label, note=full_note))
+    for name, m in (("edits1", one), (f"edits{p['edits']}", many)):
+        rec.add(Result(f"incremental.{name}_time", m["time"], "s", "full cycle", t_full["s"], label,
+                       note=f"{m['reads']} reads + {m['writes']} writes ({m['pushed']} pushed), collect read "
+                            f"{m['collected'][0]:,} records ({m['collected'][1]:,} new or changed), {m['runs']} Dagster "
+                            f"run(s); the next cycles ran {m['settle']} run(s) (the echo, the re-read)"))
+    many_calls = many["reads"] + many["writes"]
+    rec.add(Result("incremental.api_calls", many_calls, "calls", "full cycle", f_reads + f_writes, label,
+                   note=f"{len(picks) - 1} edits, one per linked pair ({n_pairs:,} pairs)"))
+    rec.add(Result("incremental.time", many["time"], "s", "full cycle", t_full["s"], label))
+    rec.add(Result("incremental.quiet_recheck_time", t_recheck["s"], "s", "full cycle", t_full["s"], label,
+                   note=f"within the lookback: {r_reads} reads, {r_writes} writes, collect read "
+                        f"{_collected(rep_recheck)[0]:,} records, {len(rep_recheck.run_ids)} Dagster run(s)"))
+    rec.add(Result("incremental.quiet_time", t_quiet["s"], "s", "full cycle", t_full["s"], label,
+                   note=f"past the lookback: {q_reads} reads, {q_writes} writes, {len(rep_quiet.run_ids)} Dagster "
+                        f"run(s); target <= 1 s at ~100k linked records"))
+    rec.add(Result("incremental.quiet_writes", q_writes + r_writes, "writes", "target 0", 0, label, ratio=None))
+    rec.add(Result("incremental.peak_rss", peak, "MB", "n/a", None, label,
+                   note="the benchmark process's peak resident memory (sandboxes included; DuckDB limit 2 GB)"))
 
 
 # systems whose edits notify (PowerOffice GO has no webhooks: its edits reach others by polling only)
