@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -515,8 +516,13 @@ class Client(ApiClient):
                       expected: int | None | str = "read", reference: str | None = None) -> InventoryLevel:
         """`inventorySetQuantities` of `available`, with the compare quantity as an optimistic lock:
         `expected` is the quantity we believe is there ("read": read it just before). A different
-        quantity at Shopify is a 409 (CHANGE_FROM_QUANTITY_STALE). The idempotency key is derived from
-        the whole intent, so a retry after a lost answer is the same request to Shopify."""
+        quantity at Shopify is a 409 (CHANGE_FROM_QUANTITY_STALE). The idempotency key is new for each
+        call and the HTTP layer's retries of it (after a lost answer) send it again: "Distinct requests
+        need different idempotency keys" (https://shopify.dev/docs/api/usage/implementing-idempotency).
+        A key derived from the intent alone would repeat when a stock goes back to an earlier quantity
+        from the same quantity as before, and Shopify would answer that new write with the stored
+        result of the old one, without setting the level. A retry in a later cycle needs no key: it
+        reads the level again, and the compare quantity refuses a stale one."""
         loc, item = gid("Location", location_id), gid("InventoryItem", inventory_item_id)
         if expected == "read":
             level = self.inventory_level(item, loc)
@@ -526,7 +532,7 @@ class Client(ApiClient):
         body = {"name": "available", "reason": "correction", "quantities": [quantity]}
         if reference:
             body["referenceDocumentUri"] = reference
-        key = "talk-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:40]
+        key = f"talk-{uuid.uuid4()}"
         self.mutate(D.INVENTORY_SET, {"input": body, "key": key}, "inventorySetQuantities", idempotent=True,
                     conflict_codes=("CHANGE_FROM_QUANTITY_STALE", "COMPARE_QUANTITY_STALE"))
         return InventoryLevel(inventory_item_id=gid_number(item) or 0, location_id=gid_number(loc) or 0,

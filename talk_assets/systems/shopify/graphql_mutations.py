@@ -367,7 +367,7 @@ def register(api: GraphQLApi) -> None:  # noqa: C901 - one place lists every mut
 
     # -- inventory ------------------------------------------------------------------------------
     idem_lock = threading.Lock()
-    idempotency: dict[str, tuple[str, dict[str, Any]]] = {}
+    idempotency = api.idempotency  # the keys seen (GraphQLApi.reset forgets them: a reset is the seed state)
 
     @f("Mutation", "inventorySetQuantities")
     def inventory_set(src: Obj, info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:  # noqa: A002

@@ -235,6 +235,8 @@ class GraphQLApi:
         self.bulk_files: dict[str, bytes] = {}
         self.bulk_fault: dict[str, Any] = {}
         self.next_bulk = 1
+        # inventorySetQuantities' idempotency keys seen: key -> (the request's variables, its answer)
+        self.idempotency: dict[str, tuple[str, dict[str, Any]]] = {}
         self.webhooks: dict[int, dict[str, Any]] = {}
         self.next_webhook = 1
         self._sorted: dict[tuple[Any, ...], list[tuple[tuple[Any, ...], Any]]] = {}
@@ -246,7 +248,9 @@ class GraphQLApi:
     # -- state ---------------------------------------------------------------------------------
     def reset(self) -> None:
         """Back to seed state (called by the app's reset): full buckets of the configured size, all
-        scopes, no bulk operations, webhook subscriptions or cached lists."""
+        scopes, no bulk operations, webhook subscriptions, cached lists or idempotency keys seen (a key
+        kept across a reset would answer a new shop's write from the old one's: the same seed makes the
+        same inventory item ids, so a first sync after a reset sends the same stock writes again)."""
         self.bucket.size = _env_points(BUCKET_ENV, DEFAULT_BUCKET_SIZE)
         self.bucket.restore_rate = _env_points(RESTORE_ENV, DEFAULT_RESTORE_RATE)
         self.bucket.reset()
@@ -259,6 +263,7 @@ class GraphQLApi:
         self.bulk_ops.clear()
         self.bulk_files.clear()
         self.bulk_fault.clear()
+        self.idempotency.clear()
         self.webhooks.clear()
         self.next_webhook = 1
 
