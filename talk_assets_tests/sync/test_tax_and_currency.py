@@ -66,6 +66,22 @@ def test_a_price_in_another_currency_is_no_value_and_a_missing_rate_is_the_stand
     assert _read("customcrm.product", "unit_price", "price_ex_vat", {"unit_price": "100.00", "currency": "NOK"}) == "100.00"
 
 
+def test_a_price_without_a_currency_is_in_the_global_one_only_where_the_api_says_so() -> None:
+    """Our own APIs document a product's `currency` with the default NOK (both OpenAPI documents), so a
+    record without one is priced in the global currency. Squarespace documents every variant price as a
+    Money, `{"currency", "value"}` (Products API, retrieve-specific-products, `pricing.basePrice`), and says
+    nothing of a price without one: its currency is unknown, so it is no value (never the global price)."""
+    assert _read("customwebshop.product", "price", "price_ex_vat", {"price": 12500, "tax_rate": 25.0}) == "100.00"
+    assert _read("customcrm.product", "unit_price", "price_ex_vat", {"unit_price": "100.00"}) == "100.00"
+    sq, field = "squarespace.sesamproducts", "variants.pricing.basePrice.value"
+    for currency, want in (("NOK", "100.00"), ("nok ", "100.00"), ("SEK", None), (None, None), ("", None)):
+        money = {"value": "125.00"} if currency is None else {"value": "125.00", "currency": currency}
+        assert _read(sq, field, "price_ex_vat", {"variants": {"pricing": {"basePrice": money}}}) == want, currency
+    # one conversion for every price incl. VAT that names its currency: no twin left in the library
+    from talk_assets.sync import conversions
+    assert not hasattr(conversions, "price_incl_vat_in")
+
+
 def test_shopify_and_squarespace_get_the_price_at_the_products_own_rate() -> None:
     """Neither names a product's rate (Shopify only whether it is taxable): the price is written with the
     product's own rate and read at the one the record shows, so the read is `composed` (it takes part in

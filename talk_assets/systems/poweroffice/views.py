@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, ORG_NUMBER, PHONE, RATE, UPPER, lines, origin, ref
+from talk_assets.sync.conversions import (
+    DATE,
+    DEC,
+    EMAIL,
+    INT,
+    ORG_NUMBER,
+    PHONE,
+    RATE,
+    UPPER,
+    lines,
+    origin,
+    ref,
+)
 from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
 from talk_assets.systems.poweroffice.client import VAT_RATE_FIELD
