@@ -784,6 +784,19 @@ class App(SandboxApp):
         archived = self._bool_q(req, "isArchived")
         if archived is not None:
             preds.append(lambda r: bool(r.get("IsArchived")) == archived)
+        names = self._q(req, "names")
+        if names and names.strip():
+            wanted_names = {c.strip().lower() for c in names.split(",") if c.strip()}
+            preds.append(lambda r: (r.get("Name") or "").lower() in wanted_names)
+        ptype = self._q(req, "type")
+        if ptype:
+            if ptype.lower() not in {t.lower() for t in ENUMS["ProductType"]}:
+                raise HttpError(400, f"The value '{ptype}' is not valid for type.", field="type")
+            preds.append(lambda r: (r.get("ProductType") or "").lower() == ptype.lower())
+        created = self._q(req, "createdDateTimeOffsetGreaterThan")
+        if created:
+            c = parse_offset(created, "createdDateTimeOffsetGreaterThan")
+            preds.append(lambda r: r["CreatedDateTimeOffset"] > c)
         return self._list(req, self.groups, where=_all(preds))
 
     def get_group(self, req: Request) -> Response:
@@ -795,6 +808,10 @@ class App(SandboxApp):
         if nos and nos.strip():
             ranges = parse_number_ranges(nos, "accountNos")
             preds.append(lambda r: in_ranges(r["AccountNo"], ranges))
+        departments = self._q(req, "agricultureDepartments")
+        if departments and departments.strip():
+            wanted = {d.strip().lower() for d in departments.split(",") if d.strip()}
+            preds.append(lambda r: (r.get("AgricultureDepartment") or "").lower() in wanted)
         return self._list(req, self.accounts, where=_all(preds))
 
     def get_account(self, req: Request) -> Response:

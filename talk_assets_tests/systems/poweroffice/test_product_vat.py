@@ -55,6 +55,9 @@ def test_the_vat_chain_is_served_as_powerOffices_schema_says(sb: Sandbox, specs:
     assert [a["AccountNo"] for a in sb.get("GeneralLedgerAccounts", params={"accountNos": "3000, 3100-"}).json()] == [
         3000, 3100, 3200]
     assert sb.get("GeneralLedgerAccounts/1").status_code == 404
+    assert sb.get("GeneralLedgerAccounts", params={"agricultureDepartments": "farming"}).status_code == 204
+    assert [g["Code"] for g in sb.get("ProductGroups", params={"codes": "MAT", "type": "product"}).json()] == ["MAT"]
+    assert sb.get("ProductGroups", params={"names": "Næringsmidler"}).json()[0]["Code"] == "MAT"
 
 
 def test_a_products_sales_account_decides_its_order_lines_vat(sb: Sandbox) -> None:
