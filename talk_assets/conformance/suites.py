@@ -106,6 +106,28 @@ class PowerOfficeSuite(Suite):
         shown = ", ".join(f"{k or '(none)'}: {n}" for k, n in sorted(statuses.items()))
         return f"SalesOrderStatus read ({shown}); Confirmed orders are locked against edits; patching a confirmed order is not tried (the suite edits only its own records)"
 
+    @check("product VAT")
+    def check_product_vat(self) -> str:
+        """Each product's VAT rate is its standard sales account's VAT code's (the client reads ProductGroups,
+        GeneralLedgerAccounts and VatCodes): readable with the integration's roles, and known per product."""
+        vat = self.client.sales_vat()
+        if vat.unreadable:
+            raise Fail(vat.unreadable)
+        rates: dict[str, int] = {}
+        for n, r in enumerate(self.client.iter_records("products")):
+            rate = vat.rate(r)
+            key = "unknown" if rate is None else f"{rate * 100:g} %"
+            rates[key] = rates.get(key, 0) + 1
+            if n >= 199:
+                break
+        if not rates:
+            raise Skip("no products to look at")
+        shown = ", ".join(f"{k}: {v}" for k, v in sorted(rates.items()))
+        unknown = (" (unknown: no account on the product or its group, the client's general sales settings "
+                   "decide, which the API does not expose; the other systems' rate or the standard one is used)"
+                   if "unknown" in rates else "")
+        return f"{len(vat.accounts)} accounts, {len(vat.codes)} VAT codes read; product rates {shown}{unknown}"
+
     def declared_read_only(self) -> dict[str, set[str]] | None:
         """From PowerOffice's own OpenAPI document: the `readOnly` properties of the DTO each entity is
         answered and patched with (talk_assets/systems/poweroffice/schema.py)."""

@@ -19,6 +19,7 @@ import os
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -545,6 +546,13 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, addr: tuple[str, int], app: SandboxApp) -> None:
         self.app = app
         super().__init__(addr, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that closed its connection (reset, broken pipe) is no server error: not printed (it
+        filled `talk-assets conformance`'s output with tracebacks)."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class SandboxServer:

@@ -59,12 +59,16 @@ def vat_rate_of_g() -> str:
 
 
 def price_incl_vat(read_rate: str, write_rate: str, *, minor: bool = False, currency_field: str = "",
-                   record_fields: tuple[str, ...] = (), composed: bool = False) -> Conversion:
+                   missing_currency: str | None = PRICE_CURRENCY, record_fields: tuple[str, ...] = (),
+                   composed: bool = False) -> Conversion:
     """A price stored including VAT, global ex. VAT: read divided by 1 + `read_rate` (SQL over the record:
     its own rate, `record_fields` the fields it reads), written times 1 + `write_rate` (SQL over `{g...}`,
     `vat_rate_of_g`). `minor`: in minor units (øre). `currency_field`: a price in another currency than
     `PRICE_CURRENCY` reads as no value (no rate is known to convert it), so it never overwrites the global
-    price; a record without a currency is in the global one. Read and write are inverse to the øre for the
+    price; collect rejects only a price that is not a number, never the record of a price that is only in
+    another currency. `missing_currency`: what a record without a currency is in, as its API documents it
+    (our APIs: the default NOK); None where the API documents no price without one (Squarespace's Money
+    always has its currency): such a price is no value. Read and write are inverse to the øre for the
     same rate, so a price written comes back equal. `composed`: the record names no rate (the read takes
     the standard one), so a price written at another rate would read back as another price: the read
     takes part in the merge only when the price was really edited there (`Conversion.composed`)."""
@@ -73,25 +77,12 @@ def price_incl_vat(read_rate: str, write_rate: str, *, minor: bool = False, curr
     fields = record_fields
     if currency_field:
         cur = record_field(currency_field)
-        read = f"CASE WHEN upper(trim(coalesce({cur}, '{PRICE_CURRENCY}'))) = '{PRICE_CURRENCY}' THEN {read} END"
+        cur = f"coalesce({cur}, '{missing_currency}')" if missing_currency else cur
+        read = f"CASE WHEN upper(trim({cur})) = '{PRICE_CURRENCY}' THEN {read} END"
         fields = (currency_field, *record_fields)
     write = (f"CAST(round(TRY_CAST({{g}} AS DECIMAL(18,4)) * (1 + {write_rate}) * 100) AS BIGINT)::VARCHAR" if minor
              else f"CAST(round(TRY_CAST({{g}} AS DECIMAL(18,4)) * (1 + {write_rate}), 2) AS DECIMAL(18,2))::VARCHAR")
     return Conversion(read, write, sql_type="DECIMAL(18,4)", record_fields=fields, composed=composed)
-
-
-def price_incl_vat_in(currency_field: str) -> Conversion:
-    """`PRICE_INCL_VAT` for a price whose record names its currency (`currency_field`): a price in
-    another currency than `PRICE_CURRENCY` reads as no value, so it can never overwrite a price in
-    the global currency (no rate is known to convert it). Collect rejects only a price that is not a
-    number (`merge.unconvertible_sql`), never the record of a price that is only in another currency.
-    The record names no VAT rate: it is read at the standard rate and written with the product's own,
-    so the read takes part in the merge only when the price was really edited there (`composed`)."""
-    cur = record_field(currency_field)
-    assert PRICE_INCL_VAT.read is not None
-    write = price_incl_vat(STANDARD_VAT_RATE, vat_rate_of_g()).write
-    return Conversion(f"CASE WHEN upper(trim({cur})) = '{PRICE_CURRENCY}' THEN {PRICE_INCL_VAT.read} END",
-                      write, sql_type=PRICE_INCL_VAT.sql_type, record_fields=(currency_field,), composed=True)
 
 
 # a price in minor units (øre) including VAT

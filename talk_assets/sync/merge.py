@@ -200,7 +200,7 @@ def unconvertible_sql(view: View, batch: str) -> str | None:
             f"SELECT record_id, '{reader.field}' AS field, {value} AS value, "
             f"CASE WHEN TRY_CAST({value} AS {loose}) IS NULL THEN 'is not {reader.expects}' "
             f"ELSE 'is out of range' END AS problem FROM checked "
-            # a read may also be empty on purpose (a price in another currency: `price_incl_vat_in`);
+            # a read may also be empty on purpose (a price in another currency: `price_incl_vat`);
             # only a value that does not convert to the declared type is bad input
             f"WHERE nullif(trim({value}), '') IS NOT NULL AND {plan.reads[p]} IS NULL "
             f"AND TRY_CAST({value} AS {reader.converts_to}) IS NULL"

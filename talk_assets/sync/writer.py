@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 
 from talk_assets.sync.model import Source, View, json_type_of
 
@@ -106,6 +106,20 @@ class Writer:
     def update(self, row: Row, fields: list[str]) -> dict[str, Any]:
         changes = nest(row.typed(fields))
         return self.client.update_record(row.view.entity, row.record_id, changes, expected_version=row.version)
+
+    @staticmethod
+    def write_then_hold(fields: list[str], held: Iterable[str], reason: str,
+                        write: Callable[[list[str]], Any]) -> NoReturn:
+        """Write `fields` except `held` with `write` (when any are left), then hold the row: `HeldBack(reason)`.
+
+        For a value the target cannot take yet while the record's other properties must still flow (a
+        price for a record or shop in another currency): the push counts the row as held (no dead
+        letter, nothing retried in a loop) and the next cycle tries the held fields again."""
+        skip = set(held)
+        rest = [f for f in fields if f not in skip]
+        if rest:
+            write(rest)
+        raise HeldBack(reason)
 
     def new_record_id(self, row: Row, created: dict[str, Any]) -> str:
         return str(created[self.id_fields[row.view.entity]])

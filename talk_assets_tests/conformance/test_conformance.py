@@ -37,6 +37,8 @@ def test_conformance_passes_against_a_fresh_sandbox_read_only() -> None:
     assert results[("shopify", "rate-limit headers")]["status"] == "PASS"
     assert results[("shopify", "staff (read_users)")]["status"] == "PASS"
     assert results[("poweroffice", "locks")]["status"] == "PASS"
+    vat = results[("poweroffice", "product VAT")]  # the seeded products are on (or inherit) a 25 % account
+    assert vat["status"] == "PASS" and "25 %" in vat["why"] and "unknown" not in vat["why"], vat
     for system in ("customcrm", "customwebshop"):
         assert results[(system, "read-only fields")]["status"] == "PASS", results[(system, "read-only fields")]
     assert all(r["why"] and "\n" not in r["why"] for r in report["results"])

@@ -1,5 +1,6 @@
 """Tax and currency from the data (issue 12): each product's VAT rate comes from the systems that name one
-(the webshop's `tax_rate`, the CRM's `vat_rate`, Shopify's `taxable`), prices are converted with it, a
+(the webshop's `tax_rate`, the CRM's `vat_rate`, Shopify's `taxable`, the VAT code of a PowerOffice GO
+product's sales account), prices are converted with it, a
 target that cannot hold a rate gets no price (its create waits, with the reason), and a price in another
 currency is never taken for the global NOK price. Values are compared at the target, over HTTP."""
 
@@ -63,6 +64,22 @@ def test_a_price_in_another_currency_is_no_value_and_a_missing_rate_is_the_stand
     assert _read("customwebshop.product", "price", "price_ex_vat", {"price": 12500, "currency": "NOK"}) == "100.00"
     assert _read("customcrm.product", "unit_price", "price_ex_vat", {"unit_price": "100.00", "currency": "SEK"}) is None
     assert _read("customcrm.product", "unit_price", "price_ex_vat", {"unit_price": "100.00", "currency": "NOK"}) == "100.00"
+
+
+def test_a_price_without_a_currency_is_in_the_global_one_only_where_the_api_says_so() -> None:
+    """Our own APIs document a product's `currency` with the default NOK (both OpenAPI documents), so a
+    record without one is priced in the global currency. Squarespace documents every variant price as a
+    Money, `{"currency", "value"}` (Products API, retrieve-specific-products, `pricing.basePrice`), and says
+    nothing of a price without one: its currency is unknown, so it is no value (never the global price)."""
+    assert _read("customwebshop.product", "price", "price_ex_vat", {"price": 12500, "tax_rate": 25.0}) == "100.00"
+    assert _read("customcrm.product", "unit_price", "price_ex_vat", {"unit_price": "100.00"}) == "100.00"
+    sq, field = "squarespace.sesamproducts", "variants.pricing.basePrice.value"
+    for currency, want in (("NOK", "100.00"), ("nok ", "100.00"), ("SEK", None), (None, None), ("", None)):
+        money = {"value": "125.00"} if currency is None else {"value": "125.00", "currency": currency}
+        assert _read(sq, field, "price_ex_vat", {"variants": {"pricing": {"basePrice": money}}}) == want, currency
+    # one conversion for every price incl. VAT that names its currency: no twin left in the library
+    from talk_assets.sync import conversions
+    assert not hasattr(conversions, "price_incl_vat_in")
 
 
 def test_shopify_and_squarespace_get_the_price_at_the_products_own_rate() -> None:
@@ -195,3 +212,57 @@ def test_a_webshop_product_priced_in_sek_is_never_the_global_nok_price_and_keeps
     assert (got["currency"], got["price"], got["stock"]) == ("SEK", 150000, 9), got
     reasons = [r.pushed["customwebshop.product"].held_reason for r in h.reports[-3:] if "customwebshop.product" in r.pushed]
     assert any("SEK" in x and "NOK" in x for x in reasons), reasons
+
+
+def _po_sales_account(h: Harness, rate: float) -> dict[str, Any]:
+    """A PowerOffice sales account whose VAT code has `rate`, found through the API as a user would."""
+    po = h.client("poweroffice")
+    codes = {c["Id"]: c for c in po.iter_pages("VatCodes")}
+    return next(a for a in po.iter_pages("GeneralLedgerAccounts")
+                if a.get("VatCodeId") in codes and codes[a["VatCodeId"]]["Rate"] == rate)
+
+
+def test_poweroffice_products_at_15_and_0_percent_reach_the_others_at_their_own_rate(h: Harness) -> None:
+    """A PowerOffice GO product's VAT follows its sales account's VAT code (ProductDto names no rate): a
+    product created there at 15 % (food) or 0 % reaches Shopify (dataflow 004) at its price to pay, and a
+    product linked to the CRM and the webshop whose sales account is changed in PowerOffice takes the new
+    rate there too: the CRM's `vat_rate`, the webshop's `tax_rate` and price incl. VAT, Shopify's price."""
+    t = uuid.uuid4().hex[:6].upper()
+    po, crm, ws = h.client("poweroffice"), h.client("customcrm"), h.client("customwebshop")
+    food_acc, free_acc = _po_sales_account(h, 0.15), _po_sales_account(h, 0.0)
+    food = po.create_record("products", {"Code": f"POMAT-{t}", "Name": f"Geitost {t}", "UnitPrice": 100.0,
+                                         "StandardSalesAccountId": food_acc["Id"], "StockOnHand": 4.0})
+    free = po.create_record("products", {"Code": f"POFRI-{t}", "Name": f"Avis {t}", "UnitPrice": 50.0,
+                                         "StandardSalesAccountId": free_acc["Id"], "StockOnHand": 4.0})
+    crm_skus = {p["sku"] for p in crm.iter_records("products")}
+    ws_skus = {p["sku"] for p in ws.iter_records("products")}
+    linked = [p for p in po.iter_records("products") if p["Code"] in crm_skus and p["Code"] in ws_skus
+              and p["StandardSalesAccountVatRate"] == 0.25][:2]
+    assert len(linked) == 2, "the small world has products in PowerOffice, the CRM and the webshop"
+    for rec, acc in zip(linked, (food_acc, free_acc), strict=True):
+        po.update_record("products", str(rec["Id"]), {"StandardSalesAccountId": acc["Id"]})
+    h.until_quiet()
+
+    # created in PowerOffice: in Shopify at the price to pay, the 0 % one untaxed
+    shop_food, shop_free = _shopify_variant(h, food["Code"]), _shopify_variant(h, free["Code"])
+    assert shop_food is not None and (shop_food["price"], shop_food["taxable"]) == ("115.00", True), shop_food
+    assert shop_free is not None and (shop_free["price"], shop_free["taxable"]) == ("50.00", False), shop_free
+    for rec, rate in ((food, "0.1500"), (free, "0.0000")):
+        gid = h.gid_of(V["poweroffice.product"], rec["Id"])
+        assert h.sql(f"SELECT vat_rate FROM {table('merged', 'product')} WHERE gid = ?", [gid]) == [(rate,)]
+
+    # linked to the CRM and the webshop: the rate changed in PowerOffice reaches both, and Shopify's price
+    for rec, rate in zip(linked, (Decimal("0.15"), Decimal(0)), strict=True):
+        sku = rec["Code"]
+        gid = h.gid_of(V["poweroffice.product"], rec["Id"])
+        [(net, vat_rate)] = h.sql(f"SELECT price_ex_vat, vat_rate FROM {table('merged', 'product')} WHERE gid = ?", [gid])
+        assert Decimal(vat_rate) == rate, (sku, vat_rate)
+        net = Decimal(net)
+        crm_rec = _crm_product(h, sku)
+        assert (Decimal(crm_rec["unit_price"]), Decimal(crm_rec["vat_rate"])) == (net, rate), crm_rec
+        ws_rec = next(p for p in ws.iter_records("products") if p["sku"] == sku)
+        gross_ore = int((net * (1 + rate) * 100).quantize(Decimal(1), "ROUND_HALF_UP"))
+        assert (Decimal(str(ws_rec["tax_rate"])), ws_rec["price"]) == (rate * 100, gross_ore), ws_rec
+        shop = _shopify_variant(h, sku)
+        if shop is not None:  # the CRM's products are in Shopify (000)
+            assert (Decimal(shop["price"]), shop["taxable"]) == (Decimal(gross_ore) / 100, rate > 0), shop

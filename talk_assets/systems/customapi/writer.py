@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from talk_assets.sync.conversions import PRICE_CURRENCY
-from talk_assets.sync.writer import HeldBack, Row, Writer
+from talk_assets.sync.writer import Row, Writer
 
 CURRENCY = "currency"  # the field our APIs name a product's price currency in (both OpenAPI documents)
 
@@ -24,9 +24,8 @@ class CustomApiWriter(Writer):
             current = self.client.get_record(row.view.entity, row.record_id) or {}
             currency = str(current.get(CURRENCY) or PRICE_CURRENCY).strip().upper()
             if currency != PRICE_CURRENCY:
-                rest = [f for f in fields if f not in prices]
-                if rest:
-                    super().update(row, rest)
-                raise HeldBack(f"the {row.view.entity} record is priced in {currency}, the global price in "
-                               f"{PRICE_CURRENCY}, and no exchange rate is known: the price is not written.")
+                self.write_then_hold(
+                    fields, prices, f"the {row.view.entity} record is priced in {currency}, the global price in "
+                                    f"{PRICE_CURRENCY}, and no exchange rate is known: the price is not written.",
+                    lambda rest: Writer.update(self, row, rest))
         return super().update(row, fields)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,12 +25,17 @@ from talk_assets.core.http import ApiClient, ApiError, Pacer, RetryPolicy
 from talk_assets.systems.poweroffice.info import INFO as POWEROFFICE
 from talk_assets.systems.poweroffice.models import (
     Customer,
+    GeneralLedgerAccount,
     Product,
+    ProductGroup,
     SalesOrder,
     SalesOrderComplete,
     SalesOrderLine,
     Token,
+    VatCode,
 )
+
+log = logging.getLogger("talk_assets.poweroffice")
 
 DEFAULT_PAGE_SIZE = 5000
 MAX_PAGE_SIZE = 20000
@@ -43,8 +50,51 @@ READ_ONLY = frozenset({
     "Id", "LastChangedDateTimeOffset", "CreatedDateTimeOffset", "CustomerCreatedDateTimeOffset",
     "ContactCreatedDateTimeOffset", "IsActive", "StockAvailable", "StockOnHandLastChangedDatetimeOffset",
     "NetAmount", "TotalAmount", "LineCount", "IsCreatedByCurrentIntegration", "SalesOrderId", "VatAmount",
-    "VatRate", "VatCode", "SubledgerAccountId",
+    "VatRate", "VatCode", "SubledgerAccountId", "StandardSalesAccount", "OptionalSalesAccount", "ProductGroupCode",
 })
+# Added to each product record by this client (not a PowerOffice field): the rate of the VAT code of the
+# product's standard sales account, its own or else its product group's (a fraction, 0.15), or null when
+# neither names one (then the client's general sales settings decide, which the v2 API does not expose) or
+# the integration may not read accounts. PowerOffice's ProductDto names no rate; its documentation:
+# ProductDto.StandardSalesAccount "is the default account the sale will be posted to ... If null, the
+# product will inherit the standard sales account from the product group or the general sales settings on
+# the client (in that order)"; GeneralLedgerAccountDto.VatCode "The VAT code associated with the account";
+# VatCodeDto.Rate "a value between 0 and 1"; SalesOrderLineDto.VatCode "is inherited from the sales account
+# used for the product" (openapi.yaml, openapi-vat.yaml: PowerOffice GO's v2 Swagger).
+VAT_RATE_FIELD = "StandardSalesAccountVatRate"
+
+
+@dataclass
+class SalesVat:
+    """What a product's VAT follows, read once per collect: product groups, sales accounts, VAT codes."""
+
+    groups: dict[int, ProductGroup] = field(default_factory=dict)
+    accounts: dict[int, GeneralLedgerAccount] = field(default_factory=dict)
+    codes: dict[int, VatCode] = field(default_factory=dict)
+    unreadable: str = ""  # why nothing could be read (an integration without the accounts' auth role)
+
+    def account_of(self, product: dict[str, Any]) -> GeneralLedgerAccount | None:
+        """The product's standard sales account: its own (by id, else by number), else its group's."""
+        by_no = {a.AccountNo: a for a in self.accounts.values()}
+        for holder in (product, self.groups.get(product.get("ProductGroupId") or -1)):
+            if holder is None:
+                continue
+            get = holder.get if isinstance(holder, dict) else lambda k, h=holder: getattr(h, k, None)
+            if get("StandardSalesAccountId") is not None:
+                return self.accounts.get(get("StandardSalesAccountId"))
+            if get("StandardSalesAccount") is not None:
+                return by_no.get(get("StandardSalesAccount"))
+        return None
+
+    def rate(self, product: dict[str, Any]) -> float | None:
+        """The rate of the product's sales VAT code; None when it cannot be told from the API's data."""
+        acc = self.account_of(product)
+        if acc is None:
+            return None
+        code = self.codes.get(acc.VatCodeId) if acc.VatCodeId is not None else None
+        if code is None and acc.VatCode:
+            code = next((c for c in self.codes.values() if c.Code == acc.VatCode), None)
+        return None if code is None else code.Rate
 
 
 def parse_error(body: Any, resp: requests.Response) -> tuple[str, str | None] | None:
@@ -240,6 +290,32 @@ class Client(ApiClient):
         for item in self.iter_pages("Products", params, page_size):
             yield Product.model_validate(item)
 
+    def sales_vat(self) -> SalesVat:
+        """Product groups, sales accounts and VAT codes (`GET /ProductGroups`, `/GeneralLedgerAccounts`,
+        `/VatCodes`; auth roles Product, GeneralLedgerAccount, CommonServices). An integration without
+        one of those roles gets 403: then no product's rate is known (the sync uses the standard rate), the
+        products are still read, and the reason is logged."""
+        try:
+            return SalesVat(
+                groups={g.Id: g for g in (ProductGroup.model_validate(x) for x in self.iter_pages("ProductGroups"))},
+                accounts={a.Id: a for a in (GeneralLedgerAccount.model_validate(x)
+                                            for x in self.iter_pages("GeneralLedgerAccounts"))},
+                codes={c.Id: c for c in (VatCode.model_validate(x) for x in self.iter_pages("VatCodes"))})
+        except ApiError as err:
+            if err.status != 403:
+                raise
+            why = (f"{err.endpoint}: HTTP 403: the integration may not read it, so products' VAT rates are not "
+                   "known (the standard rate is used); grant the GeneralLedgerAccount, Product and "
+                   "CommonServices roles")
+            log.warning("poweroffice: %s", why)
+            return SalesVat(unreadable=why)
+
+    def with_vat_rate(self, record: dict[str, Any], vat: SalesVat) -> dict[str, Any]:
+        """`record` (a product) with `VAT_RATE_FIELD` added."""
+        rate = vat.rate(record)
+        record[VAT_RATE_FIELD] = None if rate is None else round(float(rate), 6)
+        return record
+
     def get_product(self, product_id: int) -> Product | None:
         item = self._get_one(f"Products/{int(product_id)}")
         return None if item is None else Product.model_validate(item)
@@ -288,9 +364,13 @@ class Client(ApiClient):
                      page_size: int | None = None) -> Iterator[dict[str, Any]]:
         """Raw records, all pages; sales orders carry their lines under "Lines" (one call per order)."""
         path = self._entity(entity)
+        vat: SalesVat | None = None  # read with the first product, so a read of no changes costs nothing more
         for rec in self.iter_pages(path, self._filters(since), page_size):
             if entity == "salesorders":
                 rec["Lines"] = list(self.iter_pages(f"SalesOrders/{rec['Id']}/Lines")) if rec.get("LineCount") else []
+            elif entity == "products":
+                vat = vat or self.sales_vat()
+                self.with_vat_rate(rec, vat)
             yield rec
 
     def get_record(self, entity: str, record_id: str) -> dict[str, Any] | None:
@@ -304,7 +384,8 @@ class Client(ApiClient):
             rid = int(record_id)
         except ValueError:
             return None
-        return self._get_one(f"{path}/{rid}")
+        rec = self._get_one(f"{path}/{rid}")
+        return self.with_vat_rate(rec, self.sales_vat()) if rec is not None and entity == "products" else rec
 
     def create_record(self, entity: str, data: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
         """POST a new record. PowerOffice has no idempotency keys: with one given, customers and

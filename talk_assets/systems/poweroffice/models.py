@@ -51,7 +51,8 @@ class Customer(PoModel):
 
 
 class Product(PoModel):
-    """`ProductDto`: one sellable item (one Shopify variant); UnitPrice is ex. VAT."""
+    """`ProductDto`: one sellable item (one Shopify variant); UnitPrice is ex. VAT. Its VAT follows its
+    standard sales account (its own, else its product group's): the account's VAT code has the rate."""
 
     Id: int | None = None
     Code: str | None = None
@@ -63,8 +64,37 @@ class Product(PoModel):
     Gtin: str | None = None
     StockOnHand: float | None = None
     IsArchived: bool | None = None
+    ProductGroupId: int | None = None
+    StandardSalesAccountId: int | None = None
+    StandardSalesAccount: int | None = None  # the account's number (readOnly)
     CreatedDateTimeOffset: datetime | None = None
     LastChangedDateTimeOffset: datetime | None = None
+
+
+class ProductGroup(PoModel):
+    """`ProductGroupDto`: its products inherit its sales accounts when they name none."""
+
+    Id: int
+    Code: str | None = None
+    StandardSalesAccountId: int | None = None
+    StandardSalesAccount: int | None = None
+
+
+class GeneralLedgerAccount(PoModel):
+    """`GeneralLedgerAccountDto`: a sales account carries the VAT code its sales are posted with."""
+
+    Id: int
+    AccountNo: int
+    VatCodeId: int | None = None
+    VatCode: str | None = None
+
+
+class VatCode(PoModel):
+    """`VatCodeDto`: a SAF-T (or custom `C...`) code and its rate, "a value between 0 and 1"."""
+
+    Id: int
+    Code: str | None = None
+    Rate: float
 
 
 class SalesOrderLine(PoModel):

@@ -8,7 +8,10 @@ properties); bare JSON arrays and `204 No Content` for an empty list; `PageNumbe
 paging (default 5,000, max 20,000); `lastChangedDateTimeOffsetGreaterThan`; case-insensitive query
 parameters and JSON Patch paths (ASP.NET binds both case-insensitively); JSON Patch updates
 (`application/json-patch+json`); ProblemDetails errors with the schema's properties only;
-10 requests/s per subscription key answered by Azure API Management's 429 shape.
+10 requests/s per subscription key answered by Azure API Management's 429 shape. What decides a
+product's VAT (`openapi-vat.yaml`): its standard sales account (`StandardSalesAccountId`, else its
+product group's), the account's VAT code (`GeneralLedgerAccounts`) and the code's rate (`VatCodes`);
+a sales order line takes the VAT code of its product's account.
 """
 
 from __future__ import annotations
@@ -52,8 +55,36 @@ CUSTOMER_WRITABLE = (
 )
 PRODUCT_WRITABLE = (
     "Code", "Name", "Description", "UnitPrice", "UnitCost", "ProductType", "Gtin", "StockOnHand",
-    "IsArchived", "IsStockItem",
+    "IsArchived", "IsStockItem", "StandardSalesAccountId", "OptionalSalesAccountId", "ProductGroupId",
 )
+# in ProductPostDto but readOnly in ProductDto: taken on create only. ProductPostDto.StandardSalesAccount:
+# "Note that if StandardSalesAccountId is set as well in the request, StandardSalesAccountId takes
+# precedence and StandardSalesAccount is ignored" (the same for the optional account)
+PRODUCT_CREATE_ONLY = ("StandardSalesAccount", "OptionalSalesAccount", "ProductGroupCode")
+# The standard SAF-T output VAT codes Go uses ("Go use standard SAF-T codes by default", VatCodeDto.Code)
+# and a chart of sales accounts (NS 4102 numbers) each locked to one of them. (id, code, name, rate)
+VAT_CODES = (
+    (201600, "3", "Utgående mva høy sats", 0.25),
+    (201601, "31", "Utgående mva middels sats", 0.15),
+    (201602, "33", "Utgående mva lav sats", 0.12),
+    (201603, "5", "Ingen utgående mva (innenfor mva-loven)", 0.0),
+    (201604, "6", "Ingen utgående mva (utenfor mva-loven)", 0.0),
+)
+SALES_ACCOUNTS = (  # (id, number, name, VAT code id)
+    (476023000, 3000, "Salgsinntekt, avgiftspliktig", 201600),
+    (476023030, 3030, "Salgsinntekt, avgiftspliktig, middels sats", 201601),
+    (476023050, 3050, "Salgsinntekt, avgiftspliktig, lav sats", 201602),
+    (476023100, 3100, "Salgsinntekt, avgiftsfri", 201603),
+    (476023200, 3200, "Salgsinntekt, utenfor avgiftsområdet", 201604),
+)
+# product groups: (id, code, name, standard sales account id, optional sales account id)
+PRODUCT_GROUPS = (
+    (7001, "STD", "Varer", 476023000, 476023100),
+    (7002, "MAT", "Næringsmidler", 476023030, 476023100),
+    (7003, "UTEN", "Uten salgskonto", None, None),  # its products follow the client's general sales settings
+)
+DEFAULT_GROUP = 7001
+CHART_CHANGED = datetime(2024, 1, 2, 8, 0, tzinfo=UTC)
 ORDER_WRITABLE = (
     "CustomerId", "CurrencyCode", "PurchaseOrderReference", "SalesOrderDate", "SalesOrderStatus",
     "CustomerReference", "DeliveryDate", "ExternalImportReference", "ContractNo", "ImportedOrderNo",
@@ -63,7 +94,8 @@ LINE_WRITABLE = ("ProductId", "ProductCode", "Quantity", "ProductUnitPrice", "Pr
 NUMBER_FIELDS = frozenset({"UnitPrice", "UnitCost", "StockOnHand", "Quantity", "ProductUnitPrice",
                            "ProductUnitCost", "Allowance"})
 INT_FIELDS = frozenset({"Number", "ExternalNumber", "CustomerId", "CustomerNo", "ProductId", "SortOrder",
-                        "ImportedOrderNo"})
+                        "ImportedOrderNo", "StandardSalesAccountId", "OptionalSalesAccountId", "ProductGroupId",
+                        "StandardSalesAccount", "OptionalSalesAccount"})
 BOOL_FIELDS = frozenset({"IsPerson", "IsArchived", "IsStockItem", "IsVatFree"})
 ENUMS = {
     "ProductType": ("Product", "Service"),
@@ -166,6 +198,13 @@ class App(SandboxApp):
         self.route("POST", f"{v2}/Products", self.create_product, name="Products")
         self.route("GET", rf"{v2}/Products/(?P<id>-?\d+)", self.get_product, name="Products/{id}")
         self.route("PATCH", rf"{v2}/Products/(?P<id>-?\d+)", self.patch_product, name="Products/{id}")
+        # what a product's VAT follows (openapi-vat.yaml): read only, as the sync needs
+        self.route("GET", f"{v2}/ProductGroups", self.list_groups, name="ProductGroups")
+        self.route("GET", rf"{v2}/ProductGroups/(?P<id>-?\d+)", self.get_group, name="ProductGroups/{id}")
+        self.route("GET", f"{v2}/GeneralLedgerAccounts", self.list_accounts, name="GeneralLedgerAccounts")
+        self.route("GET", rf"{v2}/GeneralLedgerAccounts/(?P<id>-?\d+)", self.get_account,
+                   name="GeneralLedgerAccounts/{id}")
+        self.route("GET", f"{v2}/VatCodes", self.list_vat_codes, name="VatCodes")
         self.route("GET", f"{v2}/SalesOrders", self.list_orders, name="SalesOrders")
         self.route("POST", f"{v2}/SalesOrders/Complete", self.create_order_complete, name="SalesOrders/Complete")
         self.route("GET", rf"{v2}/SalesOrders/(?P<id>{UUID_RE})", self.get_order, name="SalesOrders/{id}")
@@ -294,6 +333,7 @@ class App(SandboxApp):
             number += 1
         self.customers.load(cust_rows, cust_ts)
 
+        self._seed_chart()
         prod_rows: list[Record] = []
         prod_ts: list[datetime] = []
         self.product_by_code: dict[str, int] = {}
@@ -311,6 +351,8 @@ class App(SandboxApp):
                     "StockAvailable": float(v.stock), "ProductType": "Product", "IsArchived": False,
                     "IsStockItem": True, "UnitOfMeasureCode": "EA", "CreatedDateTimeOffset": created,
                     "LastChangedDateTimeOffset": f.changed, "StockOnHandLastChangedDatetimeOffset": f.changed,
+                    # every other product names its own standard sales account, the rest inherit their group's
+                    **self._sales_accounts(DEFAULT_GROUP, 476023000 if pid % 2 else None),
                 })
                 prod_ts.append(f.changed)
                 self.product_by_code[v.sku] = pid
@@ -331,7 +373,8 @@ class App(SandboxApp):
                 # ProductCode is read-only, derived from the product: a line for an item that is not a
                 # product in Go carries the SKU in its free-text description only.
                 lines.append(self._line(oid, new_uuid(rng), i + 1, pid, ol.sku if pid else None,
-                                        title if pid else f"{title} ({ol.sku})", float(ol.quantity), price, cost))
+                                        title if pid else f"{title} ({ol.sku})", float(ol.quantity), price, cost,
+                                        vat_code=self.product_vat(self.products.get(pid) if pid else None)))
             cust = self.customers.rows[cid]
             order = {
                 "Id": oid, "SalesOrderNo": o.number, "CustomerId": cid, "CustomerNo": cust["Number"],
@@ -347,6 +390,54 @@ class App(SandboxApp):
             order_ts.append(o.created)
         self.orders.load(order_rows, order_ts)
         self.next_order_no = max((r["SalesOrderNo"] for r in order_rows), default=1000) + 1
+
+    def _seed_chart(self) -> None:
+        """The VAT codes, sales accounts and product groups a product's VAT follows."""
+        self.vat_codes: list[Record] = [
+            {"Id": vid, "Code": code, "Name": name, "Description": name, "Rate": rate, "IsActive": True,
+             "IsCustom": False, "ValidFrom": "2017-01-01", "ValidTo": None}
+            for vid, code, name, rate in VAT_CODES]
+        codes = {c["Id"]: c for c in self.vat_codes}
+        self.accounts = Table("GeneralLedgerAccounts", "Id")
+        self.accounts.load([
+            {"Id": aid, "AccountNo": no, "Name": name, "GeneralLedgerAccountType": "Income", "IsActive": True,
+             "IsVatCodeLocked": True, "VatCodeId": vid, "VatCode": codes[vid]["Code"], "CurrencyCode": None,
+             "AgricultureDepartment": "None", "VatReturnSpecification": "None",
+             "LastChangedDateTimeOffset": CHART_CHANGED}
+            for aid, no, name, vid in SALES_ACCOUNTS], [CHART_CHANGED] * len(SALES_ACCOUNTS))
+        self.groups = Table("ProductGroups", "Id")
+        self.groups.load([
+            {"Id": gid, "Code": code, "Name": name, "Description": None, "IsArchived": False,
+             "ProductType": "Product", "UnitOfMeasureCode": "EA", "UnitPrice": None, "UnitCost": None,
+             **self._account_fields("Standard", std), **self._account_fields("Optional", opt),
+             "CreatedDateTimeOffset": CHART_CHANGED, "LastChangedDateTimeOffset": CHART_CHANGED}
+            for gid, code, name, std, opt in PRODUCT_GROUPS], [CHART_CHANGED] * len(PRODUCT_GROUPS))
+
+    def _account_fields(self, kind: str, account_id: int | None) -> Record:
+        """`<kind>SalesAccountId` and its read-only number `<kind>SalesAccount` (ProductDto, ProductGroupDto)."""
+        acc = self.accounts.get(account_id) if account_id is not None else None
+        return {f"{kind}SalesAccountId": acc["Id"] if acc else None, f"{kind}SalesAccount": acc["AccountNo"] if acc else None}
+
+    def _sales_accounts(self, group_id: int | None, standard_id: int | None, optional_id: int | None = None) -> Record:
+        """A product's group and own sales accounts as ProductDto has them (null: inherited from the group,
+        ProductDto.StandardSalesAccount: "If null, the product will inherit the standard sales account from
+        the product group or the general sales settings on the client (in that order)")."""
+        group = self.groups.get(group_id) if group_id is not None else None
+        return {"ProductGroupId": group["Id"] if group else None, "ProductGroupCode": group["Code"] if group else None,
+                **self._account_fields("Standard", standard_id), **self._account_fields("Optional", optional_id)}
+
+    def product_vat(self, prod: Record | None) -> Record | None:
+        """The VAT code a sales order line of `prod` gets (SalesOrderLineDto.VatCode: "inherited from the sales
+        account used for the product set on the sales order line"): the product's standard sales account,
+        else its group's; None when neither has one (the client's general sales settings decide, which
+        the v2 API does not expose)."""
+        if prod is None:
+            return None
+        account_id = prod.get("StandardSalesAccountId")
+        if account_id is None and prod.get("ProductGroupId") is not None:
+            account_id = (self.groups.get(prod["ProductGroupId"]) or {}).get("StandardSalesAccountId")
+        acc = self.accounts.get(account_id) if account_id is not None else None
+        return next((c for c in self.vat_codes if acc and c["Id"] == acc["VatCodeId"]), None)
 
     def _customer(self, cid: int, number: int, is_person: bool, name: str, first: str | None,
                   last: str | None, org_no: str | None, email: str | None, phone: str, address: Any,
@@ -374,14 +465,17 @@ class App(SandboxApp):
     @staticmethod
     def _line(order_id: str, line_id: str, sort: int, product_id: int | None, code: str | None,
               description: str | None, qty: float, price: float, cost: float | None,
-              allowance: float = 0.0) -> Record:
+              allowance: float = 0.0, vat_code: Record | None = None) -> Record:
+        """A line; its VAT is its product's (`product_vat`), the standard code 3 (25 %) where none is known."""
+        rate = vat_code["Rate"] if vat_code else VAT
         net = money(qty * price * (1 - allowance))
-        vat = money(net * VAT)
+        vat = money(net * rate)
         return {
             "Id": line_id, "SalesOrderId": order_id, "SortOrder": sort, "LineType": "Normal",
             "ProductId": product_id, "ProductCode": code, "Description": description, "Quantity": qty,
             "ProductUnitPrice": price, "ProductUnitCost": cost, "Allowance": allowance, "NetAmount": net,
-            "VatRate": VAT, "VatAmount": vat, "VatCode": "3", "TotalAmount": money(net + vat),
+            "VatRate": rate, "VatAmount": vat, "VatCode": vat_code["Code"] if vat_code else "3",
+            "TotalAmount": money(net + vat),
         }
 
     def _totals(self, order: Record) -> None:
@@ -630,7 +724,7 @@ class App(SandboxApp):
 
     def create_product(self, req: Request) -> Response:
         body = _json_object(req)
-        data = _writable(body, PRODUCT_WRITABLE, "Product")
+        data = _writable(body, (*PRODUCT_WRITABLE, *PRODUCT_CREATE_ONLY), "Product")
         now = self.now()
         rec = {
             "Id": self.products.new_id(), "Code": None, "Name": None, "Description": None, "UnitPrice": None,
@@ -638,11 +732,100 @@ class App(SandboxApp):
             "IsArchived": False, "IsStockItem": False, "UnitOfMeasureCode": "EA",
             "CreatedDateTimeOffset": now, "LastChangedDateTimeOffset": now,
             "StockOnHandLastChangedDatetimeOffset": None,
+            # ProductPostDto.ProductGroupId: "If not provided, the product will be placed in the default product group."
+            **self._sales_accounts(DEFAULT_GROUP, None),
         }
         rec.update(data)
+        self._resolve_sales(rec, data)
         self._validate_product(rec, None, now)
         self.products.put(rec, now)
         return Response(200, out(rec))  # the v2 document says 200 (not 201) for this create
+
+    def _resolve_sales(self, rec: Record, data: Record) -> None:
+        """The product's group and sales accounts from the ids (or, on create, the numbers/code) it was sent
+        with; an id wins over a number (ProductPostDto). The documentation does not say how Go refuses an
+        unknown account or group; the sandbox answers 400 ProblemDetails naming the field."""
+        title = "Product validation error(s)"
+        for kind in ("Standard", "Optional"):
+            id_f, no_f = f"{kind}SalesAccountId", f"{kind}SalesAccount"
+            if data.get(id_f) is not None:
+                if self.accounts.get(data[id_f]) is None:
+                    raise HttpError(400, f"General ledger account with id = {data[id_f]} not found.", field=id_f, title=title)
+                rec.update(self._account_fields(kind, data[id_f]))
+            elif data.get(no_f) is not None:
+                acc = next((a for a in self.accounts.rows.values() if a["AccountNo"] == data[no_f]), None)
+                if acc is None:
+                    raise HttpError(400, f"General ledger account {data[no_f]} not found.", field=no_f, title=title)
+                rec.update(self._account_fields(kind, acc["Id"]))
+            elif id_f in data:
+                rec.update(self._account_fields(kind, None))
+        if data.get("ProductGroupId") is not None:
+            group = self.groups.get(data["ProductGroupId"])
+            if group is None:
+                raise HttpError(400, f"Product group with id = {data['ProductGroupId']} not found.",
+                                field="ProductGroupId", title=title)
+            rec["ProductGroupCode"] = group["Code"]
+        elif data.get("ProductGroupCode") is not None:
+            group = next((g for g in self.groups.rows.values() if g["Code"] == data["ProductGroupCode"]), None)
+            if group is None:
+                raise HttpError(400, f"Product group '{data['ProductGroupCode']}' not found.",
+                                field="ProductGroupCode", title=title)
+            rec["ProductGroupId"] = group["Id"]
+        elif "ProductGroupId" in data:
+            rec["ProductGroupCode"] = None
+
+    # -- what a product's VAT follows: groups, accounts, VAT codes (read only) ------------------
+    def list_groups(self, req: Request) -> Response:
+        preds = []
+        codes = self._q(req, "codes")
+        if codes and codes.strip():
+            wanted = {c.strip() for c in codes.split(",") if c.strip()}
+            preds.append(lambda r: r.get("Code") in wanted)
+        archived = self._bool_q(req, "isArchived")
+        if archived is not None:
+            preds.append(lambda r: bool(r.get("IsArchived")) == archived)
+        names = self._q(req, "names")
+        if names and names.strip():
+            wanted_names = {c.strip().lower() for c in names.split(",") if c.strip()}
+            preds.append(lambda r: (r.get("Name") or "").lower() in wanted_names)
+        ptype = self._q(req, "type")
+        if ptype:
+            if ptype.lower() not in {t.lower() for t in ENUMS["ProductType"]}:
+                raise HttpError(400, f"The value '{ptype}' is not valid for type.", field="type")
+            preds.append(lambda r: (r.get("ProductType") or "").lower() == ptype.lower())
+        created = self._q(req, "createdDateTimeOffsetGreaterThan")
+        if created:
+            c = parse_offset(created, "createdDateTimeOffsetGreaterThan")
+            preds.append(lambda r: r["CreatedDateTimeOffset"] > c)
+        return self._list(req, self.groups, where=_all(preds))
+
+    def get_group(self, req: Request) -> Response:
+        return Response(200, out(self._get(self.groups, int(req.params["id"]), "Product group")))
+
+    def list_accounts(self, req: Request) -> Response:
+        preds = []
+        nos = self._q(req, "accountNos")
+        if nos and nos.strip():
+            ranges = parse_number_ranges(nos, "accountNos")
+            preds.append(lambda r: in_ranges(r["AccountNo"], ranges))
+        departments = self._q(req, "agricultureDepartments")
+        if departments and departments.strip():
+            wanted = {d.strip().lower() for d in departments.split(",") if d.strip()}
+            preds.append(lambda r: (r.get("AgricultureDepartment") or "").lower() in wanted)
+        return self._list(req, self.accounts, where=_all(preds))
+
+    def get_account(self, req: Request) -> Response:
+        return Response(200, out(self._get(self.accounts, int(req.params["id"]), "General ledger account")))
+
+    def list_vat_codes(self, req: Request) -> Response:
+        """`GET /VatCodes`: "Returns both active and inactive codes as default"; expired codes only with
+        `includeExpired`."""
+        active = self._bool_q(req, "isActive")
+        expired = self._bool_q(req, "includeExpired")
+        today = self.now().date().isoformat()
+        rows = [c for c in self.vat_codes if (active is None or c["IsActive"] == active)
+                and (expired or not c["ValidTo"] or c["ValidTo"] >= today)]
+        return self._list(req, rows)
 
     def _validate_product(self, rec: Record, old: Record | None, now: datetime) -> None:
         title = "Product validation error(s)"
@@ -674,6 +857,7 @@ class App(SandboxApp):
         rec = self._get(self.products, int(req.params["id"]), "Product")
         new = self._apply_patch(req, rec, PRODUCT_WRITABLE)
         now = self.now()
+        self._resolve_sales(new, {k: new[k] for k in ("StandardSalesAccountId", "OptionalSalesAccountId", "ProductGroupId")})
         self._validate_product(new, rec, now)
         new["LastChangedDateTimeOffset"] = now
         self.products.put(new, now)
@@ -785,7 +969,8 @@ class App(SandboxApp):
         line = self._line(oid, new_uuid(self._ids),
                           data.get("SortOrder") or i + 1, prod["Id"] if prod else None,
                           prod["Code"] if prod else None, data.get("Description") or (prod or {}).get("Name"),
-                          qty, float(price), data.get("ProductUnitCost", (prod or {}).get("UnitCost")), allowance)
+                          qty, float(price), data.get("ProductUnitCost", (prod or {}).get("UnitCost")), allowance,
+                          self.product_vat(prod))
         if data.get("LineType"):
             line["LineType"] = data["LineType"]
         return line

@@ -35,8 +35,20 @@ def read_only_props(dto: str) -> frozenset[str]:
     return frozenset(k for k, v in (schemas()[dto].get("properties") or {}).items() if v.get("readOnly"))
 
 
+# Fields the client adds to PowerOffice's records (not in its schema), and why the sync never writes them.
+CLIENT_FIELDS: dict[str, str] = {
+    "StandardSalesAccountVatRate": (
+        "not a PowerOffice field: the client derives it from the product's standard sales account (its own or its "
+        "product group's) and that account's VAT code (GeneralLedgerAccounts, VatCodes; read only); a product's VAT "
+        "is changed in PowerOffice GO by its sales account, which the sync does not choose"),
+}
+
+
 def declare_writes(view: View) -> View:
-    """`view` with its read-only and create-only fields as PowerOffice's schema marks them."""
+    """`view` with its read-only and create-only fields as PowerOffice's schema marks them (and the fields
+    the client derives, `CLIENT_FIELDS`, as read-only)."""
     dto, create_dto, aliases = DTOS[view.entity]
-    ro, co = writability(schemas(), [p.field for p in view.props], dto, create_dto, source=SOURCE, aliases=aliases)
-    return replace(view, read_only=ro, create_only=co)
+    fields = [p.field for p in view.props if p.field not in CLIENT_FIELDS]
+    ro, co = writability(schemas(), fields, dto, create_dto, source=SOURCE, aliases=aliases)
+    derived = tuple((p.field, CLIENT_FIELDS[p.field]) for p in view.props if p.field in CLIENT_FIELDS)
+    return replace(view, read_only=ro + derived, create_only=co)

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from talk_assets.sync.conversions import DATE, DEC, EMAIL, INT, ORG_NUMBER, PHONE, UPPER, lines, origin, ref
+from talk_assets.sync.conversions import (
+    DATE,
+    DEC,
+    EMAIL,
+    INT,
+    ORG_NUMBER,
+    PHONE,
+    RATE,
+    UPPER,
+    lines,
+    origin,
+    ref,
+)
 from talk_assets.sync.model import Conversion, Source, View, record_field
 from talk_assets.sync.model import Prop as P
+from talk_assets.systems.poweroffice.client import VAT_RATE_FIELD
 from talk_assets.systems.poweroffice.schema import declare_writes
 
 SOURCES: tuple[Source, ...] = (
@@ -49,12 +62,19 @@ ORGANISATION = View(
 )
 PRODUCT = View(
     "poweroffice", "products", "Product", "product", changed_field="LastChangedDateTimeOffset", id_field="Id",
-    description="PowerOffice GO products (`/v2/Products`), one per SKU (`Code`).",
+    description="PowerOffice GO products (`/v2/Products`), one per SKU (`Code`); the VAT rate is the one of the "
+                "product's standard sales account's VAT code (`/v2/GeneralLedgerAccounts`, `/v2/VatCodes`).",
     props=(
         P("Code", "sku", "string"),
         P("Name", "name", "string"),
         P("Description", "variant_title", "string"),
         P("UnitPrice", "price_ex_vat", "decimal (ex. VAT)", DEC),
+        # ProductDto names no VAT rate: a product's VAT follows its standard sales account (its own, else its
+        # product group's) and that account's VAT code, whose rate the client adds to the record (client.py,
+        # `VAT_RATE_FIELD`); null (no value, the other systems' rate or the standard one) where the client's
+        # general sales settings decide, which the v2 API does not expose. Read only (schema.CLIENT_FIELDS).
+        P(VAT_RATE_FIELD, "vat_rate", "decimal (fraction: the VAT code's rate of the product's standard sales "
+          "account)", RATE),
         P("UnitCost", "cost", "decimal", DEC),
         P("Gtin", "gtin", "string"),
         P("StockOnHand", "stock", "decimal", INT),

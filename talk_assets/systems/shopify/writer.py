@@ -31,6 +31,11 @@ def _title(row: Row) -> str:
     return name
 
 
+def _currency_reason(shop: str) -> str:
+    return (f"product prices are in {PRICE_CURRENCY}, but the Shopify shop sells in {shop} and no exchange rate "
+            "is known: the price is not converted, the write waits.")
+
+
 def _order_taxes(row: Row) -> dict[str, Any]:
     """An order's taxes from its own data: the line prices the view writes exclude tax, and the tax is
     the order's total less its net amount (`taxesIncluded: false` and one order-level tax line, which
@@ -80,11 +85,10 @@ class SystemWriter(Writer):
             self._current("customer", row.record_id, row.version)
             return self.client.update_record("customer", row.record_id, nest(data))
         if row.view.entity == "product":
-            if PRICE in data and self.client.shop_currency().upper() != PRICE_CURRENCY:
-                rest = {k: v for k, v in data.items() if k != PRICE}
-                if rest:
-                    self._update_variant(row, rest)
-                self._check_currency()
+            shop = self.client.shop_currency().upper() if PRICE in data else PRICE_CURRENCY
+            if shop != PRICE_CURRENCY:
+                self.write_then_hold(list(data), [PRICE], _currency_reason(shop),
+                                     lambda rest: self._update_variant(row, {k: data[k] for k in rest}))
             return self._update_variant(row, data)
         return self.client.update_record(row.view.entity, row.record_id, nest(data), expected_version=row.version)
 
@@ -93,8 +97,7 @@ class SystemWriter(Writer):
         (`ProductVariant.price` is in the shop's default currency, and no exchange rate is known)."""
         shop = self.client.shop_currency().upper()
         if shop != PRICE_CURRENCY:
-            raise HeldBack(f"product prices are in {PRICE_CURRENCY}, but the Shopify shop sells in {shop} and no "
-                           "exchange rate is known: the price is not converted, the write waits.")
+            raise HeldBack(_currency_reason(shop))
 
     def _current(self, entity: str, record_id: str, version: str | None) -> dict[str, Any]:
         """The record now; a 409 when it changed since the collect that the row was mapped from."""

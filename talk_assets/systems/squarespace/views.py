@@ -7,11 +7,13 @@ from talk_assets.sync.conversions import (
     DEC,
     EMAIL,
     INT,
+    STANDARD_VAT_RATE,
     UPPER,
     VAT,
     lines,
     origin,
-    price_incl_vat_in,
+    price_incl_vat,
+    vat_rate_of_g,
     without_label,
 )
 from talk_assets.sync.model import Conversion, Source, View, record_field
@@ -38,10 +40,13 @@ SESAMPRODUCTS = View(
         P("description", "description", "string", writes=False),
         # Products API 1.0 documents no tax rate per product (taxes are store settings the API does not
         # expose): the price is written with the product's own rate and read at the standard one, so the
-        # read takes part only when the price was edited in Squarespace (`price_incl_vat_in`); a price in
-        # another currency than the global one is no value
+        # read takes part only when the price was edited in Squarespace (`composed`); a price in another
+        # currency than the global one is no value. A variant's price is a Money, `{"currency", "value"}`
+        # (retrieve-specific-products, `pricing.basePrice`); the docs show none without its currency, so a
+        # price without one is in an unknown currency: no value (`missing_currency=None`)
         P("variants.pricing.basePrice.value", "price_ex_vat", "decimal (string, incl. VAT)",
-          price_incl_vat_in("variants.pricing.basePrice.currency")),
+          price_incl_vat(STANDARD_VAT_RATE, vat_rate_of_g(), currency_field="variants.pricing.basePrice.currency",
+                         missing_currency=None, composed=True)),
     ),
 )
 # The inventory item's `descriptor` ("a human-readable descriptor for identifying an item by its
