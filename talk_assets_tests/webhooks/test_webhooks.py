@@ -437,3 +437,98 @@ def test_a_second_edit_in_the_same_second_is_not_dropped_as_stale(tmp_path: Path
         assert note("person-edit", "2026-12-01T11:00:00+01:00") == "new"  # the same second, another zone
         assert note("late-redelivery-of-older", "2026-12-01T09:59:59Z") == "stale"
         assert [p.event_id for p in inbox.pending("shopify", 0)] == ["sync-write", "person-edit"]
+
+
+# -- the sync's own writes come back as notifications: they start no run --------------------------------
+def _shopify_note(inbox: Inbox, event_id: str, at: str | None, topic: str = "customers/update",
+                  record_id: str = "7000000001") -> str:
+    return inbox.append(Notification(system="shopify", event_id=event_id, topic=topic, entity="customer",
+                                     record_id=record_id, updated_at=at, action=shopify_hooks.action(topic)))
+
+
+def _tick(instance: dg.DagsterInstance, system: str = "shopify", cursor: str | None = None) -> dg.SensorResult:
+    return build_inbox_sensor(system).evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+
+
+def test_the_echo_of_an_own_write_starts_no_run_but_a_same_second_edit_does(receiver: ReceiverServer) -> None:
+    """One recorded write claims one notification with the change time the target answered with (in any
+    zone); a person's edit in the same whole second is a second notification, and starts a run."""
+    inbox = receiver.inbox
+    inbox.record_own("shopify", "customer", "7000000001", "update", "2026-12-01T11:00:00+01:00")
+    with dg.instance_for_test() as instance:
+        assert _shopify_note(inbox, "echo", "2026-12-01T10:00:00Z") == "own"
+        quiet = _tick(instance)
+        assert quiet.run_requests == [] and "own writes" in (quiet.skip_message or "")
+        assert _shopify_note(inbox, "person", "2026-12-01T10:00:00Z") == "new"
+        [req] = _tick(instance).run_requests
+    assert req.tags["talk/notifications"] == "1"
+    assert [p.event_id for p in inbox.pending("shopify", 0)] == ["person"]
+    assert inbox.counts("shopify") == {"fresh": 1, "stale": 0, "own": 1}
+
+
+def test_an_echo_that_comes_before_the_push_recorded_its_write_is_claimed_by_the_sensor(
+        receiver: ReceiverServer) -> None:
+    """The target can notify before our write's answer is back: the sensor claims the echo at its tick,
+    and a person's older edit that arrived after the echo (stored stale against it) is fresh again."""
+    inbox = receiver.inbox
+    assert _shopify_note(inbox, "echo", "2026-12-01T10:00:05Z") == "new"
+    assert _shopify_note(inbox, "older-person-edit", "2026-12-01T10:00:02Z") == "stale"
+    inbox.record_own("shopify", "customer", "7000000001", "update", "2026-12-01T10:00:05Z")
+    with dg.instance_for_test() as instance:
+        [req] = _tick(instance).run_requests
+    assert req.tags["talk/notifications"] == "1"
+    assert [p.event_id for p in inbox.pending("shopify", 0)] == ["older-person-edit"]
+
+
+def test_an_echo_never_moves_a_record_s_newest_change_time(receiver: ReceiverServer) -> None:
+    """A person's edit made before our write, whose notification comes after our echo, is not stale: no
+    run was requested for the echo, so nothing has read the record since the person's edit."""
+    inbox = receiver.inbox
+    inbox.record_own("shopify", "customer", "7000000001", "update", "2026-12-01T10:00:05Z")
+    assert _shopify_note(inbox, "echo", "2026-12-01T10:00:05Z") == "own"
+    assert _shopify_note(inbox, "person", "2026-12-01T10:00:03Z") == "new"
+
+
+def test_a_create_echo_is_ours_even_without_a_record_time(receiver: ReceiverServer) -> None:
+    """Squarespace's order notifications carry no record time (only the notification's `createdOn`): the
+    creation of a record the sync created is ours (nobody else creates a record with the id the
+    target gave us); an update notification of it is not recognised and starts a run."""
+    inbox = receiver.inbox
+    inbox.record_own("squarespace", "orders", "ord-1", "create", None)
+    n = Notification(system="squarespace", event_id="n1", topic="order.create", entity="orders", record_id="ord-1",
+                     updated_at="2026-12-01T10:00:00.123Z", action="create")
+    assert inbox.append(n) == "own"
+    assert inbox.append(n.model_copy(update={"event_id": "n2", "topic": "order.update", "action": "update"})) == "new"
+    inbox.record_own("squarespace", "orders", "ord-2", "update", None)  # no time: cannot be matched
+    assert inbox.append(n.model_copy(update={"event_id": "n3", "record_id": "ord-2", "topic": "order.update",
+                                             "action": "update"})) == "new"
+
+
+def test_shopify_echo_of_a_write_through_our_client_is_matched_by_its_answer(box: Sandbox,
+                                                                            receiver: ReceiverServer) -> None:
+    """Over HTTP: our GraphQL client writes a customer (as the push does), the write is recorded with the
+    `updatedAt` Shopify answered with, and the REST-shaped `customers/update` notification that follows
+    (its `updated_at` in the shop's zone) is recognised as ours; a person's edit right after is not."""
+    from talk_assets.resources import client_from_env
+    from talk_assets.webhooks.own_writes import OwnWrites
+
+    with Inbox(receiver.inbox.path) as inbox:
+        subscribe_all(receiver.url, inbox)
+    base, h = _shopify(box)
+    customer = requests.get(f"{base}/customers.json", headers=h, params={"limit": 1}, timeout=10).json()["customers"][0]
+    client = client_from_env("shopify")
+    own = OwnWrites("shopify", Inbox(receiver.inbox.path, durable=False))
+    try:
+        answer = client.update_record("customer", str(customer["id"]), {"note": "skrevet av synk\nø 🎉"})
+        own.add("customer", str(customer["id"]), "update", answer)
+    finally:
+        own.close()
+        client.close()
+    _flush(box, "shopify")
+    assert receiver.counts["shopify own"] == 1 and receiver.counts["shopify new"] == 0, dict(receiver.counts)
+    r = requests.put(f"{base}/customers/{customer['id']}.json", headers=h, timeout=10,
+                     json={"customer": {"id": customer["id"], "note": "en person"}})
+    assert r.status_code == 200, r.text
+    _flush(box, "shopify")
+    assert receiver.counts["shopify new"] == 1, dict(receiver.counts)
+    assert [p.record_id for p in receiver.inbox.pending("shopify", 0)] == [str(customer["id"])]
