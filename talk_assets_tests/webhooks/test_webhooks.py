@@ -532,3 +532,37 @@ def test_shopify_echo_of_a_write_through_our_client_is_matched_by_its_answer(box
     _flush(box, "shopify")
     assert receiver.counts["shopify new"] == 1, dict(receiver.counts)
     assert [p.record_id for p in receiver.inbox.pending("shopify", 0)] == [str(customer["id"])]
+
+
+def test_a_notification_that_comes_while_a_run_is_going_starts_the_next_run(receiver: ReceiverServer) -> None:
+    """A run already going may have read the entity before the edit: a notification that comes meanwhile
+    asks for the next run (queued behind it, one run at a time). While that one waits in the queue, newer
+    notifications keep the cursor, and are asked for once it has started; none is skipped."""
+    from dagster._core.test_utils import create_run_for_test
+
+    inbox = receiver.inbox
+
+    def note(event_id: str, record_id: str) -> None:
+        assert inbox.append(Notification(system="customcrm", event_id=event_id, topic="customers.updated",
+                                         entity="customers", record_id=record_id,
+                                         updated_at=datetime.now(UTC).isoformat(), action="update")) == "new"
+
+    with dg.instance_for_test() as instance:
+        going = create_run_for_test(instance, job_name="sync_job", status=dg.DagsterRunStatus.STARTED)
+        note("during-a-run", "1")
+        first = _tick(instance, "customcrm")
+        [req] = first.run_requests
+        assert req.tags["talk/notifications"] == "1"
+        # waiting to start (NOT_STARTED and QUEUED count alike; a QUEUED one needs a code location to create)
+        queued = create_run_for_test(instance, job_name="sync_job", status=dg.DagsterRunStatus.NOT_STARTED)
+        note("while-queued", "2")
+        waiting = _tick(instance, "customcrm", first.cursor)
+        assert waiting.run_requests == [] and (waiting.cursor or first.cursor) == first.cursor  # the cursor stays
+        instance.delete_run(queued.run_id)
+        instance.delete_run(going.run_id)
+        create_run_for_test(instance, job_name="sync_job", status=dg.DagsterRunStatus.STARTED)  # it has started
+        note("after-it-started", "3")
+        later = _tick(instance, "customcrm", first.cursor)
+    [req2] = later.run_requests
+    assert req2.tags["talk/notifications"] == "2" and req2.run_key != req.run_key
+    assert later.cursor == str(inbox.last_seq("customcrm"))
