@@ -205,6 +205,12 @@ class Inbox:
         claimed = 0
         with self._lock:
             con = self._con
+            # the sensor asks every second: take the write lock only when there is something to match
+            if not con.execute("SELECT 1 FROM events e WHERE e.system = ? AND e.seq > ? AND e.own = 0 AND e.stale = 0 "
+                               "AND EXISTS (SELECT 1 FROM own_writes w WHERE w.system = e.system AND w.entity = "
+                               "e.entity AND w.record_id = e.record_id AND w.claimed_seq IS NULL) LIMIT 1",
+                               (system, after)).fetchone():
+                return 0
             con.execute("BEGIN IMMEDIATE")
             try:
                 rows = con.execute("SELECT seq, entity, record_id, updated_at, action FROM events WHERE system = ? "
