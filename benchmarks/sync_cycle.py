@@ -350,12 +350,13 @@ class Trigger:
 
     def received(self, system: str, record_id: str, after: float) -> tuple[float | None, bool]:
         """When the receiver stored the first notification of this record after `after`, and whether the
-        inbox marked it stale (an older change than one already notified): webhook mode only."""
+        inbox marked it stale (an older change than one already notified): webhook mode only. The echoes
+        of the sync's own writes to the record are not the edit's notification, and are left out."""
         if self.receiver is None:
             return None, False
         with sqlite3.connect(self.receiver.inbox.path) as con:
             rows = con.execute("SELECT received_at, stale FROM events WHERE system = ? AND record_id = ? "
-                               "ORDER BY seq", (system, record_id)).fetchall()
+                               "AND own = 0 ORDER BY seq", (system, record_id)).fetchall()
         hits = [(datetime.fromisoformat(r[0]).timestamp(), bool(r[1])) for r in rows]
         return next(((t, stale) for t, stale in hits if t >= after), (None, False))
 
