@@ -42,6 +42,7 @@ from talk_assets.sync.model import write_uses
 from talk_assets.sync.store import first, table_names
 from talk_assets.sync.writer import HeldBack, Row, Writer, nest, to_json_type  # noqa: F401 - still importable from here
 from talk_assets.sync.writers import writer_class, writer_for
+from talk_assets.webhooks.own_writes import OwnWrites
 
 log = logging.getLogger("talk_assets.push")
 
@@ -258,13 +259,16 @@ class Outcome:
     error: ApiError | Exception | None = None
 
 
-def execute(writer: Writer, rows: list[Row], progress: Callable[[int, int], None] | None = None) -> list[Outcome]:
+def execute(writer: Writer, rows: list[Row], progress: Callable[[int, int], None] | None = None,
+            written: Callable[[Outcome, Any], None] | None = None) -> list[Outcome]:
     """The API calls, with no database connection open.
 
     A failure that is the system's (authentication, authorisation, rate limit after the client's
     waits, server error, no answer) stops the calls to that system: the row that met it and every
     row after it are `held` (a create that may have gone through is `unknown`, verified by the next
-    collect), and go again next cycle; only a rejection of the record itself is `failed`."""
+    collect), and go again next cycle; only a rejection of the record itself is `failed`.
+    `written` is told each successful write and the target's answer, at once (the webhook inbox's
+    record of our own writes, talk_assets/webhooks/own_writes.py)."""
     out: list[Outcome] = []
     stop: ApiError | None = None
     for i, row in enumerate(rows):
@@ -275,12 +279,14 @@ def execute(writer: Writer, rows: list[Row], progress: Callable[[int, int], None
             progress(i, len(rows))
         try:
             if row.action == "create":
-                created = writer.create(row)
-                out.append(Outcome(row, "created", writer.new_record_id(row, created)))
+                answer = writer.create(row)
+                out.append(Outcome(row, "created", writer.new_record_id(row, answer)))
             else:
                 fields = [f for f in row.changed_fields if f in row.payload]
-                writer.update(row, fields)
+                answer = writer.update(row, fields)
                 out.append(Outcome(row, "updated", row.record_id))
+            if written is not None:
+                written(out[-1], answer)
         except HeldBack as exc:  # the data is not ready for this target yet: this row only waits
             out.append(Outcome(row, "held", row.record_id, exc))
         except ApiError as exc:
@@ -559,7 +565,14 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
     now = datetime.now(UTC)
     with connect_fn() as con:
         record_intents(con, rows, now)
-    outcomes = execute(writer, rows, progress)
+    own = OwnWrites.open(view.system)
+    try:
+        outcomes = execute(writer, rows, progress, written=None if own is None else (
+            lambda o, answer: own.add(view.entity, o.record_id, "create" if o.status == "created" else "update",
+                                      answer)))
+    finally:
+        if own is not None:
+            own.close()
     outcomes += [Outcome(r, "failed", None, ValueError(
         f"{view.system} {view.name} for {r.gid}: required field(s) {', '.join(missing_required(view, r))} "
         "empty in every linked record; not sent")) for r in incomplete]

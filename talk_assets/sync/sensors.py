@@ -98,7 +98,8 @@ def build_inbox_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDefi
 
     The cursor is the inbox's sequence number; the run key is derived from the notifications' ids,
     so a re-evaluated tick asks for the same run and a redelivered notification (already dropped by
-    the inbox's unique id) starts nothing. The run collects the changed entities from the API, like
+    the inbox's unique id) starts nothing. A notification of a write the sync made itself (recorded
+    by the push, matched by the record's change time) starts nothing either. The run collects the changed entities from the API, like
     a polling run: a notification is a reason to look, not data.
     """
     sources = {s.entity: s for s in SOURCES if s.system == system}
@@ -114,9 +115,11 @@ def build_inbox_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDefi
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         after = int(context.cursor or 0)
         with Inbox() as inbox:
+            inbox.claim_own(system, after)  # echoes of our own writes that came before the push recorded them
             pending = inbox.pending(system, after)
         if not pending:
-            return dg.SensorResult(skip_reason="no notification since the last run request")
+            return dg.SensorResult(skip_reason="no notification since the last run request but the echoes of "
+                                               "the sync's own writes")
         busy = context.instance.get_runs_count(dg.RunsFilter(job_name=job_name, statuses=[
             dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]))
         if busy:  # the cursor stays: the notifications are read again once the waiting run has started

@@ -10,6 +10,15 @@ durability at commit (`synchronous=FULL`: a notification we answered 200 to surv
 A record's newest notified change time is kept too, so an older notification arriving after a
 newer one (the senders do not promise order: Shopify and Squarespace say so) is stored as stale
 and starts nothing: the newer one's run already read the record as it is now.
+
+The sync's own writes come back as notifications too (the target tells every subscriber, us
+included). A push records each record it wrote here (`own_writes`: what it did and the record's
+change time the target answered with); a notification that matches one is stored as `own` and
+starts no run (a run would collect our own write and find nothing new). One write claims one
+notification, so a person's edit of the same record in the same second (Shopify's `updated_at` has
+whole seconds) is a second notification that nothing claims: it starts a run. Own notifications do
+not move a record's newest change time: a run was not requested for them, so an older person's edit
+arriving after our echo is not stale.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -26,6 +36,7 @@ from talk_assets.settings import settings
 
 INBOX_FILE = "webhooks.sqlite"
 ROTATION_GRACE_S = 3600
+OWN_WRITES_KEPT_S = 48 * 3600  # Squarespace retries for up to 48 hours, Shopify 4: a later echo starts a run
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -38,8 +49,19 @@ CREATE TABLE IF NOT EXISTS events (
     updated_at TEXT,
     received_at TEXT NOT NULL,
     stale INTEGER NOT NULL DEFAULT 0,
+    own INTEGER NOT NULL DEFAULT 0,
+    action TEXT,
     UNIQUE (system, event_id)
 );
+CREATE TABLE IF NOT EXISTS own_writes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    system TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    action TEXT NOT NULL,        -- create | update
+    updated_at TEXT,             -- the record's change time in the target's answer (UTC text), if any
+    written_at TEXT NOT NULL,
+    claimed_seq INTEGER          -- the notification it matched, once one did
+);
+CREATE INDEX IF NOT EXISTS own_writes_record ON own_writes (system, entity, record_id);
 CREATE TABLE IF NOT EXISTS record_times (
     system TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL, updated_at TEXT NOT NULL,
     PRIMARY KEY (system, entity, record_id)
@@ -64,6 +86,7 @@ class Notification(BaseModel):
     entity: str
     record_id: str | None = None
     updated_at: str | None = None  # the record's change time (ISO 8601, UTC), for ordering
+    action: Literal["create", "update", "delete"] | None = None  # from the topic, where it says
 
 
 @dataclass(frozen=True)
@@ -89,14 +112,25 @@ def _utc(iso: str) -> str:
 class Inbox:
     """Append verified notifications; read the ones after a cursor. Safe across threads and processes."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, durable: bool = True) -> None:
+        """`durable=False` (the push's own-write log): commits are not synced to disk one by one; a
+        record lost in a power cut costs one run that finds nothing new, never a change."""
         self.path = Path(path or inbox_path())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._con = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
         self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.execute("PRAGMA synchronous=FULL")
+        self._con.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self._migrate()
         self._con.executescript(SCHEMA)
+
+    def _migrate(self) -> None:
+        """An inbox written before own writes were recorded gets the new columns of `events`."""
+        cols = {r[1] for r in self._con.execute("PRAGMA table_info(events)").fetchall()}
+        if cols and "own" not in cols:
+            self._con.execute("ALTER TABLE events ADD COLUMN own INTEGER NOT NULL DEFAULT 0")
+        if cols and "action" not in cols:
+            self._con.execute("ALTER TABLE events ADD COLUMN action TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -109,8 +143,9 @@ class Inbox:
         self.close()
 
     def append(self, n: Notification) -> str:
-        """Store a notification: 'new', 'duplicate' (its id was seen) or 'stale' (a strictly older change
-        of a record than one already notified)."""
+        """Store a notification: 'new', 'duplicate' (its id was seen), 'own' (the echo of a write the
+        sync recorded, see `record_own`) or 'stale' (a strictly older change of a record than one
+        already notified)."""
         now = datetime.now(UTC).isoformat(timespec="microseconds")
         updated = _utc(n.updated_at) if n.updated_at else None
         with self._lock:
@@ -121,8 +156,10 @@ class Inbox:
                                (n.system, n.event_id)).fetchone():
                     con.execute("ROLLBACK")
                     return "duplicate"
+                own = None if n.record_id is None else _own_match(con, n.system, n.entity, n.record_id, updated,
+                                                                  n.action)
                 stale = False
-                if updated and n.record_id is not None:
+                if own is None and updated and n.record_id is not None:
                     row = con.execute("SELECT updated_at FROM record_times WHERE system = ? AND entity = ? "
                                       "AND record_id = ?", (n.system, n.entity, n.record_id)).fetchone()
                     # strictly older only: an equal time may be another change in the same second (Shopify's
@@ -131,21 +168,89 @@ class Inbox:
                     if not stale:
                         con.execute("INSERT OR REPLACE INTO record_times VALUES (?, ?, ?, ?)",
                                     (n.system, n.entity, n.record_id, updated))
-                con.execute("INSERT INTO events (system, event_id, topic, entity, record_id, updated_at, "
-                            "received_at, stale) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (n.system, n.event_id, n.topic, n.entity, n.record_id, updated, now, int(stale)))
+                cur = con.execute("INSERT INTO events (system, event_id, topic, entity, record_id, updated_at, "
+                                  "received_at, stale, own, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                  (n.system, n.event_id, n.topic, n.entity, n.record_id, updated, now, int(stale),
+                                   int(own is not None), n.action))
+                if own is not None:
+                    con.execute("UPDATE own_writes SET claimed_seq = ? WHERE id = ?", (cur.lastrowid, own))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return "stale" if stale else "new"
+        return "own" if own is not None else "stale" if stale else "new"
+
+    # -- the sync's own writes -----------------------------------------------------------------------
+    def record_own(self, system: str, entity: str, record_id: str, action: str, updated_at: str | None) -> None:
+        """A record the sync has just written (`action` create or update) and the change time the
+        target answered with: its notification, when it comes, is `own` and starts no run."""
+        updated = _utc(updated_at) if updated_at else None
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        with self._lock:
+            self._con.execute("INSERT INTO own_writes (system, entity, record_id, action, updated_at, written_at) "
+                              "VALUES (?, ?, ?, ?, ?, ?)", (system, entity, str(record_id), action, updated, now))
+
+    def forget_old_own_writes(self) -> None:
+        """Own writes no notification claimed within the senders' retry window (a dropped notification,
+        an unsubscribed target): an echo after that starts a run, which finds nothing new."""
+        cutoff = (datetime.now(UTC) - timedelta(seconds=OWN_WRITES_KEPT_S)).isoformat(timespec="microseconds")
+        with self._lock:
+            self._con.execute("DELETE FROM own_writes WHERE written_at < ?", (cutoff,))
+
+    def claim_own(self, system: str, after: int) -> int:
+        """Mark the notifications after `after` that echo a recorded own write as `own` (the sensor's
+        step before it reads `pending`): a notification can arrive before the push that caused it has
+        recorded its write. The record's newest change time is then set from its other notifications
+        again, and a notification stored stale only against the echo is fresh again."""
+        claimed = 0
+        with self._lock:
+            con = self._con
+            # the sensor asks every second: take the write lock only when there is something to match
+            if not con.execute("SELECT 1 FROM events e WHERE e.system = ? AND e.seq > ? AND e.own = 0 AND e.stale = 0 "
+                               "AND EXISTS (SELECT 1 FROM own_writes w WHERE w.system = e.system AND w.entity = "
+                               "e.entity AND w.record_id = e.record_id AND w.claimed_seq IS NULL) LIMIT 1",
+                               (system, after)).fetchone():
+                return 0
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                rows = con.execute("SELECT seq, entity, record_id, updated_at, action FROM events WHERE system = ? "
+                                   "AND seq > ? AND own = 0 AND stale = 0 AND record_id IS NOT NULL ORDER BY seq",
+                                   (system, after)).fetchall()
+                touched: set[tuple[str, str]] = set()
+                for seq, entity, record_id, updated, action in rows:
+                    own = _own_match(con, system, entity, record_id, updated, action)
+                    if own is None:
+                        continue
+                    con.execute("UPDATE events SET own = 1 WHERE seq = ?", (seq,))
+                    con.execute("UPDATE own_writes SET claimed_seq = ? WHERE id = ?", (seq, own))
+                    touched.add((entity, record_id))
+                    claimed += 1
+                for entity, record_id in touched:
+                    key = (system, entity, record_id)
+                    newest = con.execute("SELECT max(updated_at) FROM events WHERE system = ? AND entity = ? AND "
+                                         "record_id = ? AND own = 0 AND stale = 0", key).fetchone()[0]
+                    con.execute("UPDATE events SET stale = 0 WHERE system = ? AND entity = ? AND record_id = ? "
+                                "AND seq > ? AND stale = 1 AND own = 0 AND (? IS NULL OR updated_at >= ?)",
+                                (*key, after, newest, newest))
+                    newest = con.execute("SELECT max(updated_at) FROM events WHERE system = ? AND entity = ? AND "
+                                         "record_id = ? AND own = 0 AND stale = 0", key).fetchone()[0]
+                    if newest is None:
+                        con.execute("DELETE FROM record_times WHERE system = ? AND entity = ? AND record_id = ?", key)
+                    else:
+                        con.execute("INSERT OR REPLACE INTO record_times VALUES (?, ?, ?, ?)", (*key, newest))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return claimed
 
     def pending(self, system: str, after: int, limit: int = 5000) -> list[Pending]:
-        """Fresh (not stale) notifications of `system` after sequence number `after`, oldest first."""
+        """Fresh notifications of `system` after sequence number `after` that are not the echo of our own
+        writes, oldest first."""
         with self._lock:
             rows = self._con.execute(
                 "SELECT seq, event_id, entity, record_id FROM events WHERE system = ? AND seq > ? AND stale = 0 "
-                "ORDER BY seq LIMIT ?", (system, after, limit)).fetchall()
+                "AND own = 0 ORDER BY seq LIMIT ?", (system, after, limit)).fetchall()
         return [Pending(*r) for r in rows]
 
     def last_seq(self, system: str) -> int:
@@ -155,10 +260,12 @@ class Inbox:
 
     def counts(self, system: str) -> dict[str, int]:
         with self._lock:
-            rows = self._con.execute("SELECT stale, count(*) FROM events WHERE system = ? GROUP BY stale",
+            rows = self._con.execute("SELECT own, stale, count(*) FROM events WHERE system = ? GROUP BY own, stale",
                                      (system,)).fetchall()
-        d = dict(rows)
-        return {"fresh": int(d.get(0, 0)), "stale": int(d.get(1, 0))}
+        own = sum(n for o, _s, n in rows if o)
+        stale = sum(n for o, st, n in rows if st and not o)
+        fresh = sum(n for o, st, n in rows if not st and not o)
+        return {"fresh": int(fresh), "stale": int(stale), "own": int(own)}
 
     # -- per-subscription secrets (Squarespace returns one per subscription) -----------------------
     def save_secret(self, system: str, subscription_id: str, secret: str) -> None:
@@ -192,3 +299,15 @@ class Inbox:
             rows = self._con.execute("SELECT subscription_id FROM subscriptions WHERE system = ?",
                                      (system,)).fetchall()
         return [r[0] for r in rows]
+
+
+def _own_match(con: sqlite3.Connection, system: str, entity: str, record_id: str, updated: str | None,
+               action: str | None) -> int | None:
+    """The oldest unclaimed own write a notification of this record echoes: the same change time as the
+    target answered our write with, or (where a notification has no record time, as Squarespace's)
+    the creation of a record we created: nobody else creates a record with the id the target gave us."""
+    row = con.execute(
+        "SELECT id FROM own_writes WHERE system = ? AND entity = ? AND record_id = ? AND claimed_seq IS NULL "
+        "AND ((updated_at IS NOT NULL AND updated_at = ?) OR (action = 'create' AND ? = 'create')) "
+        "ORDER BY id LIMIT 1", (system, entity, str(record_id), updated, action)).fetchone()
+    return None if row is None else int(row[0])

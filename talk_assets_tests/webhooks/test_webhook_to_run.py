@@ -57,3 +57,49 @@ def test_an_edit_arrives_through_a_webhook_into_a_run(synced: SyncHarness, sandb
     finally:
         receiver.stop()
         receiver.inbox.close()
+
+
+def test_the_sync_s_own_writes_come_back_as_notifications_that_start_no_run(
+        synced: SyncHarness, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run pushes a CRM edit to the webshop; the webshop notifies us of that write (as it notifies
+    every subscriber), and its inbox sensor requests nothing for it. A person's edit of the same webshop
+    record right after does start a run."""
+    monkeypatch.setenv("TALK_DATA_DIR", str(synced.data))
+    monkeypatch.setenv("TALK_WEBHOOK_PUBLIC_URL", "https://sync.example.no")  # webhooks on: pushes record writes
+    receiver = ReceiverServer(Inbox(synced.data / "webhooks.sqlite"), host="127.0.0.1", port=0).start()
+    try:
+        for system in ("customcrm", "customwebshop"):
+            sandbox_subscribe(sandbox.url(system), system, receiver.url)
+        crm_view, ws_view = V["customcrm.customer"], V["customwebshop.customer"]
+        gid, crm_id = synced.sql(
+            "SELECT c.gid, c.record_id FROM links c JOIN links w ON w.gid = c.gid AND w.view = ? WHERE c.view = ? "
+            "AND c.gid NOT IN (SELECT gid FROM dead_letters) ORDER BY c.gid DESC LIMIT 1",
+            [ws_view.vkey, crm_view.vkey])[0]
+        ws_id = synced.member(gid, ws_view)
+        phone = f"+479{int(time.time() * 1000) % 10**7:07d}"
+        synced.client("customcrm").update_record("customers", crm_id, {"phone": phone})
+        assert sandbox.control("customcrm", "POST", "webhooks/flush", json={"timeout_s": 15})["idle"]
+        cursors = {s: str(receiver.inbox.last_seq(s)) for s in ("customwebshop",)}
+        crm_tick = build_inbox_sensor("customcrm").evaluate_tick(dg.build_sensor_context(instance=synced.instance))
+        [request] = crm_tick.run_requests
+        report = synced.cycle(selection=list(request.asset_selection), tags=dict(request.tags))
+        assert report.pushed["customwebshop.customer"].updated >= 1
+        assert synced.client("customwebshop").get_record("customers", ws_id)["phone"] == phone
+        for system in ("customcrm", "customwebshop"):
+            assert sandbox.control(system, "POST", "webhooks/flush", json={"timeout_s": 15})["idle"]
+        assert receiver.counts["customwebshop own"] >= 1, dict(receiver.counts)  # the echo came, and is ours
+        assert receiver.counts["customwebshop new"] == 0, dict(receiver.counts)
+        for system, cursor in (("customcrm", crm_tick.cursor), ("customwebshop", cursors["customwebshop"])):
+            quiet = build_inbox_sensor(system).evaluate_tick(
+                dg.build_sensor_context(instance=synced.instance, cursor=cursor))
+            assert quiet.run_requests == [], (system, quiet.run_requests)
+        # a person edits the record the sync has just written: that is a change, and starts a run
+        synced.client("customwebshop").update_record("customers", ws_id, {"first_name": "Ærlige Åse 🙂"})
+        assert sandbox.control("customwebshop", "POST", "webhooks/flush", json={"timeout_s": 15})["idle"]
+        edit = build_inbox_sensor("customwebshop").evaluate_tick(
+            dg.build_sensor_context(instance=synced.instance, cursor=cursors["customwebshop"]))
+        [req] = edit.run_requests
+        assert req.tags["talk/changed"] == "customers" and req.tags["talk/notifications"] == "1"
+    finally:
+        receiver.stop()
+        receiver.inbox.close()

@@ -59,8 +59,9 @@ def receive(spec: SystemSpec, headers: Mapping[str, str], body: bytes, inbox: In
     rec = data.get("data") if isinstance(data.get("data"), dict) else {}
     rid = rec.get("id")
     updated = rec.get("updated_at") if isinstance(rec.get("updated_at"), str) else None
+    verb = {"created": "create", "updated": "update", "deleted": "delete"}[kind.rsplit(".", 1)[1]]
     return Notification(system=spec.key, event_id=headers["webhook-id"], topic=kind, entity=entity,
-                        record_id=None if rid is None else str(rid), updated_at=updated)
+                        record_id=None if rid is None else str(rid), updated_at=updated, action=verb)
 
 
 # -- sandbox side --------------------------------------------------------------------------------

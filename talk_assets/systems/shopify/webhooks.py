@@ -75,7 +75,13 @@ def receive(headers: Mapping[str, str], body: bytes, inbox: Inbox) -> Notificati
     rid = data.get("id")
     updated = data.get("updated_at") if isinstance(data.get("updated_at"), str) else None
     return Notification(system="shopify", event_id=webhook_id, topic=topic, entity=TOPICS[topic],
-                        record_id=None if rid is None else str(rid), updated_at=updated)
+                        record_id=None if rid is None else str(rid), updated_at=updated, action=action(topic))
+
+
+def action(topic: str) -> str:
+    """`customers/create` -> create; `orders/updated`, `orders/cancelled` -> update; `.../delete` -> delete."""
+    verb = topic.rsplit("/", 1)[-1]
+    return verb if verb in ("create", "delete") else "update"
 
 
 # -- subscriptions (the sync's side) -------------------------------------------------------------

@@ -68,7 +68,8 @@ def receive(headers: Mapping[str, str], body: bytes, inbox: Inbox) -> Notificati
     rid = order.get("orderId")
     created = data.get("createdOn") if isinstance(data.get("createdOn"), str) else None
     return Notification(system="squarespace", event_id=nid, topic=str(topic), entity=TOPICS[str(topic)],
-                        record_id=None if rid is None else str(rid), updated_at=created)
+                        record_id=None if rid is None else str(rid), updated_at=created,
+                        action="create" if topic == "order.create" else "update")
 
 
 # -- subscriptions (the sync's side) -------------------------------------------------------------
