@@ -9,7 +9,8 @@ then selects only:
 - **changed** entities (probe differs, never collected, or the probe failed now) with everything
   downstream: their merges, the link table, the mappings and pushes they reach;
 - **pending** targets, views with writes still to make (held by a system failure or the circuit
-  breaker, replayed dead letters, creates whose answer was lost): their own entity with its
+  breaker, replayed dead letters, creates whose answer was lost) or dead letters the target already
+  holds as intended (`push.resolve_present`): their own entity with its
   downstream, as if it had changed, so the retry starts from a fresh read of the target;
 - **recheck** entities, last read less than the lookback ago (`TALK_COLLECT_LOOKBACK_S`): a late commit carrying an older change time does not move the probe
   (newest change time and count), so the collect alone runs; a record it finds starts a follow-up
@@ -34,6 +35,7 @@ from talk_assets.sync.collect import lookback_window
 from talk_assets.sync.declaration import SOURCES, Source, View, source_of
 from talk_assets.sync.mapping import payload_fields, target_views
 from talk_assets.sync.merge import table
+from talk_assets.sync.push import present_dead_letters
 from talk_assets.sync.sensors import downstream_of
 from talk_assets.sync.store import code_digest, first, table_names
 
@@ -132,7 +134,8 @@ def plan_cycle(con: duckdb.DuckDBPyConnection, probes: dict[str, str | None],
             plan.recheck.append(src)
     existing = table_names(con)
     plan.pending = [v for v in target_views() if table("mapped", v.vkey).strip('"') in existing
-                    and source_of(v) not in plan.changed and pending_writes(con, v)]
+                    and source_of(v) not in plan.changed
+                    and (pending_writes(con, v) or present_dead_letters(con, v))]
     plan.recheck = [s for s in plan.recheck if s not in {source_of(v) for v in plan.pending}]
     return plan
 

@@ -161,15 +161,21 @@ def resolve_refs(con: duckdb.DuckDBPyConnection, view: View, rows: list[Row]) ->
                 r.payload[f] = found[r.refs[f]]
 
 
+def present_dead_letters(con: duckdb.DuckDBPyConnection, view: View) -> int:
+    """How many open dead letters of `view` `resolve_present` would resolve now (the cycle's plan runs
+    the push for them)."""
+    return int(first(con, f"""
+        SELECT count(*) FROM dead_letters d JOIN {table("mapped", view.vkey)} m ON m.gid = d.gid
+        WHERE d.view = ? AND d.resolved_at IS NULL AND m.action = 'unchanged' AND m.nsid IS NOT NULL""",
+                     [view.vkey])[0])
+
+
 def resolve_present(con: duckdb.DuckDBPyConnection, view: View, now: datetime) -> int:
     """Resolve the open dead letters whose record the last collect found in the target as intended:
     linked, and its current values equal what the merged entity wants (the mapped row is
     `unchanged`). The write went through after all (its answer was lost) or someone fixed it."""
     mapped = table("mapped", view.vkey)
-    n = first(con, f"""
-        SELECT count(*) FROM dead_letters d JOIN {mapped} m ON m.gid = d.gid
-        WHERE d.view = ? AND d.resolved_at IS NULL AND m.action = 'unchanged' AND m.nsid IS NOT NULL""",
-              [view.vkey])[0]
+    n = present_dead_letters(con, view)
     if n:
         con.execute(f"""
             UPDATE dead_letters SET resolved_at = ?, resolution = 'present' WHERE view = ? AND resolved_at IS NULL
