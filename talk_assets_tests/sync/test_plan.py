@@ -28,6 +28,12 @@ def world(rel: Harness) -> Harness:
     return rel
 
 
+def _linked(h: Harness, view: str, other: str, n: int = 1) -> list[str]:
+    """`n` records of `view` linked to a record of `other`."""
+    return [r[0] for r in h.sql("SELECT record_id FROM links WHERE view = ? AND gid IN "
+                                "(SELECT gid FROM links WHERE view = ?) ORDER BY record_id LIMIT ?", [view, other, n])]
+
+
 def _state(h: Harness) -> tuple:
     return (h.sql("SELECT name, built_at FROM derived_state ORDER BY name"),
             h.sql("SELECT max(version) FROM link_versions"),
@@ -54,8 +60,7 @@ def test_an_edit_runs_only_what_it_reaches_and_arrives(world: Harness, no_lookba
     world.cycle()
     t = uuid.uuid4().hex[:8]
     crm = world.client("customcrm")
-    rid = world.sql("SELECT record_id FROM links WHERE view = 'customcrm.product' "
-                    "AND gid IN (SELECT gid FROM links WHERE view = 'customwebshop.product') LIMIT 1")[0][0]
+    rid = _linked(world, "customcrm.product", "customwebshop.product")[0]
     crm.update_record("products", rid, {"description": f"Plan {t}\nmed linjeskift 🧶"})
     report = world.cycle()
     assert [s.key for s in report.plan.changed] == ["customcrm.products"], report.plan.summary()
@@ -71,8 +76,7 @@ def test_a_write_held_by_a_system_failure_is_retried_though_nothing_changed(worl
     world.cycle()
     t = uuid.uuid4().hex[:8]
     crm = world.client("customcrm")
-    rid = world.sql("SELECT record_id FROM links WHERE view = 'customcrm.customer' "
-                    "AND gid IN (SELECT gid FROM links WHERE view = 'shopify.customer') LIMIT 1")[0][0]
+    rid = _linked(world, "customcrm.customer", "shopify.customer")[0]
     crm.update_record("customers", rid, {"phone": f"+47 9{int(t, 16) % 10_000_000:07d}"})
     world.faults(("shopify",), error_rate=1.0, error_statuses=[503], seed=3)
     try:
@@ -91,8 +95,7 @@ def test_a_late_commit_that_leaves_the_probe_unchanged_is_found_by_the_recheck(w
     change) does not move, so within the lookback the collect re-reads and a follow-up run carries it."""
     world.until_quiet()
     crm = world.client("customcrm")
-    ids = [r[0] for r in world.sql("SELECT record_id FROM links WHERE view = 'customcrm.product' "
-                                   "AND gid IN (SELECT gid FROM links WHERE view = 'customwebshop.product') LIMIT 2")]
+    ids = _linked(world, "customcrm.product", "customwebshop.product", 2)
     t = uuid.uuid4().hex[:8]
     newest = crm.update_record("products", ids[0], {"description": f"Nyeste {t}"})  # the newest change time
     world.cycle()
