@@ -35,7 +35,7 @@ from talk_assets.sync.collect import lookback_window
 from talk_assets.sync.declaration import SOURCES, Source, View, source_of
 from talk_assets.sync.mapping import payload_fields, target_views
 from talk_assets.sync.merge import table
-from talk_assets.sync.push import present_dead_letters
+from talk_assets.sync.push import parked_join, present_dead_letters
 from talk_assets.sync.sensors import downstream_of
 from talk_assets.sync.store import code_digest, first, table_names
 
@@ -148,10 +148,9 @@ def pending_writes(con: duckdb.DuckDBPyConnection, view: View) -> int:
                for f, p, _ in payload_fields(view) if p == "customer"]
     row = first(con, f"""
         SELECT count(*) FROM {table('mapped', view.vkey)} m
-        LEFT JOIN dead_letters d ON d.view = ? AND d.gid = m.gid AND d.payload_hash = m.payload_hash
-             AND d.resolved_at IS NULL AND NOT d.replay
+        {parked_join(view)}
         WHERE m.action IN ('create', 'update') AND d.id IS NULL
-          {"AND NOT (" + " OR ".join(waiting) + ")" if waiting else ""}""", [view.vkey])
+          {"AND NOT (" + " OR ".join(waiting) + ")" if waiting else ""}""")
     return int(row[0]) if row else 0
 
 

@@ -105,6 +105,13 @@ class PushResult:
         return meta
 
 
+def parked_join(view: View) -> str:
+    """Joins `d` to the mapped row `m` when it is parked: an open dead letter of the same payload that
+    nobody asked to replay (retried only when its payload changes or on `dlq replay`)."""
+    return (f"LEFT JOIN dead_letters d ON d.view = '{view.vkey}' AND d.gid = m.gid AND d.payload_hash = m.payload_hash\n"
+            "             AND d.resolved_at IS NULL AND NOT d.replay")
+
+
 def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], int, int]:
     """Pending rows (minus parked dead letters and unverified creates), the dataset size, and how
     many rows were held back."""
@@ -119,8 +126,7 @@ def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], in
         FROM {mapped} m
         LEFT JOIN raw_current cur ON cur.system = '{src.system}' AND cur.entity = '{src.entity}'
              AND cur.record_id = coalesce(m.parent_id, m.record_id)
-        LEFT JOIN dead_letters d ON d.view = '{view.vkey}' AND d.gid = m.gid AND d.payload_hash = m.payload_hash
-             AND d.resolved_at IS NULL AND NOT d.replay
+        {parked_join(view)}
         LEFT JOIN push_intents i ON i.view = '{view.vkey}' AND i.gid = m.gid AND m.action = 'create'
              AND i.started_at >= coalesce((SELECT last_collected_at FROM collect_state
                                            WHERE system = '{src.system}' AND entity = '{src.entity}'), i.started_at)
