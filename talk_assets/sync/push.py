@@ -567,7 +567,7 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
     writer = writer_for(view.system, client)
     waiting = [r for r in rows if r.action == "create" and _missing_ref(view, r)]
     waiting_ids = {id(r) for r in waiting}
-    incomplete = [r for r in rows if r.action == "create" and id(r) not in waiting_ids and missing_required(view, r)]
+    incomplete = [r for r in rows if id(r) not in waiting_ids and missing_required(view, r)]
     held_back = {id(r) for r in waiting} | {id(r) for r in incomplete}  # by identity: Row == compares payloads
     rows = [r for r in rows if id(r) not in held_back]
     if settings.dry_run:
@@ -586,8 +586,10 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
         if own is not None:
             own.close()
     outcomes += [Outcome(r, "failed", None, ValueError(
-        f"{view.system} {view.name} for {r.gid}: required field(s) {', '.join(missing_required(view, r))} "
-        "empty in every linked record; not sent")) for r in incomplete]
+        f"{view.system} {view.name} {r.record_id or 'new'} for {r.gid}: required field(s) "
+        f"{', '.join(missing_required(view, r))} empty in every linked record; "
+        + ("not created" if r.action == "create" else "not cleared in the target (nothing of this update sent)")))
+        for r in incomplete]
     with connect_fn() as con:
         res = record_outcomes(con, view, outcomes, datetime.now(UTC), run_id)
     res.skipped += held
@@ -597,9 +599,11 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
 
 
 def missing_required(view: View, row: Row) -> list[str]:
-    """Target fields a new record needs that the merged entity has no value for."""
+    """Required target fields a write would leave empty: any of them in a new record, or one an update
+    would clear (a record that never had it is not made worse by an update of its other fields)."""
     return [f for f, p, _ in payload_fields(view)
-            if p in REQUIRED[view.global_type] and row.payload.get(f) in (None, "", "[]")]
+            if p in REQUIRED[view.global_type] and row.payload.get(f) in (None, "", "[]")
+            and (row.action == "create" or f in row.changed_fields)]
 
 
 def _missing_ref(view: View, row: Row) -> bool:

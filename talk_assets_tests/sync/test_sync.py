@@ -452,25 +452,27 @@ def test_cli_sync_once_prints_a_summary_and_dry_run_makes_no_writes(sync: Sync) 
 
 
 def test_a_failing_blocking_check_holds_the_pushes_that_depend_on_it(sync: Sync) -> None:
-    """Above the thresholds `required_fields` fails (ERROR) and Dagster skips the pushes downstream of
-    that mapping in the same run, in the CLI and in the UI's instance; below them it passes and lists
-    the records the push will reject one by one."""
+    """Two companies with different organisation numbers share an accountant's mailbox, so the e-mail
+    merge joins them: `customers_not_collapsed` fails (ERROR) and Dagster skips the pushes downstream
+    of the customer merge in the same run, in the CLI and in the UI's instance; once the data is
+    corrected the check passes and the held writes go out."""
     t = uid()
-    po = sync.client("poweroffice")
-    for i in range(2):  # persons without an e-mail: Shopify requires one for a new customer
-        po.create_record("customers", {"IsPerson": True, "FirstName": "Uten", "LastName": f"Epost{i}{t}",
-                                       "Name": f"Uten Epost{i}{t}"})
+    mailbox = f"regnskap{t}@example.no"
+    sync.client("customcrm").create_record("customers", {"name": f"Firma A {t}", "email": mailbox,
+                                                         "organization_number": "912345670", "customer_type": "company"})
+    po = sync.client("poweroffice").create_record("customers", {"IsPerson": False, "Name": f"Firma B {t}",
+                                                                "EmailAddress": mailbox, "OrganizationNumber": "987654325"})
     # and a product edit in the same run, whose pushes do not depend on the customers' check
     rid = sync.sql("SELECT record_id FROM links WHERE view = 'customcrm.product' AND gid IN "
                    "(SELECT gid FROM links WHERE view = 'shopify.sesamproduct') ORDER BY record_id LIMIT 1")[0][0]
     sync.client("customcrm").update_record("products", rid, {"description": f"Uavhengig {t}"})
     sync.reset_stats()
-    env = {**os.environ, "TALK_CHECK_MAX_BAD_SHARE": "0", "TALK_CHECK_MIN_BAD_ROWS": "2"}
+    env = {**os.environ}
     env.pop("DAGSTER_HOME", None)
     run = subprocess.run([sys.executable, "-m", "talk_assets.cli", "sync", "--once", "--quiet",
                           "--data-dir", str(sync.data)], capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 1, run.stderr
-    assert "blocking check failed: shopify/mapped/customer required_fields" in run.stderr, run.stderr
+    assert "blocking check failed: merge/customer customers_not_collapsed" in run.stderr, run.stderr
     assert "held: shopify.customer push did not run: blocking check failed upstream" in run.stderr, run.stderr
     assert "held: shopify.order push did not run" in run.stderr  # orders wait for their customers
     customer_writes = {k: n for k, n in sync.box.stats("shopify")["requests"].items()
@@ -480,18 +482,52 @@ def test_a_failing_blocking_check_holds_the_pushes_that_depend_on_it(sync: Sync)
         run_id = instance.get_runs(dg.RunsFilter(job_name="sync_job"), limit=1)[0].run_id
         events = [r.dagster_event for r in instance.all_logs(run_id) if r.dagster_event]
     started = {e.step_key for e in events if e.event_type_value == "STEP_START"}
-    assert "shopify__mapped__customer" in started and "shopify__pushed__customer" not in started, started
+    assert "shopify__mapped__customer" not in started and "shopify__pushed__customer" not in started, started
     assert "shopify__pushed__sesamproduct" in started  # a push that does not depend on it ran
     failed = [e.event_specific_data for e in events if e.event_type_value == "ASSET_CHECK_EVALUATION"
               and not e.event_specific_data.passed]
     assert [(f.asset_key.to_user_string(), f.check_name, f.severity) for f in failed] == \
-        [("shopify/mapped/customer", "required_fields", dg.AssetCheckSeverity.ERROR)]
-    # below the thresholds (defaults: 5 % and 10 rows) the check passes and names the two records; a
-    # full cycle, since a planned one has nothing to run for them (held for their missing e-mail, they
-    # are no pending write)
-    report = sync.cycle(full=True)
+        [("merge/customer", "customers_not_collapsed", dg.AssetCheckSeverity.ERROR)]
+    # the user finds they are one company after all and corrects its number in PowerOffice: the check
+    # passes and the held writes go out (a link once made is kept, so a wrong link is not undone by
+    # changing the e-mail; the check holds the push before it spreads)
+    sync.client("poweroffice").update_record("customers", str(po["Id"]), {"OrganizationNumber": "912345670"})
+    report = sync.cycle()
     assert not report.held and not report.failed_checks and "shopify.customer" in report.pushed
     sync.until_quiet()
+    assert sync.sql("SELECT count(*) FROM links WHERE view = 'shopify.customer' AND gid IN "
+                    "(SELECT gid FROM links WHERE record_id = ? AND view LIKE 'poweroffice.customers%')",
+                    [str(po["Id"])])[0][0] == 1
+
+
+def test_the_share_thresholds_hold_a_push_only_above_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`TALK_CHECK_MAX_BAD_SHARE` and `TALK_CHECK_MIN_BAD_ROWS`: both must be exceeded to fail."""
+    from talk_assets.sync.checks import _share_result
+    assert _share_result("c", 9, 10, "", "bad").passed  # 90 %, but fewer than 10 rows
+    assert _share_result("c", 10, 1000, "", "bad").passed  # 10 rows, but 1 %
+    assert not _share_result("c", 10, 100, "", "bad").passed
+    monkeypatch.setenv("TALK_CHECK_MIN_BAD_ROWS", "2")
+    monkeypatch.setenv("TALK_CHECK_MAX_BAD_SHARE", "0")
+    assert not _share_result("c", 2, 1000, "", "bad").passed and _share_result("c", 1, 1000, "", "bad").passed
+
+
+def test_persons_held_for_a_missing_email_do_not_fail_the_check_or_hold_other_pushes(sync: Sync) -> None:
+    """Twelve e-mail-less persons (more than TALK_CHECK_MIN_BAD_ROWS) stay held for Shopify for good;
+    they are not writes, so `required_fields` passes and an edit of a linked customer still arrives."""
+    t = uid()
+    po = sync.client("poweroffice")
+    for i in range(12):
+        po.create_record("customers", {"IsPerson": True, "FirstName": "Uten", "LastName": f"Epost{i}{t}",
+                                       "Name": f"Uten Epost{i}{t}"})
+    sync.until_quiet()
+    held = sync.sql("SELECT count(*) FROM mapped_shopify_customer WHERE action = 'held'")[0][0]
+    assert held >= 12, held
+    rid = sync.sql("SELECT record_id FROM links WHERE view = 'customcrm.customer' AND gid IN "
+                   "(SELECT gid FROM links WHERE view = 'shopify.customer') ORDER BY record_id LIMIT 1")[0][0]
+    sync.client("customcrm").update_record("customers", rid, {"phone": f"+47 9{t[:7].zfill(7)}"})
+    report = sync.cycle()
+    assert not report.failed_checks and not report.held, (report.failed_checks, report.held)
+    assert report.pushed.get("shopify.customer") and report.pushed["shopify.customer"].updated >= 1, report.pushed
 
 
 def test_a_quiet_cycle_reads_nothing_once_the_last_burst_is_older_than_the_lookback(sync: Sync) -> None:
