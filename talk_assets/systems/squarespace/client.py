@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,17 @@ def parse_error(body: Any, resp: requests.Response) -> tuple[str, str | None] | 
     return (f"{kind}: {msg}" if kind else msg), fld
 
 
+def full_read_seconds(raw: str) -> float:
+    """`TALK_SQUARESPACE_INVENTORY_FULL_READ_S`, checked: a bad value names the variable."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"TALK_SQUARESPACE_INVENTORY_FULL_READ_S must be a number of seconds > 0, got {raw!r}")
+    return value
+
+
 class Client(ApiClient):
     """Squarespace Commerce API client: typed methods plus the uniform sync interface."""
 
@@ -58,7 +70,10 @@ class Client(ApiClient):
     entities = ("products", "inventory", "orders")
 
     def __init__(self, origin: str, api_key: str, *, min_interval: float = 0.2,
-                 retry: RetryPolicy | None = None, timeout: tuple[float, float] = (5.0, 30.0)) -> None:
+                 retry: RetryPolicy | None = None, timeout: tuple[float, float] = (5.0, 30.0),
+                 inventory_full_read_s: float = 900.0) -> None:
+        self.inventory_full_read_s = inventory_full_read_s
+        self._probes: dict[str, tuple[float, str]] = {}  # entity -> (monotonic time, probe): see `probe`
         super().__init__(
             f"{origin.rstrip('/')}/1.0/commerce",
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": f"talk-assets/{__version__}"},
@@ -71,6 +86,7 @@ class Client(ApiClient):
 
     @classmethod
     def from_env(cls, **kw: Any) -> Client:
+        kw.setdefault("inventory_full_read_s", full_read_seconds(SQUARESPACE.value("inventory_full_read_s")))
         return cls(SQUARESPACE.url(), SQUARESPACE.value("api_key"), **kw)
 
     # -- pagination ----------------------------------------------------------------------------
@@ -290,26 +306,49 @@ class Client(ApiClient):
         """A token that changes when the entity changes (the collect is skipped while it stays the same).
 
         Products and orders: the newest (modifiedOn, id), found in the narrowest recent window that has
-        any record (`modifiedAfter`/`modifiedBefore` are documented for both lists). Inventory: the
-        Inventory API documents no change filter and no timestamp, and nothing says a stock change bumps
-        the product's modifiedOn, so the probe is a digest of the whole listing (50 items a request: a
-        cheap full comparison). Deletions of products and orders are not seen (the API has no count).
+        any record (`modifiedAfter`/`modifiedBefore` are documented for both lists). Deletions of
+        products and orders are not seen (the API has no count).
+
+        Inventory: `GET /1.0/commerce/inventory` takes only `cursor` (no change filter, no timestamp:
+        https://developers.squarespace.com/commerce-apis/retrieve-all-inventory), nothing documents that
+        a stock change bumps the product's `modifiedOn`, and the webhook topics are only `order.create`,
+        `order.update` and `extension.uninstall` (https://developers.squarespace.com/webhooks/overview).
+        Reading the whole listing to probe it would cost a cycle as much as the data. So the token is made
+        of what suggests a stock change: the orders' probe (an order takes stock, a cancelled one may give
+        it back), the products' probe (a variant added or edited), and the period of
+        `inventory_full_read_s` (TALK_SQUARESPACE_INVENTORY_FULL_READ_S, 900 s) we are in, so the whole
+        listing is read at least that often. Left: a stock edit made in Squarespace's own pages (or by
+        another app) with no order or product change arrives within that period, not at once. The sync's
+        own stock writes are read back by the next cycle's plan (a pending write re-reads its target).
         """
         self._check_entity(entity)
         if entity == "inventory":
-            digest = hashlib.sha256()
-            for item in self.iter_inventory():
-                digest.update(json.dumps([item.get("variantId"), item.get("sku"), item.get("quantity"),
-                                          item.get("isUnlimited")], separators=(",", ":")).encode())
-            return f"inventory:{digest.hexdigest()[:32]}"
+            period = int(time.time() // self.inventory_full_read_s)
+            return f"inventory:{self._probe_cached('orders')}|{self._probe_cached('products')}|{period}"
+        return self._probe_cached(entity)
+
+    def _probe_cached(self, entity: str) -> str:
+        """One probe of products or orders serves the inventory token too, within a few seconds and as
+        long as this client wrote nothing (`request` forgets them on every write)."""
+        hit = self._probes.get(entity)
+        if hit is not None and time.monotonic() - hit[0] < 5.0:
+            return hit[1]
         now = datetime.now(UTC)
+        token = f"{entity}:empty"
         for width in PROBE_WINDOWS:
             it = (self.iter_orders if entity == "orders" else self.iter_products)(
                 modified_after=now - width, modified_before=FAR_FUTURE)
             newest = max(((r.get("modifiedOn") or "", r.get("id") or "") for r in it), default=None)
             if newest:
-                return f"{entity}:{newest[0]}:{newest[1]}"
-        return f"{entity}:empty"
+                token = f"{entity}:{newest[0]}:{newest[1]}"
+                break
+        self._probes[entity] = (time.monotonic(), token)
+        return token
+
+    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
+        if method.upper() != "GET":
+            self._probes.clear()
+        return super().request(method, path, **kw)
 
 
 def _dump(model: Any) -> dict[str, Any]:

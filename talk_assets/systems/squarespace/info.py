@@ -10,5 +10,10 @@ INFO = SystemInfo(
     settings={
         "api_key": Setting("TALK_SQUARESPACE_API_KEY", "sqsp-sandbox-api-key", secret=True,
                            help="Commerce API key (Settings > Advanced > Developer API keys)"),
+        "inventory_full_read_s": Setting(
+            "TALK_SQUARESPACE_INVENTORY_FULL_READ_S", "900",
+            help="seconds between reads of the whole inventory when no order or product change suggests a "
+                 "stock change (its API has no change filter: a stock edit in Squarespace's own pages waits "
+                 "this long)"),
     },
 )

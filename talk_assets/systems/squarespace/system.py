@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from talk_assets.sync.model import System
-from talk_assets.systems.squarespace.client import Client
+from talk_assets.systems.squarespace.client import Client, full_read_seconds
 from talk_assets.systems.squarespace.info import INFO
 from talk_assets.systems.squarespace.sandbox import App
 from talk_assets.systems.squarespace.views import SOURCES, VIEWS
@@ -17,9 +17,10 @@ class SquarespaceResource(dg.ConfigurableResource):
 
     url: str
     api_key: str
+    inventory_full_read_s: str = INFO.settings["inventory_full_read_s"].default
 
     def client(self) -> Client:
-        return Client(self.url, self.api_key)
+        return Client(self.url, self.api_key, inventory_full_read_s=full_read_seconds(self.inventory_full_read_s))
 
 
 SYSTEM = System(info=INFO, resource=SquarespaceResource, client=Client, writer=SystemWriter, sandbox=App,

@@ -1,31 +1,73 @@
-"""The inventory change probe uses only what the Inventory API documents (issue 12).
+"""The inventory probe uses only what Squarespace documents, and costs no inventory read (issues 12, 15).
 
 `GET /1.0/commerce/inventory` takes only `cursor` (https://developers.squarespace.com/commerce-apis/retrieve-all-inventory):
-no change filter, and no documentation says a stock change bumps the product's `modifiedOn`. The
-sandbox therefore does not bump it, and the probe compares a digest of the whole (cheap, 50 a page)
-listing: a stock change is seen, a quiet store probes the same.
+no change filter, no timestamp, no webhook topic, and no documentation says a stock change bumps the
+product's `modifiedOn` (the sandbox does not bump it). The probe is made of what suggests a stock
+change (orders, products) and the period of TALK_SQUARESPACE_INVENTORY_FULL_READ_S, so a quiet store is
+probed with a few window reads, never with the whole listing.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 
+import pytest
+import requests
+
 from talk_assets.sandbox.server import SandboxServer
-from talk_assets.systems.squarespace.client import Client
+from talk_assets.systems.squarespace.client import Client, full_read_seconds
+from talk_assets.systems.squarespace.system import SquarespaceResource
+from talk_assets_tests.systems.squarespace.conftest import KEY
 
 
-def test_a_stock_change_is_seen_without_a_product_modified_on_bump(fresh: SandboxServer, client: Client) -> None:
+def _inventory_reads(server: SandboxServer) -> int:
+    stats = requests.get(f"{server.url}/_sandbox/stats", timeout=10).json()["requests"]
+    return sum(n for k, n in stats.items() if k.startswith("GET ") and "/inventory" in k)
+
+
+def test_a_quiet_store_is_probed_without_reading_the_inventory(fresh: SandboxServer, client: Client) -> None:
+    requests.post(f"{fresh.url}/_sandbox/stats/reset", timeout=10)
     before = client.probe("inventory")
-    assert client.probe("inventory") == before, "stable while nothing changes"
-    products = client.probe("products")
+    assert Client(fresh.url, KEY, min_interval=0.0).probe("inventory") == before, \
+        "stable while nothing changes (and from another client)"
+    assert _inventory_reads(fresh) == 0
+
+
+def test_a_stock_edit_alone_is_seen_once_the_full_read_period_passes(fresh: SandboxServer, client: Client) -> None:
+    """A merchant's stock edit in Squarespace moves no documented change time: not the product's
+    `modifiedOn`, not the products' or orders' probe. It is read at the next period."""
+    slow = Client(fresh.url, KEY, min_interval=0.0, inventory_full_read_s=1e9)
+    before, products = slow.probe("inventory"), slow.probe("products")
     item = next(i for i in client.list_inventory() if not i.isUnlimited)
     product = client.get_record("products", fresh.app.variant_product[item.variantId])
     client.adjust_inventory({"setFiniteOperations": [{"variantId": item.variantId, "quantity": item.quantity + 7}]},
                             uuid.uuid4().hex)
-    after_product = client.get_record("products", product["id"])
-    # nothing documents that a stock change touches the product: the sandbox promises no more than the docs
-    assert after_product["modifiedOn"] == product["modifiedOn"]
-    assert client.probe("products") == products
-    changed = client.probe("inventory")
-    assert changed != before, "the stock change is seen by the inventory probe"
-    assert client.probe("inventory") == changed
+    assert client.get_record("products", product["id"])["modifiedOn"] == product["modifiedOn"]
+    fresh_client = Client(fresh.url, KEY, min_interval=0.0,
+                          inventory_full_read_s=1e9)
+    assert fresh_client.probe("products") == products
+    assert fresh_client.probe("inventory") == before, "nothing documented suggests the stock change"
+    short = Client(fresh.url, KEY, min_interval=0.0, inventory_full_read_s=1.0)
+    first = short.probe("inventory")
+    time.sleep(1.05)
+    assert short.probe("inventory") != first, "a new period: the whole listing is due"
+
+
+def test_an_order_or_a_product_edit_suggests_a_stock_change(fresh: SandboxServer, client: Client) -> None:
+    before = client.probe("inventory")
+    order = next(o for o in client.iter_orders() if o["fulfillmentStatus"] == "PENDING")
+    client.fulfill_order(order["id"])
+    after_order = client.probe("inventory")
+    assert after_order != before, "an order changed: stock may have too"
+    p = next(client.iter_products())
+    client.update_record("products", p["id"], {"name": f"{p['name']} ✓"})
+    assert client.probe("inventory") != after_order
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "soon", ""])
+def test_a_bad_full_read_period_names_its_variable(raw: str) -> None:
+    with pytest.raises(ValueError, match="TALK_SQUARESPACE_INVENTORY_FULL_READ_S"):
+        full_read_seconds(raw)
+    with pytest.raises(ValueError, match="TALK_SQUARESPACE_INVENTORY_FULL_READ_S"):
+        SquarespaceResource(url="http://127.0.0.1:1", api_key="k", inventory_full_read_s=raw).client()
