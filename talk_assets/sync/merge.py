@@ -45,7 +45,6 @@ from talk_assets.sync.model import fill_write, record_field, write_uses
 from talk_assets.sync.store import (
     Derived,
     code_digest,
-    digest_of,
     first,
     rebuilding,
     rows_digest,
@@ -538,7 +537,19 @@ def merge_inputs(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) 
     if "push_writes" in table_names(con):  # what the sync wrote decides which values are echoes
         out.append(rows_digest(con, "SELECT hash(view, nsid, prop, value, origin_nsid, origin_at) AS h FROM push_writes "
                                     "WHERE view IN (SELECT unnest(?::VARCHAR[]))", [[v.vkey for v in views]]))
-    out += [digest_of(con, f"merge:{REFERENCES[p]}") for p in GLOBAL_TYPES[gtype] if p in REFERENCES]
+    out += [_referenced(con, gtype, ref) for ref in sorted({REFERENCES[p] for p in GLOBAL_TYPES[gtype] if p in REFERENCES})]
+    return out
+
+
+def _referenced(con: duckdb.DuckDBPyConnection, gtype: str, ref: str) -> str:
+    """What the merge of `gtype` reads of a type it references: which entity each record is (its
+    references become global ids) and, for the derived match key, the records' e-mails. Not the
+    referenced merge's whole input: a customer's new phone number does not rebuild the orders."""
+    if f"members_{ref}" not in table_names(con):
+        return ""
+    out = rows_digest(con, f"SELECT hash(gid, nsid) AS h FROM {table('members', ref)}")
+    if gtype in MATCH_KEYS and "email" in GLOBAL_TYPES[gtype] and "email" in GLOBAL_TYPES[ref]:
+        out += rows_digest(con, f"SELECT hash(nsid, email) AS h FROM {table('nodes', ref)} WHERE email IS NOT NULL")
     return out
 
 

@@ -4,6 +4,7 @@ against the sandbox and through Dagster runs."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -154,3 +155,59 @@ def test_planned_cycles_end_where_a_full_rebuild_ends(world: Harness, no_lookbac
     full = world.cycle(full=True)
     assert full.writes == 0 and not any(world.writes().values()), {k: p.as_metadata() for k, p in full.pushed.items()}
     assert _merged(world) == before
+
+
+def test_squarespace_stock_is_read_when_something_suggests_a_change(world: Harness, no_lookback: None,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Squarespace's inventory has no change filter: a quiet cycle does not read it. A stock edit made
+    in Squarespace alone arrives with the next full-read period; the sync's own stock writes are read
+    back at once (the pending write re-reads its target), so the worlds still converge."""
+    monkeypatch.setenv("TALK_SQUARESPACE_INVENTORY_FULL_READ_S", "1000000000")
+    world.cycle()
+    sq, shop = world.client("squarespace"), world.client("customwebshop")
+    variant = _linked(world, "squarespace.inventory", "customwebshop.product")[0]
+    shop_id = world.counterpart(V["squarespace.inventory"], variant, V["customwebshop.product"])
+    quantity = sq.get_record("inventory", variant)["quantity"]
+    sq.adjust_inventory({"setFiniteOperations": [{"variantId": variant, "quantity": quantity + 5}]},
+                        uuid.uuid4().hex)
+    world.reset_stats()
+    assert world.cycle().plan.quiet
+    assert not any(k.startswith("GET ") and "/inventory" in k for k in world.stats()["squarespace"]["requests"])
+    # the period passes: the whole listing is read and the merchant's edit arrives
+    monkeypatch.setenv("TALK_SQUARESPACE_INVENTORY_FULL_READ_S", "1")
+    time.sleep(1.05)
+    report = world.cycle()
+    assert "squarespace.inventory" in {s.key for s in report.plan.changed}, report.plan.summary()
+    assert shop.get_record("products", shop_id)["stock"] == quantity + 5
+    # an edit elsewhere is written to Squarespace and read back without waiting for a period
+    monkeypatch.setenv("TALK_SQUARESPACE_INVENTORY_FULL_READ_S", "1000000000")
+    world.until_quiet()
+    shop.update_record("products", shop_id, {"stock": quantity + 9})
+    world.until_quiet()
+    assert sq.get_record("inventory", variant)["quantity"] == quantity + 9
+    assert world.sql("SELECT count(*) FROM mapped_squarespace_inventory WHERE action <> 'unchanged'")[0][0] == 0
+
+
+def test_a_customer_value_edit_does_not_rebuild_the_order_merge(world: Harness, no_lookback: None) -> None:
+    """The order merge reads of the customers only which entity each record is and their e-mails:
+    a new phone number rebuilds the customer merge and arrives, the orders' merge is kept."""
+    world.cycle()
+
+    def built(name: str) -> object:
+        return world.sql("SELECT built_at FROM derived_state WHERE name = ?", [name])[0][0]
+
+    customers, orders = built("merge:customer"), built("merge:order")
+    rid = _linked(world, "customcrm.customer", "customwebshop.customer")[0]
+    phone = f"+47 9{uuid.uuid4().int % 10**7:07d}"
+    world.client("customcrm").update_record("customers", rid, {"phone": phone})
+    world.cycle()
+    assert built("merge:customer") != customers and built("merge:order") == orders
+    shop = world.counterpart(V["customcrm.customer"], rid, V["customwebshop.customer"])
+    got = world.client("customwebshop").get_record("customers", shop)["phone"]
+    assert got.replace(" ", "") == phone.replace(" ", ""), got
+    # an e-mail edit can change which customer an order matches: that one rebuilds the orders
+    world.until_quiet()
+    world.client("customcrm").update_record("customers", rid, {"email": f"ny.{uuid.uuid4().hex[:6]}@example.no"})
+    world.cycle()
+    assert built("merge:order") != orders
+    world.until_quiet()
