@@ -137,17 +137,9 @@ class SyncHarness:
         return {s: self.box.stats(s) for s in SYSTEM_KEYS}
 
     def writes(self) -> dict[str, int]:
-        """Data writes per system (a PowerOffice token request is a POST but writes no data).
-
-        Every Shopify GraphQL call is a `POST graphql.json`, query or mutation alike, and the sandbox's
-        counters do not tell them apart yet: those are left out here (the engine's own `report.writes`
-        still counts Shopify's writes). TODO: count mutations once the sandbox keys them separately."""
-        out = {}
-        for s, st in self.stats().items():
-            out[s] = sum(n for k, n in st["requests"].items()
-                         if k.split(" ", 1)[0] in ("POST", "PUT", "PATCH", "DELETE") and "OAuth/Token" not in k
-                         and k != "POST graphql.json")
-        return out
+        """Data writes per system: the sandbox counts a request that could change data (a Shopify
+        GraphQL mutation, not a query; not a PowerOffice token request)."""
+        return {s: st["writes"] for s, st in self.stats().items()}
 
     # -- the state file --------------------------------------------------------------------------
     def sql(self, query: str, params: list | None = None) -> list[tuple]:

@@ -292,6 +292,7 @@ class SandboxApp:
         self.routes: list[Route] = []
         self.lock = threading.RLock()
         self.counts: Counter[str] = Counter()
+        self.write_counts: Counter[str] = Counter()  # the requests of `counts` that could change data
         self.status_counts: Counter[int] = Counter()
         self.faults = Faults()
         self.clock_offset = 0.0
@@ -343,16 +344,24 @@ class SandboxApp:
             if getattr(self, "webhooks", None) is not None:  # a fresh seed has no subscriptions yet
                 self.webhooks.reset()
             self.counts.clear()
+            self.write_counts.clear()
             self.status_counts.clear()
             self.limiter.reset()
 
+    def writes_data(self, req: Request) -> bool:
+        """Whether a request could change the system's data (a write method, by default); systems
+        whose reads are POSTs (a GraphQL query, a token request) say so."""
+        return req.method in WRITE_METHODS
+
     def stats(self) -> dict[str, Any]:
-        reads = sum(v for k, v in self.counts.items() if k.split(" ", 1)[0] not in WRITE_METHODS)
-        writes = sum(v for k, v in self.counts.items() if k.split(" ", 1)[0] in WRITE_METHODS)
+        """Requests per route; `writes` counts the requests that could change data (`writes_data`),
+        `reads` the rest, so a GraphQL query or a token request is not counted as a write."""
+        total, writes = sum(self.counts.values()), sum(self.write_counts.values())
         return {
             "system": self.name,
-            "reads": reads,
+            "reads": total - writes,
             "writes": writes,
+            "data_writes": dict(sorted(self.write_counts.items())),
             "requests": dict(sorted(self.counts.items())),
             "statuses": {str(k): v for k, v in sorted(self.status_counts.items())},
         }
@@ -368,6 +377,7 @@ class SandboxApp:
         if sub == "stats/reset" and req.method == "POST":
             with self.lock:
                 self.counts.clear()
+                self.write_counts.clear()
                 self.status_counts.clear()
             return Response(200, self.stats())
         if sub == "faults":
@@ -414,6 +424,8 @@ class SandboxApp:
         key = f"{req.method} {route.name if route else req.path}"
         with self.lock:
             self.counts[key] += 1
+            if self.writes_data(req):
+                self.write_counts[key] += 1
         resp = self._handle_api(req, route, match)
         with self.lock:
             self.status_counts[resp.status] += 1

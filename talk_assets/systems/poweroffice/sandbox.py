@@ -171,6 +171,10 @@ class App(SandboxApp):
     name = "poweroffice"
     title = "PowerOffice GO API v2"
 
+    def writes_data(self, req: Request) -> bool:
+        """A token request (`POST /OAuth/Token`) changes no data."""
+        return req.path != "/OAuth/Token" and super().writes_data(req)
+
     def __init__(self, seed: int = 1, size: int = 50) -> None:
         self.tokens: dict[str, datetime] = {}  # access token -> expiry (sandbox clock)
         self.token_ttl = DEFAULT_TOKEN_TTL

@@ -204,6 +204,17 @@ class App(SandboxApp):
     def graphql(self, req: Request) -> Response:
         return self.graphql_api().handle(req)
 
+    def writes_data(self, req: Request) -> bool:
+        """Every GraphQL call is a POST: only a document with a mutation can write (a query, the
+        shorthand `{...}` included, cannot; https://spec.graphql.org/October2021/#sec-Language.Operations)."""
+        if not req.path.endswith("/graphql.json"):
+            return super().writes_data(req)
+        try:
+            document = str(json.loads(req.body or b"{}").get("query") or "")
+        except (ValueError, AttributeError):
+            return False  # refused as malformed: nothing written
+        return re.search(r"(^|[}\s])mutation\b", re.sub(r"#[^\n]*", "", document)) is not None
+
     def bulk_result(self, req: Request) -> Response:
         data = self.graphql_api().bulk_file(req.params["name"])
         if data is None:

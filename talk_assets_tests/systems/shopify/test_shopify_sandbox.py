@@ -329,3 +329,22 @@ def test_product_fields_over_shopifys_limits_are_422_naming_the_field(shop: Shop
     assert shop.app.products.rows[p["id"]]["title"] == p["title"]  # nothing written
     at_limit = shop.api("PUT", f"products/{p['id']}.json", json={"product": {"title": "😀" * 255}})
     assert at_limit.status_code == 200 and at_limit.json()["product"]["title"] == "😀" * 255
+
+
+def test_a_graphql_query_is_counted_as_a_read_and_a_mutation_as_a_write(shop: Shop) -> None:
+    """Every GraphQL call is a POST; the sandbox's `writes` counts only the documents that mutate, so
+    a benchmark's or a test's "no writes" means no data changed."""
+    shop.control("POST", "stats/reset")
+    for doc in ("{ shop { name } }", "query Q { customers(first: 1) { nodes { id } } }",
+                "# a mutation in a comment\nquery { shop { name } }"):
+        assert shop.api("POST", "graphql.json", json={"query": doc}).status_code == 200
+    stats = shop.control("GET", "stats")
+    assert (stats["reads"], stats["writes"]) == (3, 0), stats
+    gid = shop.api("POST", "graphql.json", json={"query": "{ customers(first: 1) { nodes { id } } }"}).json()[
+        "data"]["customers"]["nodes"][0]["id"]
+    done = shop.api("POST", "graphql.json", json={
+        "query": "mutation U($input: CustomerInput!) { customerUpdate(input: $input) { userErrors { field message } } }",
+        "variables": {"input": {"id": gid, "note": "skrevet"}}}).json()
+    assert done["data"]["customerUpdate"]["userErrors"] == [], done
+    stats = shop.control("GET", "stats")
+    assert (stats["reads"], stats["writes"]) == (4, 1) and stats["data_writes"] == {"POST graphql.json": 1}, stats
