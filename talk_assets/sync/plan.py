@@ -35,7 +35,7 @@ from talk_assets.sync.collect import lookback_window
 from talk_assets.sync.declaration import SOURCES, Source, View, source_of
 from talk_assets.sync.mapping import payload_fields, target_views
 from talk_assets.sync.merge import table
-from talk_assets.sync.push import parked_join, present_dead_letters
+from talk_assets.sync.push import parked_join, present_dead_letters, waiting_join
 from talk_assets.sync.sensors import downstream_of
 from talk_assets.sync.store import code_digest, first, table_names
 
@@ -133,25 +133,46 @@ def plan_cycle(con: duckdb.DuckDBPyConnection, probes: dict[str, str | None],
         elif last_read is not None and now - last_read < window:
             plan.recheck.append(src)
     existing = table_names(con)
+    touched = _systems_reached(plan.changed)
     plan.pending = [v for v in target_views() if table("mapped", v.vkey).strip('"') in existing
                     and source_of(v) not in plan.changed
-                    and (pending_writes(con, v) or present_dead_letters(con, v))]
+                    and (pending_writes(con, v) or present_dead_letters(con, v)
+                         or (v.system in touched and waiting_writes(con, v)))]
     plan.recheck = [s for s in plan.recheck if s not in {source_of(v) for v in plan.pending}]
     return plan
 
 
 def pending_writes(con: duckdb.DuckDBPyConnection, view: View) -> int:
     """The view's mapped creates and updates a push would try now: not parked as a dead letter (its
-    payload unchanged and no replay asked) and not waiting for a referenced record the target does
-    not have yet (an order whose customer is held): those wait for a change, not for a retry."""
+    payload unchanged and no replay asked), not waiting for a referenced record the target does not
+    have yet (an order whose customer is held) and not held back for its data with the same payload
+    (`push_waits`: an order naming a product the target lacks): those wait for a change, not for a
+    retry (`waiting_writes`)."""
     waiting = [f"(m.refs->>'{f}' IS NOT NULL AND m.payload->>'{f}' IS NULL)"
                for f, p, _ in payload_fields(view) if p == "customer"]
     row = first(con, f"""
         SELECT count(*) FROM {table('mapped', view.vkey)} m
         {parked_join(view)}
-        WHERE m.action IN ('create', 'update') AND d.id IS NULL
+        {waiting_join(view)}
+        WHERE m.action IN ('create', 'update') AND d.id IS NULL AND w.gid IS NULL
           {"AND NOT (" + " OR ".join(waiting) + ")" if waiting else ""}""")
     return int(row[0]) if row else 0
+
+
+def waiting_writes(con: duckdb.DuckDBPyConnection, view: View) -> int:
+    """The view's rows the last push held back for their data, payload unchanged since: worth another
+    try only when the target system changed or is written in this run (the product may be there now)."""
+    row = first(con, f"""
+        SELECT count(*) FROM {table('mapped', view.vkey)} m {waiting_join(view)}
+        WHERE m.action IN ('create', 'update') AND w.gid IS NOT NULL""")
+    return int(row[0]) if row else 0
+
+
+def _systems_reached(changed: list[Source]) -> set[str]:
+    """Systems whose data may be different after this run: a changed entity's, and every system a
+    push downstream of a change writes to."""
+    keys = downstream_of(tuple(changed)) if changed else []
+    return {s.system for s in changed} | {k.path[0] for k in keys if len(k.path) == 3 and k.path[1] == "pushed"}
 
 
 def record_planned(con: duckdb.DuckDBPyConnection) -> None:

@@ -112,6 +112,11 @@ def parked_join(view: View) -> str:
             "             AND d.resolved_at IS NULL AND NOT d.replay")
 
 
+def waiting_join(view: View) -> str:
+    """Joins `w` to the mapped row `m` while it waits for its data with the same payload (`push_waits`)."""
+    return f"LEFT JOIN push_waits w ON w.view = '{view.vkey}' AND w.gid = m.gid AND w.payload_hash = m.payload_hash"
+
+
 def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], int, int]:
     """Pending rows (minus parked dead letters and unverified creates), the dataset size, and how
     many rows were held back."""
@@ -474,6 +479,9 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[O
     written = _Written(view, now)
     held_by: Any = None
     waiting: dict[str, None] = {}  # the distinct reasons of rows held back for their data (HeldBack)
+    # what waited for its data before is decided again by this push (a HeldBack outcome re-adds it)
+    con.execute("DELETE FROM push_waits WHERE view = ? AND list_contains(?::VARCHAR[], gid)",
+                [view.vkey, [o.row.gid for o in outcomes]])
     for o in outcomes:
         r = o.row
         if o.status in ("created", "updated"):
@@ -497,6 +505,8 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[O
             if isinstance(o.error, HeldBack):  # waits for its data, like a reference not yet in the target
                 res.pending_refs += 1
                 waiting[str(o.error)] = None
+                con.execute("INSERT OR REPLACE INTO push_waits VALUES (?, ?, ?, ?, ?)",
+                            [view.vkey, r.gid, r.payload_hash, str(o.error)[:1000], now])
             else:
                 res.held += 1
                 held_by = o.error

@@ -79,6 +79,13 @@ CREATE TABLE IF NOT EXISTS push_intents (
     view VARCHAR NOT NULL, gid VARCHAR NOT NULL, idem_key VARCHAR NOT NULL, started_at TIMESTAMPTZ NOT NULL,
     status VARCHAR NOT NULL, record_id VARCHAR, fingerprint VARCHAR, PRIMARY KEY (view, gid)
 );
+-- rows a push held back for their data (`HeldBack`: an order naming a product the target does not have
+-- yet), with the payload they waited with: the cycle's plan does not retry them until that payload or
+-- the target system changes (plan.py)
+CREATE TABLE IF NOT EXISTS push_waits (
+    view VARCHAR NOT NULL, gid VARCHAR NOT NULL, payload_hash VARCHAR, reason VARCHAR, since TIMESTAMPTZ,
+    PRIMARY KEY (view, gid)
+);
 CREATE TABLE IF NOT EXISTS push_log (
     run_id VARCHAR, view VARCHAR, logged_at TIMESTAMPTZ, created INTEGER, updated INTEGER, conflicts INTEGER,
     failed INTEGER, skipped INTEGER, pending INTEGER

@@ -211,3 +211,29 @@ def test_a_customer_value_edit_does_not_rebuild_the_order_merge(world: Harness, 
     world.cycle()
     assert built("merge:order") != orders
     world.until_quiet()
+
+
+def test_an_order_waiting_for_its_product_lets_the_cycles_go_quiet_and_follows_the_product(
+        world: Harness, no_lookback: None) -> None:
+    """Squarespace imports only orders of products it has: such an order waits (`push_waits`), and a
+    cycle does not try it again while nothing changed (before, every cycle ran for it: never quiet).
+    When the product is created and pushed to Squarespace, the same cycle imports the order."""
+    t = uuid.uuid4().hex[:8]
+    crm = world.client("customcrm")
+    cust = crm.create_record("customers", {"name": f"Ventefirma {t} AS", "email": f"vent.{t}@example.no",
+                                           "customer_type": "company", "city": "Oslo"})
+    sku = f"VENT-{t}"
+    order = crm.create_record("orders", {"customer_id": cust["id"], "reference": f"W-{t}",
+                                         "lines": [{"sku": sku, "quantity": 2, "unit_price": "50.00"}]})
+    world.until_quiet()
+    assert world.sql("SELECT count(*) FROM push_waits WHERE view = 'squarespace.order'")[0][0] >= 1
+    quiet = world.cycle()
+    assert quiet.plan.quiet and quiet.run_ids == [], quiet.plan.summary()
+    crm.create_record("products", {"sku": sku, "name": f"Ventevare {t}", "unit_price": "50.00", "stock_quantity": 4})
+    report = world.cycle()
+    assert "squarespace.order" in {v.vkey for v in report.plan.pending}, report.plan.summary()
+    assert world.counterpart(V["customcrm.order"], order["id"], V["squarespace.order"]) is not None
+    assert world.sql("SELECT count(*) FROM push_waits w JOIN links l ON l.gid = w.gid "
+                     "WHERE w.view = 'squarespace.order' AND l.view = 'customcrm.order' AND l.record_id = ?",
+                     [str(order["id"])])[0][0] == 0
+    world.until_quiet()
