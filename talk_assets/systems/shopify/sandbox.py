@@ -22,6 +22,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+
 from talk_assets import config
 from talk_assets.sandbox.server import (
     HttpError,
@@ -181,6 +183,10 @@ def parse_money(value: Any, field: str, errors: dict[str, list[str]], *, allow_n
     return money(d)
 
 
+# mutations that change no shop data: a bulk export's start and cancel (the reads of a full collect)
+READ_MUTATIONS = frozenset({"bulkOperationRunQuery", "bulkOperationCancel", "__typename"})
+
+
 class App(SandboxApp):
     """The Shopify sandbox: customers, products (nested variants), orders, locations, inventory."""
 
@@ -205,15 +211,19 @@ class App(SandboxApp):
         return self.graphql_api().handle(req)
 
     def writes_data(self, req: Request) -> bool:
-        """Every GraphQL call is a POST: only a document with a mutation can write (a query, the
-        shorthand `{...}` included, cannot; https://spec.graphql.org/October2021/#sec-Language.Operations)."""
+        """Every GraphQL call is a POST: only a mutation can write, and not every mutation writes data
+        (`READ_MUTATIONS`: a bulk export is started by a mutation). A query, the shorthand `{...}`
+        included, never does (https://spec.graphql.org/October2021/#sec-Language.Operations)."""
         if not req.path.endswith("/graphql.json"):
             return super().writes_data(req)
         try:
-            document = str(json.loads(req.body or b"{}").get("query") or "")
-        except (ValueError, AttributeError):
+            document = parse(str(json.loads(req.body or b"{}").get("query") or ""))
+        except (ValueError, AttributeError, GraphQLError):
             return False  # refused as malformed: nothing written
-        return re.search(r"(^|[}\s])mutation\b", re.sub(r"#[^\n]*", "", document)) is not None
+        return any(isinstance(s, FieldNode) and s.name.value not in READ_MUTATIONS
+                   for op in document.definitions
+                   if isinstance(op, OperationDefinitionNode) and op.operation == OperationType.MUTATION
+                   for s in op.selection_set.selections)
 
     def bulk_result(self, req: Request) -> Response:
         data = self.graphql_api().bulk_file(req.params["name"])

@@ -348,3 +348,9 @@ def test_a_graphql_query_is_counted_as_a_read_and_a_mutation_as_a_write(shop: Sh
     assert done["data"]["customerUpdate"]["userErrors"] == [], done
     stats = shop.control("GET", "stats")
     assert (stats["reads"], stats["writes"]) == (4, 1) and stats["data_writes"] == {"POST graphql.json": 1}, stats
+    # a bulk export is started by a mutation, and reads
+    bulk = shop.api("POST", "graphql.json", json={"query": 'mutation { bulkOperationRunQuery(query: """{ customers '
+                                                           '{ edges { node { id } } } }""") { userErrors { message } } }'})
+    assert bulk.json()["data"]["bulkOperationRunQuery"]["userErrors"] == [], bulk.json()
+    stats = shop.control("GET", "stats")
+    assert (stats["reads"], stats["writes"]) == (5, 1), stats
