@@ -573,3 +573,46 @@ def test_a_notification_that_comes_while_a_run_is_going_starts_the_next_run(rece
     [req2] = later.run_requests
     assert req2.tags["talk/notifications"] == "2" and req2.run_key != req.run_key
     assert later.cursor == str(inbox.last_seq("customcrm"))
+
+
+def test_squarespace_echo_of_a_fulfilment_by_the_sync_starts_no_run(box: Sandbox, receiver: ReceiverServer,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The only write Squarespace's Orders API allows to an existing order is its fulfilment (POST
+    orders/{id}/fulfillments, the client's `update_record("orders", ...)`, as the push calls it). Its
+    `order.update` notification carries the order id, the update kind (`FULFILLED`) and the notification's
+    own time, no record time: it is recognised by order, kind and arrival just after our write, and starts
+    no run. A person's fulfilment of the same order right after (a shipment with its tracking number) is a
+    second notification that no write claims: it starts a run."""
+    from talk_assets.resources import client_from_env
+    from talk_assets.webhooks.own_writes import OwnWrites
+
+    monkeypatch.setenv("TALK_WEBHOOK_PUBLIC_URL", "https://sync.example.no")
+    out = subscribe_all(receiver.url, receiver.inbox)
+    assert out["squarespace"].startswith(("subscribed", "kept")), out
+    orders = requests.get(f"{box.url('squarespace')}/1.0/commerce/orders", timeout=10,
+                          headers={**SQSP_UA, **_sqsp_auth()}, params={"fulfillmentStatus": "PENDING"}).json()
+    order_id = orders["result"][0]["id"]
+    client = client_from_env("squarespace")
+    own = OwnWrites.open("squarespace")
+    assert own is not None
+    try:
+        answer = client.update_record("orders", order_id, {"fulfillmentStatus": "FULFILLED"})
+        own.add("orders", order_id, "update", answer)
+    finally:
+        own.close()
+        client.close()
+    _flush(box, "squarespace")
+    assert receiver.counts["squarespace own"] == 1, dict(receiver.counts)
+    assert receiver.counts["squarespace new"] == 0, dict(receiver.counts)
+    with dg.instance_for_test() as instance:
+        assert _tick(instance, "squarespace").run_requests == []
+        r = requests.post(f"{box.url('squarespace')}/1.0/commerce/orders/{order_id}/fulfillments", timeout=10,
+                          headers={**SQSP_UA, **_sqsp_auth()}, json={"shouldSendNotification": False, "shipments": [
+                              {"shipDate": datetime.now(UTC).isoformat(), "carrierName": "Posten «Bring» 📦",
+                               "trackingNumber": "NO-70 0001\n2"}]})
+        assert r.status_code in (200, 204), r.text
+        _flush(box, "squarespace")
+        assert receiver.counts["squarespace new"] == 1, dict(receiver.counts)
+        [req] = _tick(instance, "squarespace").run_requests
+    assert req.tags["talk/changed"] == "orders" and req.tags["talk/notifications"] == "1"
+    assert [p.record_id for p in receiver.inbox.pending("squarespace", 0)] == [order_id]
