@@ -616,3 +616,28 @@ def test_squarespace_echo_of_a_fulfilment_by_the_sync_starts_no_run(box: Sandbox
         [req] = _tick(instance, "squarespace").run_requests
     assert req.tags["talk/changed"] == "orders" and req.tags["talk/notifications"] == "1"
     assert [p.record_id for p in receiver.inbox.pending("squarespace", 0)] == [order_id]
+
+
+def test_an_echo_without_a_record_time_is_claimed_by_kind_and_arrival_only(receiver: ReceiverServer) -> None:
+    """A write whose echo carries no record time (Squarespace's order.update) claims one notification of
+    its record and kind arriving near it: not another kind of update, not another order, not one that
+    comes after the window (a late retry, or a person's edit minutes later), and not a second one."""
+    from talk_assets.webhooks.inbox import ECHO_WINDOW_S
+
+    inbox = receiver.inbox
+
+    def note(event_id: str, order: str, kind: str) -> str:
+        return inbox.append(Notification(system="squarespace", event_id=event_id, topic="order.update",
+                                         entity="orders", record_id=order, action="update", kind=kind,
+                                         updated_at=datetime.now(UTC).isoformat()))
+
+    inbox.record_own("squarespace", "orders", "ord-1", "update", None, kind="FULFILLED", by_arrival=True)
+    assert note("canceled", "ord-1", "CANCELED") == "new"  # another kind: a person's
+    assert note("other-order", "ord-2", "FULFILLED") == "new"
+    assert note("echo", "ord-1", "FULFILLED") == "own"
+    assert note("second", "ord-1", "FULFILLED") == "new"  # one write claims one notification
+    inbox.record_own("squarespace", "orders", "ord-3", "update", None, kind="FULFILLED", by_arrival=True)
+    long_ago = (datetime.now(UTC) - timedelta(seconds=ECHO_WINDOW_S + 5)).isoformat(timespec="microseconds")
+    inbox._con.execute("UPDATE own_writes SET written_at = ? WHERE record_id = 'ord-3'", (long_ago,))
+    assert note("late", "ord-3", "FULFILLED") == "new"
+    assert inbox.counts("squarespace") == {"fresh": 5, "stale": 0, "own": 1}
