@@ -640,4 +640,4 @@ def test_an_echo_without_a_record_time_is_claimed_by_kind_and_arrival_only(recei
     long_ago = (datetime.now(UTC) - timedelta(seconds=ECHO_WINDOW_S + 5)).isoformat(timespec="microseconds")
     inbox._con.execute("UPDATE own_writes SET written_at = ? WHERE record_id = 'ord-3'", (long_ago,))
     assert note("late", "ord-3", "FULFILLED") == "new"
-    assert inbox.counts("squarespace") == {"fresh": 5, "stale": 0, "own": 1}
+    assert inbox.counts("squarespace") == {"fresh": 4, "stale": 0, "own": 1}
