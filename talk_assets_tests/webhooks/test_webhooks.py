@@ -641,3 +641,23 @@ def test_an_echo_without_a_record_time_is_claimed_by_kind_and_arrival_only(recei
     inbox._con.execute("UPDATE own_writes SET written_at = ? WHERE record_id = 'ord-3'", (long_ago,))
     assert note("late", "ord-3", "FULFILLED") == "new"
     assert inbox.counts("squarespace") == {"fresh": 4, "stale": 0, "own": 1}
+
+
+def test_an_inbox_written_before_update_kinds_is_migrated(tmp_path: Path) -> None:
+    """An inbox file of the previous release (no `kind`, no `by_arrival`) opens, and matches by arrival."""
+    import sqlite3
+
+    path = tmp_path / "webhooks.sqlite"
+    with sqlite3.connect(path) as con:
+        con.executescript(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, system TEXT NOT NULL, event_id TEXT NOT NULL, "
+            "topic TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT, updated_at TEXT, received_at TEXT NOT NULL, "
+            "stale INTEGER NOT NULL DEFAULT 0, own INTEGER NOT NULL DEFAULT 0, action TEXT, UNIQUE (system, event_id));"
+            "CREATE TABLE own_writes (id INTEGER PRIMARY KEY AUTOINCREMENT, system TEXT NOT NULL, entity TEXT NOT NULL, "
+            "record_id TEXT NOT NULL, action TEXT NOT NULL, updated_at TEXT, written_at TEXT NOT NULL, "
+            "claimed_seq INTEGER);")
+    con.close()
+    with Inbox(path) as inbox:
+        inbox.record_own("squarespace", "orders", "ord-ø", "update", None, kind="FULFILLED", by_arrival=True)
+        assert inbox.append(Notification(system="squarespace", event_id="n", topic="order.update", entity="orders",
+                                         record_id="ord-ø", action="update", kind="FULFILLED")) == "own"
