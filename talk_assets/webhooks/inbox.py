@@ -19,6 +19,18 @@ notification, so a person's edit of the same record in the same second (Shopify'
 whole seconds) is a second notification that nothing claims: it starts a run. Own notifications do
 not move a record's newest change time: a run was not requested for them, so an older person's edit
 arriving after our echo is not stale.
+
+Some echoes carry no change time of the record to match (`Echo.by_arrival`): Squarespace's
+`order.update` names only the order, the kind of update and the notification's own time, and the
+Shopify writer's answer to a variant write is the variant as read before it. Such a write claims one
+notification of its record (and, where it names one, of its update kind) that arrives from
+`ECHO_EARLY_S` before it was recorded (the target may notify before our write's answer is back) to
+`ECHO_WINDOW_S` after. Claiming the wrong one of two such notifications (ours and a person's in the
+same window) costs nothing: the one left unclaimed starts a run, which reads the record as it is now.
+What this does not cover: an echo that comes later than the window (a sender's retry after a failed
+delivery, a delivery queue hours behind) starts a run that finds nothing new; an echo that never comes
+(dropped) lets our write claim a person's notification of the same record and kind within the window,
+and that edit then waits for polling.
 """
 
 from __future__ import annotations
@@ -37,6 +49,11 @@ from talk_assets.settings import settings
 INBOX_FILE = "webhooks.sqlite"
 ROTATION_GRACE_S = 3600
 OWN_WRITES_KEPT_S = 48 * 3600  # Squarespace retries for up to 48 hours, Shopify 4: a later echo starts a run
+# an echo matched by arrival (no record time to match): from this long before our write was recorded ...
+ECHO_EARLY_S = 30.0
+# ... to this long after. The vendors document no delivery latency; their notifications come within
+# seconds when nothing fails (a retry after a failed delivery comes minutes later, and starts a run)
+ECHO_WINDOW_S = 60.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -51,6 +68,7 @@ CREATE TABLE IF NOT EXISTS events (
     stale INTEGER NOT NULL DEFAULT 0,
     own INTEGER NOT NULL DEFAULT 0,
     action TEXT,
+    kind TEXT,                   -- the kind of update the notification names, where it does (Squarespace)
     UNIQUE (system, event_id)
 );
 CREATE TABLE IF NOT EXISTS own_writes (
@@ -59,7 +77,9 @@ CREATE TABLE IF NOT EXISTS own_writes (
     action TEXT NOT NULL,        -- create | update
     updated_at TEXT,             -- the record's change time in the target's answer (UTC text), if any
     written_at TEXT NOT NULL,
-    claimed_seq INTEGER          -- the notification it matched, once one did
+    claimed_seq INTEGER,         -- the notification it matched, once one did
+    kind TEXT,                   -- the kind of update its notification names (Squarespace), if known
+    by_arrival INTEGER NOT NULL DEFAULT 0  -- 1: matched by arrival near `written_at` (no record time)
 );
 CREATE INDEX IF NOT EXISTS own_writes_record ON own_writes (system, entity, record_id);
 CREATE TABLE IF NOT EXISTS record_times (
@@ -87,6 +107,20 @@ class Notification(BaseModel):
     record_id: str | None = None
     updated_at: str | None = None  # the record's change time (ISO 8601, UTC), for ordering
     action: Literal["create", "update", "delete"] | None = None  # from the topic, where it says
+    kind: str | None = None  # the kind of update, where the notification names one (Squarespace `data.update`)
+
+
+@dataclass(frozen=True)
+class Echo:
+    """A notification a write of ours will cause, as the receiver will see it: the record it names (not
+    always the one written: Shopify notifies a variant's product), and how to recognise it."""
+
+    entity: str
+    record_id: str
+    action: str  # create | update
+    updated_at: str | None = None  # the record's change time the notification will carry, if known
+    kind: str | None = None  # the kind of update it will name, if the system names one
+    by_arrival: bool = False  # no change time to match: matched by arrival just after the write
 
 
 @dataclass(frozen=True)
@@ -131,6 +165,13 @@ class Inbox:
             self._con.execute("ALTER TABLE events ADD COLUMN own INTEGER NOT NULL DEFAULT 0")
         if cols and "action" not in cols:
             self._con.execute("ALTER TABLE events ADD COLUMN action TEXT")
+        if cols and "kind" not in cols:
+            self._con.execute("ALTER TABLE events ADD COLUMN kind TEXT")
+        own = {r[1] for r in self._con.execute("PRAGMA table_info(own_writes)").fetchall()}
+        if own and "kind" not in own:
+            self._con.execute("ALTER TABLE own_writes ADD COLUMN kind TEXT")
+        if own and "by_arrival" not in own:
+            self._con.execute("ALTER TABLE own_writes ADD COLUMN by_arrival INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:
@@ -157,7 +198,7 @@ class Inbox:
                     con.execute("ROLLBACK")
                     return "duplicate"
                 own = None if n.record_id is None else _own_match(con, n.system, n.entity, n.record_id, updated,
-                                                                  n.action)
+                                                                  n.action, n.kind, now)
                 stale = False
                 if own is None and updated and n.record_id is not None:
                     row = con.execute("SELECT updated_at FROM record_times WHERE system = ? AND entity = ? "
@@ -169,9 +210,9 @@ class Inbox:
                         con.execute("INSERT OR REPLACE INTO record_times VALUES (?, ?, ?, ?)",
                                     (n.system, n.entity, n.record_id, updated))
                 cur = con.execute("INSERT INTO events (system, event_id, topic, entity, record_id, updated_at, "
-                                  "received_at, stale, own, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                  "received_at, stale, own, action, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                   (n.system, n.event_id, n.topic, n.entity, n.record_id, updated, now, int(stale),
-                                   int(own is not None), n.action))
+                                   int(own is not None), n.action, n.kind))
                 if own is not None:
                     con.execute("UPDATE own_writes SET claimed_seq = ? WHERE id = ?", (cur.lastrowid, own))
                 con.execute("COMMIT")
@@ -181,14 +222,18 @@ class Inbox:
         return "own" if own is not None else "stale" if stale else "new"
 
     # -- the sync's own writes -----------------------------------------------------------------------
-    def record_own(self, system: str, entity: str, record_id: str, action: str, updated_at: str | None) -> None:
+    def record_own(self, system: str, entity: str, record_id: str, action: str, updated_at: str | None,
+                   kind: str | None = None, by_arrival: bool = False) -> None:
         """A record the sync has just written (`action` create or update) and the change time the
-        target answered with: its notification, when it comes, is `own` and starts no run."""
+        target answered with: its notification, when it comes, is `own` and starts no run. `by_arrival`:
+        the notification carries no change time to match; it is recognised by its record, its `kind`
+        of update (where given) and its arrival near this write (module docstring)."""
         updated = _utc(updated_at) if updated_at else None
         now = datetime.now(UTC).isoformat(timespec="microseconds")
         with self._lock:
-            self._con.execute("INSERT INTO own_writes (system, entity, record_id, action, updated_at, written_at) "
-                              "VALUES (?, ?, ?, ?, ?, ?)", (system, entity, str(record_id), action, updated, now))
+            self._con.execute("INSERT INTO own_writes (system, entity, record_id, action, updated_at, written_at, "
+                              "kind, by_arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              (system, entity, str(record_id), action, updated, now, kind, int(by_arrival)))
 
     def forget_old_own_writes(self) -> None:
         """Own writes no notification claimed within the senders' retry window (a dropped notification,
@@ -213,12 +258,12 @@ class Inbox:
                 return 0
             con.execute("BEGIN IMMEDIATE")
             try:
-                rows = con.execute("SELECT seq, entity, record_id, updated_at, action FROM events WHERE system = ? "
-                                   "AND seq > ? AND own = 0 AND stale = 0 AND record_id IS NOT NULL ORDER BY seq",
-                                   (system, after)).fetchall()
+                rows = con.execute("SELECT seq, entity, record_id, updated_at, action, kind, received_at FROM events "
+                                   "WHERE system = ? AND seq > ? AND own = 0 AND stale = 0 AND record_id IS NOT NULL "
+                                   "ORDER BY seq", (system, after)).fetchall()
                 touched: set[tuple[str, str]] = set()
-                for seq, entity, record_id, updated, action in rows:
-                    own = _own_match(con, system, entity, record_id, updated, action)
+                for seq, entity, record_id, updated, action, kind, received in rows:
+                    own = _own_match(con, system, entity, record_id, updated, action, kind, received)
                     if own is None:
                         continue
                     con.execute("UPDATE events SET own = 1 WHERE seq = ?", (seq,))
@@ -302,12 +347,20 @@ class Inbox:
 
 
 def _own_match(con: sqlite3.Connection, system: str, entity: str, record_id: str, updated: str | None,
-               action: str | None) -> int | None:
+               action: str | None, kind: str | None, received: str) -> int | None:
     """The oldest unclaimed own write a notification of this record echoes: the same change time as the
-    target answered our write with, or (where a notification has no record time, as Squarespace's)
-    the creation of a record we created: nobody else creates a record with the id the target gave us."""
+    target answered our write with; the creation of a record we created (nobody else creates a record
+    with the id the target gave us); or, for a write whose echo has no record time (`by_arrival`), an
+    update of the same kind (where the write names one) arriving near the write. A match by change
+    time is preferred: it is exact."""
     row = con.execute(
-        "SELECT id FROM own_writes WHERE system = ? AND entity = ? AND record_id = ? AND claimed_seq IS NULL "
-        "AND ((updated_at IS NOT NULL AND updated_at = ?) OR (action = 'create' AND ? = 'create')) "
-        "ORDER BY id LIMIT 1", (system, entity, str(record_id), updated, action)).fetchone()
+        "SELECT id FROM own_writes WHERE system = :system AND entity = :entity AND record_id = :rid "
+        "AND claimed_seq IS NULL AND ((updated_at IS NOT NULL AND updated_at = :updated) "
+        "OR (action = 'create' AND :action = 'create') "
+        "OR (by_arrival = 1 AND action = :action AND (kind IS NULL OR kind = :kind) "
+        "    AND julianday(:received) BETWEEN julianday(written_at) - :early / 86400.0 "
+        "                                 AND julianday(written_at) + :window / 86400.0)) "
+        "ORDER BY (updated_at IS NOT NULL AND updated_at = :updated) DESC, id LIMIT 1",
+        {"system": system, "entity": entity, "rid": str(record_id), "updated": updated, "action": action,
+         "kind": kind, "received": received, "early": ECHO_EARLY_S, "window": ECHO_WINDOW_S}).fetchone()
     return None if row is None else int(row[0])

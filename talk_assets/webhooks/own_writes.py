@@ -6,6 +6,11 @@ right after the target's answer, because the notification can come back within m
 change time is the record's in that answer (`updated_at`, Shopify's and our custom APIs' field, or
 `updatedAt`/`modifiedOn` where a record is shown in that shape). A write whose answer carries no
 change time is still recorded: a creation is recognised by its create notification.
+
+A system whose notifications do not name the record written, or carry no change time of it, says
+what its echoes look like in its `webhooks.py` (`own_echoes(entity, record_id, action, answer)`, a
+list of `inbox.Echo`, or None for the plain case): Shopify notifies a variant's product, Squarespace
+an order's update kind (see those modules).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 from typing import Any
 
 from talk_assets.settings import settings
-from talk_assets.webhooks.inbox import Inbox
+from talk_assets.webhooks.inbox import Echo, Inbox
 from talk_assets.webhooks.registry import system_webhooks
 
 log = logging.getLogger("talk_assets.webhooks")
@@ -39,6 +44,7 @@ class OwnWrites:
     def __init__(self, system: str, inbox: Inbox) -> None:
         self.system = system
         self.inbox = inbox
+        self._echoes = getattr(system_webhooks(system), "own_echoes", None)
 
     @classmethod
     def open(cls, system: str) -> OwnWrites | None:
@@ -57,7 +63,12 @@ class OwnWrites:
         if record_id is None:
             return
         try:
-            self.inbox.record_own(self.system, entity, str(record_id), action, change_time(answer))
+            echoes = self._echoes(entity, str(record_id), action, answer) if self._echoes else None
+            if echoes is None:
+                echoes = [Echo(entity, str(record_id), action, change_time(answer))]
+            for e in echoes:
+                self.inbox.record_own(self.system, e.entity, e.record_id, e.action, e.updated_at, e.kind,
+                                      e.by_arrival)
         except Exception as exc:  # an unrecorded write costs one run that finds nothing new
             log.warning("own write of %s %s not recorded: %s", self.system, entity, type(exc).__name__)
 

@@ -4,12 +4,14 @@ that run (Dagster's sync_job) collects the edit and pushes it."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
 
 import dagster as dg
 import pytest
+import requests
 
 from talk_assets.sync.declaration import VIEWS_BY_KEY as V
 from talk_assets.sync.sensors import build_inbox_sensor
@@ -103,3 +105,81 @@ def test_the_sync_s_own_writes_come_back_as_notifications_that_start_no_run(
     finally:
         receiver.stop()
         receiver.inbox.close()
+
+
+def test_the_echo_of_a_shopify_variant_write_starts_no_run(
+        synced: SyncHarness, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run pushes a CRM product's new price and stock to its Shopify variant (productVariantsBulkUpdate
+    and inventorySetQuantities, addressed to the variant and its inventory item). Shopify notifies
+    `products/update` for each, naming the product (payload `id`, its variants under `variants[]`), not
+    the variant the push wrote to: each is recognised as ours and starts no run. A person's edit of the
+    same product right after does."""
+    from talk_assets.settings import settings
+    from talk_assets.systems.shopify.webhooks import TOPICS
+
+    monkeypatch.setenv("TALK_DATA_DIR", str(synced.data))
+    monkeypatch.setenv("TALK_WEBHOOK_PUBLIC_URL", "https://sync.example.no")  # webhooks on: pushes record writes
+    receiver = ReceiverServer(Inbox(synced.data / "webhooks.sqlite"), host="127.0.0.1", port=0).start()
+    try:
+        sandbox_subscribe(sandbox.url("customcrm"), "customcrm", receiver.url)
+        # as webhookSubscriptionCreate would (systems/shopify/webhooks.py subscribe); through the sandbox's
+        # control API so the subscription is gone after this test
+        sandbox.control("shopify", "POST", "webhooks/subscriptions", json={
+            "url": f"{receiver.url}/webhooks/shopify", "topics": list(TOPICS),
+            "secret": settings().webhook_secret("shopify")})
+        crm_view, sh_view = V["customcrm.product"], V["shopify.sesamproduct"]
+        gid, crm_id = synced.sql(
+            "SELECT c.gid, c.record_id FROM links c JOIN links s ON s.gid = c.gid AND s.view = ? WHERE c.view = ? "
+            "AND c.gid NOT IN (SELECT gid FROM dead_letters) ORDER BY c.gid LIMIT 1", [sh_view.vkey, crm_view.vkey])[0]
+        variant_id = synced.member(gid, sh_view)
+        crm = synced.client("customcrm")
+        before = crm.get_record("products", crm_id)
+        price = round(float(before.get("unit_price") or 100) + 7.25, 2)
+        stock = int(before.get("stock_quantity") or 0) + 3
+        crm.update_record("products", crm_id, {"unit_price": f"{price:.2f}", "stock_quantity": stock})
+        assert sandbox.control("customcrm", "POST", "webhooks/flush", json={"timeout_s": 15})["idle"]
+        shopify_cursor = str(receiver.inbox.last_seq("shopify"))
+        crm_tick = build_inbox_sensor("customcrm").evaluate_tick(dg.build_sensor_context(instance=synced.instance))
+        [request] = crm_tick.run_requests
+        report = synced.cycle(selection=list(request.asset_selection), tags=dict(request.tags))
+        assert report.pushed["shopify.sesamproduct"].updated >= 1
+        shopify = synced.client("shopify")
+        product_id = next(pid for pid, payload in synced.sql(
+            "SELECT record_id, payload::VARCHAR FROM raw_current WHERE system = 'shopify' AND entity = 'product'")
+            if any(str(v.get("id")) == variant_id for v in json.loads(payload).get("variants") or []))
+        variant = next(v for v in shopify.get_record("product", product_id)["variants"] if str(v["id"]) == variant_id)
+        assert int(variant["inventory_quantity"]) == stock
+        assert sandbox.control("shopify", "POST", "webhooks/flush", json={"timeout_s": 15})["idle"]
+        quiet = build_inbox_sensor("shopify").evaluate_tick(
+            dg.build_sensor_context(instance=synced.instance, cursor=shopify_cursor))
+        assert quiet.run_requests == [], quiet.run_requests
+        # both writes were notified (a price and a stock change), and both are ours: claimed at receipt, or by
+        # the sensor's tick where the notification came before the push had recorded its write
+        counts = receiver.inbox.counts("shopify")
+        assert counts["own"] >= 2 and counts["fresh"] == 0, (counts, dict(receiver.counts))
+        # a person edits the product the sync has just written: that is a change, and starts a run
+        base = f"{sandbox.url('shopify')}/admin/api/{shopify_api_version()}"
+        r = requests.put(f"{base}/products/{product_id}.json", headers=shopify_headers(), timeout=10,
+                         json={"product": {"id": int(product_id), "body_html": "<p>Ærlig «saft» 🍓\nlinje 2</p>"}})
+        assert r.status_code == 200, r.text
+        assert sandbox.control("shopify", "POST", "webhooks/flush", json={"timeout_s": 15})["idle"]
+        edit = build_inbox_sensor("shopify").evaluate_tick(
+            dg.build_sensor_context(instance=synced.instance, cursor=shopify_cursor))
+        [req] = edit.run_requests
+        assert req.tags["talk/changed"] == "product" and req.tags["talk/notifications"] == "1"
+    finally:
+        receiver.stop()
+        receiver.inbox.close()
+        sandbox.control("shopify", "DELETE", "webhooks/subscriptions")
+
+
+def shopify_api_version() -> str:
+    from talk_assets.config import SHOPIFY
+
+    return SHOPIFY.value("api_version")
+
+
+def shopify_headers() -> dict[str, str]:
+    from talk_assets.config import SHOPIFY
+
+    return {"X-Shopify-Access-Token": SHOPIFY.value("access_token")}

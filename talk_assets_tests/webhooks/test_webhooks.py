@@ -573,3 +573,91 @@ def test_a_notification_that_comes_while_a_run_is_going_starts_the_next_run(rece
     [req2] = later.run_requests
     assert req2.tags["talk/notifications"] == "2" and req2.run_key != req.run_key
     assert later.cursor == str(inbox.last_seq("customcrm"))
+
+
+def test_squarespace_echo_of_a_fulfilment_by_the_sync_starts_no_run(box: Sandbox, receiver: ReceiverServer,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The only write Squarespace's Orders API allows to an existing order is its fulfilment (POST
+    orders/{id}/fulfillments, the client's `update_record("orders", ...)`, as the push calls it). Its
+    `order.update` notification carries the order id, the update kind (`FULFILLED`) and the notification's
+    own time, no record time: it is recognised by order, kind and arrival just after our write, and starts
+    no run. A person's fulfilment of the same order right after (a shipment with its tracking number) is a
+    second notification that no write claims: it starts a run."""
+    from talk_assets.resources import client_from_env
+    from talk_assets.webhooks.own_writes import OwnWrites
+
+    monkeypatch.setenv("TALK_WEBHOOK_PUBLIC_URL", "https://sync.example.no")
+    out = subscribe_all(receiver.url, receiver.inbox)
+    assert out["squarespace"].startswith(("subscribed", "kept")), out
+    orders = requests.get(f"{box.url('squarespace')}/1.0/commerce/orders", timeout=10,
+                          headers={**SQSP_UA, **_sqsp_auth()}, params={"fulfillmentStatus": "PENDING"}).json()
+    order_id = orders["result"][0]["id"]
+    client = client_from_env("squarespace")
+    own = OwnWrites.open("squarespace")
+    assert own is not None
+    try:
+        answer = client.update_record("orders", order_id, {"fulfillmentStatus": "FULFILLED"})
+        own.add("orders", order_id, "update", answer)
+    finally:
+        own.close()
+        client.close()
+    _flush(box, "squarespace")
+    assert receiver.counts["squarespace own"] == 1, dict(receiver.counts)
+    assert receiver.counts["squarespace new"] == 0, dict(receiver.counts)
+    with dg.instance_for_test() as instance:
+        assert _tick(instance, "squarespace").run_requests == []
+        r = requests.post(f"{box.url('squarespace')}/1.0/commerce/orders/{order_id}/fulfillments", timeout=10,
+                          headers={**SQSP_UA, **_sqsp_auth()}, json={"shouldSendNotification": False, "shipments": [
+                              {"shipDate": datetime.now(UTC).isoformat(), "carrierName": "Posten «Bring» 📦",
+                               "trackingNumber": "NO-70 0001\n2"}]})
+        assert r.status_code in (200, 204), r.text
+        _flush(box, "squarespace")
+        assert receiver.counts["squarespace new"] == 1, dict(receiver.counts)
+        [req] = _tick(instance, "squarespace").run_requests
+    assert req.tags["talk/changed"] == "orders" and req.tags["talk/notifications"] == "1"
+    assert [p.record_id for p in receiver.inbox.pending("squarespace", 0)] == [order_id]
+
+
+def test_an_echo_without_a_record_time_is_claimed_by_kind_and_arrival_only(receiver: ReceiverServer) -> None:
+    """A write whose echo carries no record time (Squarespace's order.update) claims one notification of
+    its record and kind arriving near it: not another kind of update, not another order, not one that
+    comes after the window (a late retry, or a person's edit minutes later), and not a second one."""
+    from talk_assets.webhooks.inbox import ECHO_WINDOW_S
+
+    inbox = receiver.inbox
+
+    def note(event_id: str, order: str, kind: str) -> str:
+        return inbox.append(Notification(system="squarespace", event_id=event_id, topic="order.update",
+                                         entity="orders", record_id=order, action="update", kind=kind,
+                                         updated_at=datetime.now(UTC).isoformat()))
+
+    inbox.record_own("squarespace", "orders", "ord-1", "update", None, kind="FULFILLED", by_arrival=True)
+    assert note("canceled", "ord-1", "CANCELED") == "new"  # another kind: a person's
+    assert note("other-order", "ord-2", "FULFILLED") == "new"
+    assert note("echo", "ord-1", "FULFILLED") == "own"
+    assert note("second", "ord-1", "FULFILLED") == "new"  # one write claims one notification
+    inbox.record_own("squarespace", "orders", "ord-3", "update", None, kind="FULFILLED", by_arrival=True)
+    long_ago = (datetime.now(UTC) - timedelta(seconds=ECHO_WINDOW_S + 5)).isoformat(timespec="microseconds")
+    inbox._con.execute("UPDATE own_writes SET written_at = ? WHERE record_id = 'ord-3'", (long_ago,))
+    assert note("late", "ord-3", "FULFILLED") == "new"
+    assert inbox.counts("squarespace") == {"fresh": 4, "stale": 0, "own": 1}
+
+
+def test_an_inbox_written_before_update_kinds_is_migrated(tmp_path: Path) -> None:
+    """An inbox file of the previous release (no `kind`, no `by_arrival`) opens, and matches by arrival."""
+    import sqlite3
+
+    path = tmp_path / "webhooks.sqlite"
+    with sqlite3.connect(path) as con:
+        con.executescript(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, system TEXT NOT NULL, event_id TEXT NOT NULL, "
+            "topic TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT, updated_at TEXT, received_at TEXT NOT NULL, "
+            "stale INTEGER NOT NULL DEFAULT 0, own INTEGER NOT NULL DEFAULT 0, action TEXT, UNIQUE (system, event_id));"
+            "CREATE TABLE own_writes (id INTEGER PRIMARY KEY AUTOINCREMENT, system TEXT NOT NULL, entity TEXT NOT NULL, "
+            "record_id TEXT NOT NULL, action TEXT NOT NULL, updated_at TEXT, written_at TEXT NOT NULL, "
+            "claimed_seq INTEGER);")
+    con.close()
+    with Inbox(path) as inbox:
+        inbox.record_own("squarespace", "orders", "ord-ø", "update", None, kind="FULFILLED", by_arrival=True)
+        assert inbox.append(Notification(system="squarespace", event_id="n", topic="order.update", entity="orders",
+                                         record_id="ord-ø", action="update", kind="FULFILLED")) == "own"

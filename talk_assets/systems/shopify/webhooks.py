@@ -11,6 +11,20 @@ https://shopify.dev/docs/apps/build/webhooks/delivery-structure):
 - Shopify gives 5 s to answer and retries 8 times over 4 hours; it does not promise order, so the
   record's `updated_at` orders notifications (the inbox marks an older one stale).
 - The payload carries no timestamp that is signed, so replays are refused by the seen-id check.
+- `products/*` name the product (payload `id`, its variants under `variants[].id`, the product's
+  `updated_at`; /work/shared/reference/shopify/product.json), also for a change of one variant, and a
+  change of a variant's stock comes as `products/update` too ("it does in fact always fire" for an
+  inventory level update, Shopify staff at
+  https://community.shopify.com/c/Shopify-APIs-SDKs/Will-products-update-webhook-always-fire-when-an-inventory-level/m-p/825619).
+
+The sync's own writes (`own_echoes`): a customer's or an order's echo names the record written and is
+matched by its change time (or as the create); a product variant's write is addressed to the variant
+(and its inventory item), so its echoes are recorded under the variant's product: one per mutation the
+writer made (productUpdate, productVariantsBulkUpdate, inventorySetQuantities; writer.py `MUTATIONS`),
+each recognised by arrival just after the write (webhooks/inbox.py `Echo.by_arrival`), since the
+writer's answer is the variant as read before the write and carries no new change time. Not covered:
+a mutation that changes nothing may not be notified by a real Shopify, and its record then claims a
+person's edit of the same product within the window (that edit waits for polling).
 
 Subscriptions: created with the GraphQL `webhookSubscriptionCreate` (Shopify's current way; the
 sandbox's GraphQL endpoint stores them, graphql_mutations.py), through REST `webhooks.json` where
@@ -32,7 +46,7 @@ import requests
 
 from talk_assets.settings import settings
 from talk_assets.systems.shopify.info import INFO as SHOPIFY
-from talk_assets.webhooks.inbox import Inbox, Notification
+from talk_assets.webhooks.inbox import Echo, Inbox, Notification
 from talk_assets.webhooks.sender import Sender, Subscription
 from talk_assets.webhooks.verify import Ignored, Refused, json_object, same
 
@@ -76,6 +90,20 @@ def receive(headers: Mapping[str, str], body: bytes, inbox: Inbox) -> Notificati
     updated = data.get("updated_at") if isinstance(data.get("updated_at"), str) else None
     return Notification(system="shopify", event_id=webhook_id, topic=topic, entity=TOPICS[topic],
                         record_id=None if rid is None else str(rid), updated_at=updated, action=action(topic))
+
+
+def own_echoes(entity: str, record_id: str, action: str, answer: Any) -> list[Echo] | None:
+    """The notifications a write of ours causes (webhooks/own_writes.py). A product variant's write is
+    notified under its product; None (the plain case: the record written, by its change time) else."""
+    if entity != "product" or not isinstance(answer, dict) or answer.get("product_id") in (None, ""):
+        return None
+    product_id = str(answer["product_id"])
+    if action == "create":
+        return [Echo("product", product_id, "create")]
+    from talk_assets.systems.shopify.writer import MUTATIONS
+
+    made = answer.get(MUTATIONS)
+    return [Echo("product", product_id, "update", by_arrival=True)] * (made if isinstance(made, int) else 1)
 
 
 def action(topic: str) -> str:

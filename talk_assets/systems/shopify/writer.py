@@ -18,6 +18,9 @@ from talk_assets.sync.writer import HeldBack, Row, Writer, money_amount, nest, n
 from talk_assets.systems.shopify.models import gid
 
 STOCK = "variants.inventory_quantity"
+# in a variant update's answer: how many product-changing mutations it made. Each comes back as one
+# `products/update` notification naming the product (webhooks.py `own_echoes`)
+MUTATIONS = "_mutations"
 PRICE = "variants.price"
 PRODUCT_FIELDS = {"title": "title", "body_html": "descriptionHtml"}
 
@@ -118,8 +121,10 @@ class SystemWriter(Writer):
         # product-level fields; the title is the global name without the variant's label (the write
         # conversion `without_label` made it)
         top = {gql: data[rest] for rest, gql in PRODUCT_FIELDS.items() if rest in data and data[rest] is not None}
+        made = 0
         if top:
             self.client.update_product_fields(row.parent_id, top)
+            made += 1
         changes = {k.split(".", 1)[1]: v for k, v in data.items() if k.startswith("variants.") and k != STOCK}
         variant: dict[str, Any] = {}
         for rest, gql in (("price", "price"), ("barcode", "barcode"), ("compare_at_price", "compareAtPrice"),
@@ -133,7 +138,11 @@ class SystemWriter(Writer):
             variant["optionValues"] = [{"optionName": option, "name": changes["title"]}]
         if variant:
             self.client.update_variants(row.parent_id, [{"id": gid("ProductVariant", mine["id"]), **variant}])
+            made += 1
         if STOCK in data and data[STOCK] is not None:
             # compare quantity: the level read just before the write; a change in between is a 409
             self.client.set_inventory(self.client.location_gid(), mine["inventory_item_id"], int(data[STOCK]))
-        return mine
+            made += 1
+        # the variant as read before the write (its change time is the old one), its product, and how many
+        # mutations changed the product (the webhook inbox's record of our own writes)
+        return {**mine, "product_id": mine.get("product_id") or row.parent_id, MUTATIONS: made}

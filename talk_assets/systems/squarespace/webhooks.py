@@ -15,7 +15,25 @@ https://developers.squarespace.com/commerce-apis/webhook-subscriptions-overview)
 - Delivery is "at least once", retried up to 48 hours, in no guaranteed order: de-duplication by the
   payload's notification `id`, ordering by its `createdOn`. No signed timestamp: replays are refused
   by the seen-id check.
-- Payload: `{"id", "websiteId", "subscriptionId", "topic", "createdOn", "data": {"orderId", ...}}`.
+- Payload: `{"id", "websiteId", "subscriptionId", "topic", "createdOn", "data": {"orderId", ...}}`;
+  an `order.update`'s `data` also has `update`, "describes the update to the order. Values can include:
+  FULFILLED, REFUNDED, CANCELED, MARKED_PENDING, or EMAIL_UPDATED"
+  (https://developers.squarespace.com/webhooks/events/order-update). `createdOn` is the notification's
+  time, not the order's `modifiedOn`: nothing in it is a record time.
+
+The sync's own writes: the only write the Orders API allows to an existing order is its fulfilment
+(`POST /1.0/commerce/orders/{id}/fulfillments`, https://developers.squarespace.com/commerce-apis/fulfill-order;
+client.update_record("orders", ...)), whose echo is an `order.update` with `update: FULFILLED`; an order
+the sync imports comes back as `order.create` (recognised by its id). The update echo has no record time,
+so `own_echoes` asks the inbox to recognise it by order, update kind and arrival just after the write
+(webhooks/inbox.py, `Echo.by_arrival`). Not covered, because the notification does not carry it: which
+fulfilment (shipment) an update names, so a person's fulfilment of the same order within the window
+may be claimed instead of ours (then ours starts the run, and nothing is lost unless ours never comes);
+an echo retried after a failed delivery, later than the window, starts a run. A real Squarespace could
+be matched more closely by re-reading the order (its `fulfillments` and `modifiedOn`) at receipt, which
+costs an API call per notification and is not done. Today no view writes an order update (the order
+view's fields are written at import only), so this covers the client's fulfilment path for when one does.
+Product and inventory writes have no notification topic here: they are not recorded at all.
 """
 
 from __future__ import annotations
@@ -32,12 +50,14 @@ from typing import Any
 import requests
 
 from talk_assets.systems.squarespace.info import INFO as SQUARESPACE
-from talk_assets.webhooks.inbox import Inbox, Notification
+from talk_assets.webhooks.inbox import Echo, Inbox, Notification
 from talk_assets.webhooks.sender import Sender, Subscription
 from talk_assets.webhooks.verify import Ignored, Refused, json_object, same
 
 SUPPORTED = True
 TOPICS = {"order.create": "orders", "order.update": "orders"}
+# an order's `fulfillmentStatus` after a change -> the `update` its `order.update` names (the documented values)
+UPDATE_KINDS = {"FULFILLED": "FULFILLED", "CANCELED": "CANCELED", "PENDING": "MARKED_PENDING"}
 SUBSCRIPTIONS = "/1.0/webhook_subscriptions"
 OAUTH_ENV = "TALK_SQUARESPACE_OAUTH_TOKEN"
 SANDBOX_OAUTH_TOKEN = "sqsp-sandbox-oauth-token"  # what the sandbox accepts as an OAuth app's token
@@ -67,9 +87,22 @@ def receive(headers: Mapping[str, str], body: bytes, inbox: Inbox) -> Notificati
     order = data.get("data") if isinstance(data.get("data"), dict) else {}
     rid = order.get("orderId")
     created = data.get("createdOn") if isinstance(data.get("createdOn"), str) else None
+    kind = order.get("update") if topic == "order.update" and isinstance(order.get("update"), str) else None
     return Notification(system="squarespace", event_id=nid, topic=str(topic), entity=TOPICS[str(topic)],
                         record_id=None if rid is None else str(rid), updated_at=created,
-                        action="create" if topic == "order.create" else "update")
+                        action="create" if topic == "order.create" else "update", kind=kind)
+
+
+def own_echoes(entity: str, record_id: str, action: str, answer: Any) -> list[Echo] | None:
+    """The notifications a write of ours causes (webhooks/own_writes.py): an imported order's
+    `order.create` (by its id); a fulfilment's `order.update` of kind FULFILLED, by arrival (it carries
+    no record time); nothing for products and inventory (no topic)."""
+    if entity != "orders":
+        return []
+    if action == "create":
+        return [Echo("orders", record_id, "create")]
+    status = answer.get("fulfillmentStatus") if isinstance(answer, dict) else None
+    return [Echo("orders", record_id, "update", kind=UPDATE_KINDS.get(str(status)), by_arrival=True)]
 
 
 # -- subscriptions (the sync's side) -------------------------------------------------------------
@@ -137,7 +170,9 @@ def notify(app: Any, table: str, rec: dict[str, Any], created: bool) -> None:
             continue
         data: dict[str, Any] = {"orderId": rec.get("id")}
         if not created:
-            data["update"] = "FULFILLED" if rec.get("fulfillmentStatus") == "FULFILLED" else "UPDATED"
+            # a documented value (module docstring) from the order as saved: the sandbox keeps no previous
+            # state here, so a refund or an e-mail change of a fulfilled order is told as FULFILLED
+            data["update"] = UPDATE_KINDS.get(str(rec.get("fulfillmentStatus")), "MARKED_PENDING")
         payload = {"id": uuid.uuid4().hex[:24], "websiteId": "sandbox-website", "subscriptionId": sub.id,
                    "topic": topic, "createdOn": datetime.now(UTC).isoformat(timespec="milliseconds")
                    .replace("+00:00", "Z"), "data": data}
