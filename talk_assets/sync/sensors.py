@@ -35,9 +35,15 @@ def poll_interval(system: str) -> int:
 
 @cache
 def downstream_of(sources: tuple[Source, ...]) -> list[dg.AssetKey]:
-    """The collect assets of `sources` and every asset downstream of them (sorted, for stable requests)."""
-    selection = dg.AssetSelection.assets(*(collected_key(s) for s in sources)).downstream()
-    return sorted(selection.resolve(all_assets()), key=lambda k: k.to_user_string())
+    """The collect assets of `sources`, every asset downstream of them, and the merges the selected
+    mappings read (sorted, for stable requests). An order mapping reads the user merge too: on a new
+    state file a run started for Shopify's orders would otherwise map before any user merge existed
+    (reused, not rebuilt, when nothing it reads changed)."""
+    assets = all_assets()
+    down = dg.AssetSelection.assets(*(collected_key(s) for s in sources)).downstream().resolve(assets)
+    mapped = [k for k in down if k.path[1:2] == ["mapped"]]
+    read = dg.AssetSelection.assets(*mapped).upstream(depth=1).resolve(assets) if mapped else set()
+    return sorted(set(down) | {k for k in read if k.path[0] == "merge"}, key=lambda k: k.to_user_string())
 
 
 def probe_client(client: Any) -> Any:
