@@ -192,14 +192,13 @@ def collect_records(
             """,
             [source.system, source.entity, seen, now, source.system, source.entity],
         )
-        prev = first(con,
-            "SELECT cursor FROM collect_state WHERE system = ? AND entity = ?", [source.system, source.entity]
-        )
+        prev = first(con, "SELECT cursor, first_collected_at FROM collect_state WHERE system = ? AND entity = ?",
+                     [source.system, source.entity])
         cursor = max([t for t in (newest, prev[0] if prev else None) if t is not None], default=None)
         con.execute(
-            "INSERT OR REPLACE INTO collect_state (system, entity, cursor, last_collected_at, read_from, probe) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [source.system, source.entity, cursor, now, read_from, probe],
+            "INSERT OR REPLACE INTO collect_state (system, entity, cursor, last_collected_at, read_from, probe, "
+            "first_collected_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [source.system, source.entity, cursor, now, read_from, probe, (prev[1] if prev else None) or now],
         )
         res.cursor = cursor
     finally:

@@ -264,3 +264,35 @@ def dg_key(path: str) -> object:
     import dagster as dg
 
     return dg.AssetKey(path.split("/"))
+
+
+def test_each_systems_first_run_on_a_new_state_file_is_not_stopped_by_the_breaker(
+        rel: Harness, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make run`: the CRM's first run writes the webshop's products; PowerOffice's first run then reads
+    products that differ from most of them. That is still the first sync (PowerOffice read once), not
+    a mass change: the breaker lets it through (before, a new user's first `make run` ended held)."""
+    import os
+
+    from talk_assets.sync.declaration import SOURCES
+    from talk_assets.sync.push import PushSettings
+    from talk_assets.sync.sensors import downstream_of
+
+    monkeypatch.setenv("TALK_CIRCUIT_BREAKER_MIN_ROWS", "3")
+    monkeypatch.setenv("TALK_CIRCUIT_BREAKER_SHARE", "0.05")
+    guarded = PushSettings(confirm_large=False)
+    saved = os.environ["TALK_DATA_DIR"]
+    fresh = Harness(rel.box, tmp_path_factory.mktemp("first-runs"))
+    try:
+        for system in ("customcrm", "poweroffice", "customwebshop", "shopify", "squarespace"):
+            report = fresh.cycle(selection=downstream_of(tuple(s for s in SOURCES if s.system == system)),
+                                 settings=guarded, allow_errors=True)
+            assert not report.breaker and not report.errors, (system, report.breaker, report.errors)
+        # from the second read on, a mass change from PowerOffice trips it as before
+        po = fresh.client("poweroffice")
+        for r in fresh.sql("SELECT record_id FROM links WHERE view = 'poweroffice.product' LIMIT 12"):
+            po.update_record("products", r[0], {"Name": f"Masseendring {uuid.uuid4().hex[:6]}"})
+        report = fresh.cycle(selection=downstream_of(tuple(s for s in SOURCES if s.system == "poweroffice")),
+                             settings=guarded, allow_errors=True)
+        assert report.breaker, "a later mass change is held"
+    finally:
+        os.environ["TALK_DATA_DIR"] = saved
