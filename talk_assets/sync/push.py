@@ -212,16 +212,22 @@ def check_breaker(view: View, rows: list[Row], size: int, settings: PushSettings
 
 def _pending_by_source(con: duckdb.DuckDBPyConnection, view: View) -> dict[str, int]:
     """Pending writes (creates and updates) of a view per source of the changed values: the
-    namespace (`customwebshop-customer`) of the record each differing field's winning value came from."""
+    namespace (`customwebshop-customer`) of the record each differing field's winning value came from,
+    counting only values edited after the source's first read (`collect_state.first_collected_at`;
+    a value without an edit time counts)."""
     mapped, merged = table("mapped", view.vkey), table("merged", view.global_type)
-    parts = [f"SELECT m.gid, split_part(g.{ident(p + '__from')}.nsid, ':', 1) AS src FROM {mapped} m "
-             f"JOIN {merged} g USING (gid) WHERE m.action IN ('create', 'update') "
+    parts = [f"SELECT m.gid, split_part(g.{ident(p + '__from')}.nsid, ':', 1) AS src, g.{ident(p + '__from')}.at AS at "
+             f"FROM {mapped} m JOIN {merged} g USING (gid) WHERE m.action IN ('create', 'update') "
              f"AND list_contains(m.changed_fields, '{f}')"
              for f, p, _ in payload_fields(view)]
     if not parts:
         return {}
-    rows = con.execute(f"SELECT src, count(DISTINCT gid) FROM ({' UNION ALL '.join(parts)}) WHERE src IS NOT NULL "
-                       "GROUP BY src").fetchall()
+    # a value edited before this state first read its source is the first sync converging, not a change
+    rows = con.execute(
+        f"SELECT src, count(DISTINCT gid) FROM ({' UNION ALL '.join(parts)}) u "
+        "LEFT JOIN collect_state c ON c.system || '-' || c.entity = u.src "
+        "WHERE src IS NOT NULL AND (c.first_collected_at IS NULL OR u.at IS NULL OR u.at > c.first_collected_at) "
+        "GROUP BY src").fetchall()
     return {str(s): int(n) for s, n in rows}
 
 
@@ -233,9 +239,10 @@ def judge_breaker(con: duckdb.DuckDBPyConnection, global_type: str, settings: Pu
     at least `breaker_min_rows` and more than `max_update_share` of that target's records. Then
     every target the same source's changes reach is held, with one message naming the source and
     the counts, until confirmed. A view that has never written from this state (its first sync,
-    converging by nature) neither trips the breaker nor is held, and neither does a source read once
-    so far (its first read brings what it always held: with `make run` each system's first run comes
-    on its own, so the second system's first read meets targets the first one already wrote)."""
+    converging by nature) neither trips the breaker nor is held; and only values edited after this
+    state first read their source count (`_pending_by_source`): what a source held before is the
+    first sync converging, also when it meets targets an earlier run already wrote (with `make run`
+    each system's first runs come on their own)."""
     from talk_assets.sync.mapping import target_views
 
     if settings.confirm_large:
@@ -249,12 +256,10 @@ def judge_breaker(con: duckdb.DuckDBPyConnection, global_type: str, settings: Pu
             continue  # the first sync of this view
         size = first(con, f"SELECT count(*) FROM {table('norm', v.vkey)}")[0]  # a view over nodes_<type>
         pending[v.vkey] = (v, _pending_by_source(con, v), int(size))
-    first_read = {f"{s}-{e}" for s, e in con.execute(
-        "SELECT system, entity FROM collect_state WHERE first_collected_at = last_collected_at").fetchall()}
     tripped: dict[str, list[str]] = {}  # source -> what it would do where it trips
     for v, by_src, size in pending.values():
         for src, n in by_src.items():
-            if src not in first_read and n >= settings.breaker_min_rows and size and n / size > settings.max_update_share:
+            if n >= settings.breaker_min_rows and size and n / size > settings.max_update_share:
                 tripped.setdefault(src, []).append(f"{v.system} {v.name}: {n} of {size} ({n / size:.0%})")
     if not tripped:
         return {}

@@ -54,8 +54,8 @@ CREATE TABLE IF NOT EXISTS collect_state (
 ALTER TABLE collect_state ADD COLUMN IF NOT EXISTS read_from TIMESTAMPTZ;
 -- the entity's probe taken before its last complete read: the cycle's plan compares it (sync/plan.py)
 ALTER TABLE collect_state ADD COLUMN IF NOT EXISTS probe VARCHAR;
--- when the entity was first read from this state: until its second read its changes are the first
--- sync's, which the circuit breaker lets through (push.py `judge_breaker`)
+-- when the entity was first read from this state: values edited before then are the first sync's,
+-- which the circuit breaker lets through (push.py `_pending_by_source`)
 ALTER TABLE collect_state ADD COLUMN IF NOT EXISTS first_collected_at TIMESTAMPTZ;
 CREATE TABLE IF NOT EXISTS links (
     gid VARCHAR NOT NULL, global_type VARCHAR NOT NULL, nsid VARCHAR NOT NULL, view VARCHAR NOT NULL,
