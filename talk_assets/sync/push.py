@@ -118,8 +118,8 @@ def waiting_join(view: View) -> str:
 
 
 def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], int, int]:
-    """Pending rows (minus parked dead letters and unverified creates), the dataset size, and how
-    many rows were held back."""
+    """Pending rows (minus parked dead letters, unverified creates and creates already made since the
+    target was last read), the dataset size, and how many rows were held back."""
     src = source_of(view)
     mapped = table("mapped", view.vkey)
     version = f"cur.payload->>'$.{src.version}'" if src.version else "NULL"
@@ -127,7 +127,8 @@ def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], in
         f"""
         SELECT m.gid, m.action, m.nsid, m.record_id, m.parent_id, m.changed_fields, m.payload::VARCHAR,
                m.refs::VARCHAR, m.global::VARCHAR, m.payload_hash, {version} AS version,
-               (d.id IS NOT NULL) AS parked, (i.status IS NOT NULL AND i.status <> 'done') AS unverified
+               (d.id IS NOT NULL) AS parked, (i.status IS NOT NULL AND i.status <> 'done') AS unverified,
+               (i.status = 'done') AS created_unread
         FROM {mapped} m
         LEFT JOIN raw_current cur ON cur.system = '{src.system}' AND cur.entity = '{src.entity}'
              AND cur.record_id = coalesce(m.parent_id, m.record_id)
@@ -141,8 +142,10 @@ def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], in
     ).fetchall()
     size = first(con, f"SELECT count(*) FROM {table('norm', view.vkey)}")[0]
     out, held = [], 0
-    for gid, action, nsid, rid, pid, changed, payload, refs, glob, phash, ver, parked, unverified in rows:
-        if parked or (unverified and not _retry_unverified(view)):
+    for gid, action, nsid, rid, pid, changed, payload, refs, glob, phash, ver, parked, unverified, created_unread in rows:
+        # created by us since the target was last read: it exists, and a run that does not read the
+        # target first (a sensor's run for another system) must not create it again
+        if parked or created_unread or (unverified and not _retry_unverified(view)):
             held += 1
             continue
         out.append(Row(view, gid, action, nsid, rid, pid, list(changed or []), json.loads(payload),
@@ -574,7 +577,17 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
     settings = settings or PushSettings()
     if not settings.share_enabled(view):
         return PushResult(view.vkey)
+    src = source_of(view)
     with connect_fn() as con:
+        if first(con, "SELECT count(*) FROM collect_state WHERE system = ? AND entity = ?",
+                 [src.system, src.entity])[0] == 0:
+            # never read from this state: what the target already holds is unknown, and a create could
+            # duplicate a record it has (with `make run` each system's first run comes on its own)
+            pending = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action IN ('create', 'update')")[0]
+            return PushResult(view.vkey, held=int(pending), held_reason=(
+                f"{view.system} {src.entity} has not been read yet from this state: nothing is written there "
+                "before its own records are known (a new record could be one it already has); the next run "
+                "that reads it writes") if pending else "")
         resolved = 0 if settings.dry_run else resolve_present(con, view, datetime.now(UTC))
         rows, size, held = load_rows(con, view)
         resolve_refs(con, view, rows)
