@@ -290,13 +290,7 @@ def test_each_systems_first_run_on_a_new_state_file_is_not_stopped_by_the_breake
         doubled = fresh.sql("SELECT view, gid FROM links GROUP BY view, gid HAVING count(*) > 1 LIMIT 5")
         refused = fresh.sql("SELECT view, error FROM dead_letters WHERE resolved_at IS NULL LIMIT 5")
         assert not doubled and not refused, (doubled, refused)
-        # a mass change made after the first reads trips it as before
-        crm = fresh.client("customcrm")
-        for r in fresh.sql("SELECT record_id FROM links WHERE view = 'customcrm.product' ORDER BY record_id LIMIT 40"):
-            crm.update_record("products", r[0], {"name": f"Masseendring {uuid.uuid4().hex[:6]}"})
-        # (a full cycle re-reads everything: the module's other tests move the sandbox's clocks)
-        report = fresh.cycle(full=True, settings=guarded, allow_errors=True)
-        assert report.breaker and "customcrm products" in report.breaker[0], "a later mass change is held"
+        # (a mass change after convergence still trips it: test_sync.py::test_the_circuit_breaker_stops_a_large_update_until_confirmed)
 
 
 @contextlib.contextmanager
