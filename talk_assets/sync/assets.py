@@ -48,6 +48,14 @@ OWNERS = ["team:integration"]
 POOL = "duckdb"
 
 
+def stage_tags(stage: str) -> dict[str, str]:
+    """A step's op tags: its run order among the steps ready at once (Dagster's `dagster/priority`, higher
+    first). A push starts as soon as what it reads is made, before mappings and merges that only other
+    pushes need, so the edit a run carries reaches its target early in the run (issue #16), not after
+    every mapping of every type it reaches. Only order among ready steps changes; dependencies stay."""
+    return {"dagster/priority": str({"push": 3, "mapped": 2, "merge": 1}.get(stage, 0))}
+
+
 def source_key(src: Source) -> dg.AssetKey:
     return dg.AssetKey([src.system, src.entity])
 
@@ -173,6 +181,7 @@ def build_collect_asset(src: Source) -> dg.AssetsDefinition:
         owners=OWNERS,
         pool=POOL,
         tags={"stage": "collect"},
+        op_tags=stage_tags("collect"),
         required_resource_keys={src.system, HTTP},
         check_specs=[dg.AssetCheckSpec(READ_COMPLETE, asset=collected_key(src),
                                        description="The API answered the read. When it did not, the records "
@@ -245,6 +254,7 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
         owners=OWNERS,
         pool=POOL,
         tags={"stage": "merge"},
+        op_tags=stage_tags("merge"),
         description=f"Global {gtype}s: the records of every system that are the same {gtype}, merged into one.\n\n"
                     f"Records of {', '.join(sorted({v.vkey for v in views}))} recognised as the "
                     f"same {gtype} (merge keys: {keys}; transitive; existing links kept). Per property the latest "
@@ -297,6 +307,7 @@ def links_deps() -> list[dg.AssetKey]:
     owners=OWNERS,
     pool=POOL,
     tags={"stage": "links"},
+    op_tags=stage_tags("links"),
     output_required=False,
     description="The link table: which records in the five systems are the same customer, product, order or user.\n\n"
                 "Per record: its global id, link mode, origin and the last payload the sync wrote to it. Each change is a new "
@@ -351,6 +362,7 @@ def build_mapped_asset(view: View) -> dg.AssetsDefinition:
         owners=OWNERS,
         pool=POOL,
         tags={"stage": "mapped"},
+        op_tags=stage_tags("mapped"),
         description=f"What {SYSTEMS[view.system].title} {view.name} should hold, and what differs from what it holds.\n\n"
                     f"In its own fields and formats, and what differs from what it holds now (table `{table('mapped', view.vkey)[1:-1]}`). "
                     f"Dataflows:\n{_flows_text(view)}",
@@ -428,6 +440,7 @@ def build_push_asset(view: View) -> dg.AssetsDefinition:
         owners=OWNERS,
         pool=f"{view.system}_api",
         tags={"stage": "push"},
+        op_tags=stage_tags("push"),
         required_resource_keys={view.system, HTTP},
         description=f"The writes to {SYSTEMS[view.system].title} {view.name}: what the sync created and updated there.\n\n"
                     "Creates, updates of the properties that differ (optimistic locking), failures to the dead-letter table. "

@@ -120,3 +120,29 @@ def test_materializing_merge_customer_alone_makes_no_write(synced: SyncHarness) 
     mats = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
     assert mats == {"merge/customer"}
     assert synced.writes() == dict.fromkeys(SYSTEM_KEYS, 0)
+
+
+def test_a_runs_pushes_start_as_soon_as_what_they_read_is_made(synced: SyncHarness) -> None:
+    """Edit to visible: in the run a change requests, each push starts as soon as the steps it depends on
+    are done, before the merges and mappings that only later pushes need (Dagster's step priority). So the
+    edit's target is written early in the run, not after every mapping of every type it reaches."""
+    from talk_assets.sync.declaration import SOURCES
+    from talk_assets.sync.sensors import downstream_of
+
+    shop = synced.client("customwebshop")
+    customer = next(iter(shop.iter_records("customers")))
+    shop.update_record("customers", str(customer["id"]), {"phone": f"4{uuid.uuid4().int % 10**7:07d}"})
+    selection = downstream_of(tuple(s for s in SOURCES if s.key == "customwebshop.customers"))
+    report = synced.cycle(selection=selection)
+    starts = [e.step_key for e in synced.instance.all_logs(report.run_id, of_type=dg.DagsterEventType.STEP_START)]
+    assert len(starts) == len(set(starts)) and "customcrm__pushed__customer" in starts, starts
+    graph = defs.resolve_asset_graph()
+    by_step = {k.to_python_identifier(): k for k in selection}
+    pushes = [s for s in starts if "__pushed__" in s]
+    assert len(pushes) >= 5, starts
+    for step in pushes:
+        needs = [starts.index(p.to_python_identifier()) for p in graph.get(by_step[step]).parent_keys
+                 if p.to_python_identifier() in starts]
+        ready = max(needs, default=-1)
+        between = [s for s in starts[ready + 1:starts.index(step)] if "__pushed__" not in s]
+        assert not between, f"{step} was ready after {starts[ready]} but waited for {between}"
