@@ -54,6 +54,9 @@ log = logging.getLogger("talk_assets.shopify")
 
 NESTED_PAGE = 20  # variants per product and lines per order asked for in a page (the rest is paged per record)
 ENDPOINT = "graphql.json"
+# in the answer to a product write: how many mutations changed the product. Each comes back as its own
+# `products/*` notification naming the product (webhooks.py `own_echoes`)
+MUTATIONS = "_mutations"
 # GraphQL error codes -> the HTTP status with the same meaning for the push engine (`system_fault`)
 ERROR_STATUS = {"ACCESS_DENIED": 403, "UNAUTHORIZED": 401, "INTERNAL_SERVER_ERROR": 500, "THROTTLED": 429,
                 "MAX_COST_EXCEEDED": 400, "BAD_REQUEST": 400, "NOT_FOUND": 404}
@@ -466,14 +469,16 @@ class Client(ApiClient):
         stocked) is set afterwards with `inventorySetQuantities`."""
         node = self.mutate(D.PRODUCT_SET, {"input": product, "variants": NESTED_PAGE}, "productSet")["product"]
         record = self._product(node)
-        fixed = False
+        fixed = 0
         for asked, got in zip(product.get("variants") or [], record["variants"], strict=False):
             want = next((q["quantity"] for q in asked.get("inventoryQuantities") or []), None)
             if want is not None and got.get("inventory_quantity") != want and got.get("inventory_item_id"):
                 loc = asked["inventoryQuantities"][0]["locationId"]
                 self.set_inventory(loc, got["inventory_item_id"], want)
-                fixed = True
-        return (self._get("product", record["id"]) or record) if fixed else record
+                fixed += 1
+        out = (self._get("product", record["id"]) or record) if fixed else record
+        # how many mutations changed the product: each is notified as its own `products/*` (webhooks.py)
+        return {**out, MUTATIONS: 1 + fixed}
 
     def update_product_fields(self, product_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """`productUpdate` of product-level fields (title, descriptionHtml, ...)."""

@@ -20,7 +20,8 @@ https://shopify.dev/docs/apps/build/webhooks/delivery-structure):
 The sync's own writes (`own_echoes`): a customer's or an order's echo names the record written and is
 matched by its change time (or as the create); a product variant's write is addressed to the variant
 (and its inventory item), so its echoes are recorded under the variant's product: one per mutation the
-writer made (productUpdate, productVariantsBulkUpdate, inventorySetQuantities; writer.py `MUTATIONS`),
+writer made (productUpdate, productVariantsBulkUpdate, inventorySetQuantities; client.py `MUTATIONS`; a create is
+`productSet` and, where the new variant's stock did not come out as asked, an `inventorySetQuantities`),
 each recognised by arrival just after the write (webhooks/inbox.py `Echo.by_arrival`), since the
 writer's answer is the variant as read before the write and carries no new change time. Not covered:
 a mutation that changes nothing may not be notified by a real Shopify, and its record then claims a
@@ -97,13 +98,14 @@ def own_echoes(entity: str, record_id: str, action: str, answer: Any) -> list[Ec
     notified under its product; None (the plain case: the record written, by its change time) else."""
     if entity != "product" or not isinstance(answer, dict) or answer.get("product_id") in (None, ""):
         return None
-    product_id = str(answer["product_id"])
-    if action == "create":
-        return [Echo("product", product_id, "create")]
-    from talk_assets.systems.shopify.writer import MUTATIONS
+    from talk_assets.systems.shopify.client import MUTATIONS
 
+    product_id = str(answer["product_id"])
     made = answer.get(MUTATIONS)
-    return [Echo("product", product_id, "update", by_arrival=True)] * (made if isinstance(made, int) else 1)
+    made = made if isinstance(made, int) and made > 0 else 1
+    if action == "create":  # `products/create`, then a `products/update` per mutation after `productSet`
+        return [Echo("product", product_id, "create")] + [Echo("product", product_id, "update", by_arrival=True)] * (made - 1)
+    return [Echo("product", product_id, "update", by_arrival=True)] * made
 
 
 def action(topic: str) -> str:

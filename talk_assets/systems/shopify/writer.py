@@ -15,12 +15,10 @@ from typing import Any
 from talk_assets.core.http import ApiError
 from talk_assets.sync.conversions import PRICE_CURRENCY, STANDARD_VAT_RATE
 from talk_assets.sync.writer import HeldBack, Row, Writer, money_amount, nest, net_of_lines
+from talk_assets.systems.shopify.client import MUTATIONS
 from talk_assets.systems.shopify.models import gid
 
 STOCK = "variants.inventory_quantity"
-# in a variant update's answer: how many product-changing mutations it made. Each comes back as one
-# `products/update` notification naming the product (webhooks.py `own_echoes`)
-MUTATIONS = "_mutations"
 PRICE = "variants.price"
 PRODUCT_FIELDS = {"title": "title", "body_html": "descriptionHtml"}
 
@@ -75,7 +73,8 @@ class SystemWriter(Writer):
             if row.glob.get("description"):
                 body["body_html"] = row.glob["description"]
             product = self.client.create_record("product", body)
-            return product["variants"][0]
+            # the new variant, its product and how many mutations made it (the webhook inbox's own writes)
+            return {**product["variants"][0], "product_id": product["id"], MUTATIONS: product.get(MUTATIONS, 1)}
         body = nest({k: v for k, v in data.items() if v is not None})
         if row.view.entity == "order":
             body.update(_order_taxes(row))
