@@ -207,8 +207,9 @@ def unconvertible_sql(view: View, batch: str) -> str | None:
     return f"WITH checked AS MATERIALIZED ({extracted}) " + " UNION ALL ".join(checks)
 
 
-def norm_select(view: View) -> str:
-    """SQL selecting the view's `nodes_<type>` rows from the stored versions of its API entity.
+def norm_select(view: View, only: str | None = None) -> str:
+    """SQL selecting the view's `nodes_<type>` rows from the stored versions of its API entity
+    (`only`: a table whose `parent_id` column lists the records to select, all when None).
 
     Most records have one stored version: their values are that version's and each property
     appeared when the version did (if not empty). Only records with several versions take the
@@ -222,6 +223,7 @@ def norm_select(view: View) -> str:
     rows += (
         f" SEMI JOIN raw_current cur ON cur.system = rv.system AND cur.entity = rv.entity AND cur.record_id = rv.record_id "
         f"AND NOT cur.deleted WHERE rv.system = '{src.system}' AND rv.entity = '{src.entity}'"
+        + (f" AND rv.record_id IN (SELECT parent_id FROM {only})" if only else "")
     )
     plan = _extract_plan(view)
     # the composed fields' own values (`wholes`, JSON text), compared with what the write would make
@@ -327,23 +329,65 @@ def _drop_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 
 def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> None:
-    """Write `nodes_<type>` (every view's records, view by view) and a `norm_<view>` view per view."""
+    """Bring `nodes_<type>` (every view's records, view by view) up to date, and a `norm_<view>` view per view.
+
+    A record's rows depend only on its own stored versions and on what the sync last wrote to it
+    (`_echo_select`), so only the records whose input changed since the last build are derived again
+    (`_node_inputs`); the rest are kept as they are. The table equals a full rebuild (the merge's
+    equivalence test); a changed declaration or engine (`code_digest`), or a state file without the
+    table, rebuilds all of it. One table is written, not one per view plus their union."""
     props = list(GLOBAL_TYPES[gtype])
-    nodes = table("nodes", gtype)
-    cols = ", ".join(f"{ident(p)} VARCHAR, {ident(p + '__ts')} TIMESTAMPTZ, {ident(p + '__origin')} VARCHAR"
-                     for p in props)
-    con.execute(f"CREATE OR REPLACE TABLE {nodes} (nsid VARCHAR, view VARCHAR, record_id VARCHAR, parent_id VARCHAR, "
-                f"changed_at TIMESTAMPTZ, {cols}, wholes VARCHAR)")
+    nodes, seen = table("nodes", gtype), table("nodes_seen", gtype)
+    built = first(con, "SELECT value FROM cycle_state WHERE name = ?", [f"nodes:{gtype}"])
+    full = built is None or built[0] != code_digest() or not {nodes[1:-1], seen[1:-1]} <= table_names(con)
+    if full:
+        cols = ", ".join(f"{ident(p)} VARCHAR, {ident(p + '__ts')} TIMESTAMPTZ, {ident(p + '__origin')} VARCHAR"
+                         for p in props)
+        con.execute(f"CREATE OR REPLACE TABLE {nodes} (nsid VARCHAR, view VARCHAR, record_id VARCHAR, parent_id VARCHAR, "
+                    f"changed_at TIMESTAMPTZ, {cols}, wholes VARCHAR)")
+        con.execute(f"CREATE OR REPLACE TABLE {seen} (view VARCHAR, parent_id VARCHAR, h UBIGINT)")
     for v in views:
-        con.execute(f"INSERT INTO {nodes} BY NAME {_echo_select(con, v)}")
+        _node_inputs(con, gtype, v)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE node_dirty AS SELECT parent_id FROM node_inputs i "
+                    f"ANTI JOIN {seen} s ON s.view = '{v.vkey}' AND s.parent_id = i.parent_id AND s.h = i.h "
+                    f"UNION SELECT parent_id FROM {seen} s WHERE s.view = '{v.vkey}' "
+                    f"AND parent_id NOT IN (SELECT parent_id FROM node_inputs)")
+        if first(con, "SELECT count(*) FROM node_dirty")[0]:  # the query costs even when it selects nothing
+            if not full:
+                con.execute(f"DELETE FROM {nodes} WHERE view = '{v.vkey}' AND parent_id IN (SELECT parent_id FROM node_dirty)")
+                con.execute(f"DELETE FROM {seen} WHERE view = '{v.vkey}' AND parent_id IN (SELECT parent_id FROM node_dirty)")
+            con.execute(f"INSERT INTO {nodes} BY NAME {_echo_select(con, v, 'node_dirty')}")
+            _node_inputs(con, gtype, v)  # again: the writes to a new record's rows are found by its rows' nsids
+            con.execute(f"INSERT INTO {seen} SELECT '{v.vkey}', parent_id, h FROM node_inputs "
+                        f"WHERE parent_id IN (SELECT parent_id FROM node_dirty)")
         norm = f"norm_{v.vkey.replace('.', '_')}"
         _drop_table(con, norm)
         own = ", ".join(f"{ident(p)}, {ident(p + '__ts')}" for p in v.read_props)
         con.execute(f"CREATE OR REPLACE VIEW {ident(norm)} AS SELECT nsid, view, parent_id, record_id, changed_at, {own}, wholes "
                     f"FROM {nodes} WHERE view = '{v.vkey}'")
+    con.execute("DROP TABLE IF EXISTS node_inputs")
+    con.execute("DROP TABLE IF EXISTS node_dirty")
+    con.execute("INSERT OR REPLACE INTO cycle_state VALUES (?, ?, now())", [f"nodes:{gtype}", code_digest()])
 
 
-def _echo_select(con: duckdb.DuckDBPyConnection, view: View) -> str:
+def _node_inputs(con: duckdb.DuckDBPyConnection, gtype: str, view: View) -> None:
+    """Temp table `node_inputs` (parent_id, h): per stored record of the view's entity, a hash of what its
+    `nodes_<type>` rows are derived from: its current version (a new version also moves `collected_at`,
+    so a value that changes and changes back is seen) and what the sync last wrote to the rows it made
+    (`push_writes`, by the nsids of those rows, so taken again once a new record's rows exist)."""
+    src = source_of(view)
+    writes = ""
+    if "push_writes" in table_names(con):
+        writes = (f"LEFT JOIN (SELECT n.parent_id, sum(hash(w.nsid, w.prop, w.value, w.origin_nsid, w.origin_at))::HUGEINT AS w "
+                  f"FROM push_writes w JOIN {table('nodes', gtype)} n ON n.nsid = w.nsid AND n.view = w.view "
+                  f"WHERE w.view = '{view.vkey}' GROUP BY n.parent_id) pw ON pw.parent_id = c.record_id")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE node_inputs AS SELECT c.record_id AS parent_id, "
+        f"hash(c.hash, c.deleted, c.changed_at, c.collected_at, {'pw.w' if writes else 'NULL'}) AS h FROM raw_current c {writes} "
+        f"WHERE c.system = '{src.system}' AND c.entity = '{src.entity}'")
+
+
+def _echo_select(con: duckdb.DuckDBPyConnection, view: View, only: str | None = None) -> str:
     """`norm_select(view)` with echoes credited to the edit they carry, not to the write.
 
     A value collected from a record that equals what the sync last wrote there (`push_writes`, kept by
@@ -357,7 +401,7 @@ def _echo_select(con: duckdb.DuckDBPyConnection, view: View) -> str:
     props = [p for p in view.read_props if p not in REFERENCES]
     if not props or "push_writes" not in table_names(con) or not first(
             con, "SELECT count(*) FROM push_writes WHERE view = ?", [view.vkey])[0]:
-        return norm_select(view)
+        return norm_select(view, only)
     pivot = ", ".join(
         f"max(value) FILTER (WHERE prop = '{p}') AS {ident(p + '__v')}, "
         f"max(origin_nsid) FILTER (WHERE prop = '{p}') AS {ident(p + '__o')}, "
@@ -368,7 +412,7 @@ def _echo_select(con: duckdb.DuckDBPyConnection, view: View) -> str:
                       f"ELSE s.{ident(p + '__ts')} END AS {ident(p + '__ts')}" for p in props)
     origins = ", ".join(f"CASE WHEN s.{ident(p)} = w.{ident(p + '__v')} THEN w.{ident(p + '__o')} END "
                         f"AS {ident(p + '__origin')}" for p in props)
-    return (f"SELECT s.* REPLACE ({times}), {origins} FROM ({norm_select(view)}) s LEFT JOIN "
+    return (f"SELECT s.* REPLACE ({times}), {origins} FROM ({norm_select(view, only)}) s LEFT JOIN "
             f"(SELECT nsid, {pivot} FROM push_writes WHERE view = '{view.vkey}' GROUP BY nsid) w ON w.nsid = s.nsid")
 
 def _components(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> int:
