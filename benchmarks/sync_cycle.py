@@ -8,6 +8,10 @@ the engine. The world is the sandbox's own (no special shape): about 8.9 link ro
 groups per unit of `size`, so the full profile's size 11,500 gives ~100,000 linked records
 (records in one system linked to a record in another) across customers, products, orders and users.
 That setup takes ~5 minutes on 2 cores (first cycle 170-190 s for ~42,000 writes).
+With `--consistent` (`Env(consistent=True)`) the sandboxes start from the consistent seed instead
+(`talk_assets/sandbox/consistent.py`): the world the same cycles converged to, made once per seed,
+size and code and restored from `TALK_SANDBOX_CACHE` afterwards; the setup is then one real cycle
+that links everything and writes nothing.
 Edits are made through the systems' own clients to records that are linked to a record in another
 system (Shopify <-> PowerOffice persons, Custom Webshop <-> Custom CRM), one per linked pair.
 """

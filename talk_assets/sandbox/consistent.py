@@ -175,6 +175,31 @@ def restore(servers: dict[str, Any], folder: Path) -> None:
             app.status_counts.clear()
 
 
+class _One:
+    """A server-shaped holder of one app, for `load_sandbox`."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+
+def restore_app(app: Any) -> Path:
+    """The control API's `POST /_sandbox/reset {"consistent": true}`: reseed this app and put in its
+    data from the consistent world of its seed and size. The world is made by all five sandboxes
+    together, so it must exist already (`talk-assets sandbox --consistent` made it); else a
+    `FileNotFoundError` naming what to run."""
+    from talk_assets.config import SYSTEMS
+
+    folder = getattr(app, "consistent_folder", None) or folder_for(app.seed, app.size, list(SYSTEMS))
+    if not (folder / DONE).exists():
+        raise FileNotFoundError(
+            f"no consistent world for seed {app.seed} size {app.size} made by this code in {cache_root()} "
+            f"(set by {CACHE_ENV}); start the sandbox once with `talk-assets sandbox --consistent --seed "
+            f"{app.seed} --size {app.size}` to make it")
+    restore({app.name: _One(app)}, folder)
+    app.consistent_folder = folder
+    return folder
+
+
 def make_consistent(servers: dict[str, Any], seed: int, size: int, state_dir: Path | None = None) -> Convergence:
     """Bring running `servers` (seeded with seed/size) to the consistent world: from the cache when
     this code made it before, else by converging them and saving the result (`state_dir`: where that
@@ -194,6 +219,8 @@ def make_consistent(servers: dict[str, Any], seed: int, size: int, state_dir: Pa
     else:
         out.restored = True
     restore(servers, folder)  # also after a convergence: the same start state either way
+    for srv in servers.values():
+        srv.app.consistent_folder = folder
     out.seconds = time.perf_counter() - t0
     log.info("consistent seed %s/%s: %s in %.1fs", seed, size,
              "restored" if out.restored else f"converged in {len(out.cycles)} cycles", out.seconds)

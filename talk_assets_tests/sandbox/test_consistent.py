@@ -10,10 +10,13 @@ from typing import Any
 
 import dagster as dg
 import pytest
+import requests
 
 from talk_assets.config import SYSTEMS
 from talk_assets.sandbox.consistent import CACHE_ENV, folder_for, make_consistent
 from talk_assets.sandbox.runner import start_all
+from talk_assets.sandbox.server import SandboxServer
+from talk_assets.sandbox.store import Table
 from talk_assets.settings import environment
 
 SEED, SIZE = 7, 20
@@ -24,6 +27,15 @@ def _env(servers: dict[str, Any], state: Path) -> dict[str, str]:
             "TALK_CIRCUIT_BREAKER_SHARE": "1.0",
             **{SYSTEMS[k].url_env: s.url for k, s in servers.items()},
             **{f"TALK_{k.upper()}_MAX_RPS": "2000" for k in servers}}
+
+
+def _rows(servers: dict[str, Any]) -> dict[str, int]:
+    """Records per system, over every table of its app."""
+    return {k: sum(len(v) for v in vars(s.app).values() if isinstance(v, Table)) for k, s in servers.items()}
+
+
+def _reset(url: str, body: dict[str, Any]) -> requests.Response:
+    return requests.post(f"{url}/_sandbox/reset", json=body, timeout=120)
 
 
 def _groups(state: Path, servers: dict[str, Any]) -> set[frozenset[tuple[str, str]]]:
@@ -92,3 +104,26 @@ def test_a_consistent_world_links_everything_in_one_cycle_without_writes(
     # the sandboxes agree: no request that could change data reached any of them
     assert {k: s.app.stats()["writes"] for k, s in fresh.items()} == dict.fromkeys(fresh, 0)
     assert _groups(state, fresh) == reference
+
+    # the control API puts the consistent world back after a run changed data; a plain reset does not
+    consistent_rows = _rows(fresh)
+    for srv in fresh.values():
+        assert _reset(srv.url, {}).status_code == 200
+    assert _rows(fresh) != consistent_rows
+    for srv in fresh.values():
+        resp = _reset(srv.url, {"consistent": True})
+        assert resp.status_code == 200 and resp.json()["consistent"] is True
+    assert _rows(fresh) == consistent_rows
+
+
+def test_a_consistent_reset_without_a_made_world_says_what_to_run(cache: Path) -> None:
+    from talk_assets.systems import system
+
+    srv = SandboxServer(system("customcrm").sandbox(seed=99, size=5), port=0).start()
+    try:
+        resp = _reset(srv.url, {"consistent": True})
+        assert resp.status_code == 409
+        text = resp.text
+        assert "talk-assets sandbox --consistent --seed 99 --size 5" in text and CACHE_ENV in text
+    finally:
+        srv.stop()
