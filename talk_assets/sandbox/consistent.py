@@ -157,12 +157,10 @@ def converge(servers: dict[str, Any], state_dir: Path | None = None) -> list[tup
 
 
 def restore(servers: dict[str, Any], folder: Path) -> None:
-    """Put the saved data into freshly seeded apps: control state (buckets, counters, bulk operations,
-    webhook subscriptions) is the fresh app's, the records are the snapshot's."""
+    """Put the saved data into freshly seeded (or reset) apps: control state (buckets, counters, bulk
+    operations, webhook subscriptions) is the fresh app's, the records are the snapshot's."""
     from talk_assets.devserver import load_sandbox
 
-    for srv in servers.values():
-        srv.app.reset()
     outcome = load_sandbox(servers, folder)
     bad = {k: v for k, v in outcome.items() if not v.startswith("restored")}
     if bad:
@@ -216,9 +214,12 @@ def make_consistent(servers: dict[str, Any], seed: int, size: int, state_dir: Pa
         (tmp / DONE).write_text(repr(out.cycles) + "\n")
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
+        for srv in servers.values():  # the control state the convergence left (bulk operations, buckets)
+            srv.app.reset()
     else:
         out.restored = True
     restore(servers, folder)  # also after a convergence: the same start state either way
+    # (`servers` come freshly seeded from `start_all`, or reset above: not seeded a second time here)
     for srv in servers.values():
         srv.app.consistent_folder = folder
     out.seconds = time.perf_counter() - t0
