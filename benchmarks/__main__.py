@@ -28,7 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--quick", action="store_const", const="quick", dest="profile", help="small sizes (default)")
     g.add_argument("--full", action="store_const", const="full", dest="profile", help="up to 1M rows: scaling")
     ap.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only this benchmark (repeatable)")
+    ap.add_argument("--consistent", action="store_true",
+                    help="incremental/latency: start from a consistent-seed sandbox (converged once per seed, "
+                         "size and code, then restored from TALK_SANDBOX_CACHE) instead of converging each run")
     args = ap.parse_args(argv)
+    if args.consistent:
+        os.environ["TALK_BENCH_CONSISTENT"] = "1"
     profile = args.profile or "quick"
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")  # dlt's schema warnings
     logging.getLogger("dlt").setLevel(logging.ERROR)

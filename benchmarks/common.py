@@ -133,7 +133,7 @@ _CHILD = """
 import json, sys, signal
 from talk_assets.sandbox.runner import start_all
 seed, size, systems = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(",")
-servers = start_all(seed=seed, size=size, systems=systems, ephemeral_ports=True)
+servers = start_all(seed=seed, size=size, systems=systems, ephemeral_ports=True, consistent=sys.argv[4] == "1")
 print(json.dumps({k: s.url for k, s in servers.items()}), flush=True)
 sys.stdin.read()  # until the parent closes it
 for s in servers.values():
@@ -142,10 +142,16 @@ for s in servers.values():
 
 
 class Sandboxes:
-    """The sandbox servers of `systems`, seeded with (seed, size), running in a child process."""
+    """The sandbox servers of `systems`, seeded with (seed, size), running in a child process;
+    `consistent`: already in the state the sync makes of them (`talk_assets/sandbox/consistent.py`; the
+    first time for a seed, size and code this converges them, which takes as long as that does)."""
 
-    def __init__(self, systems: list[str], size: int, seed: int = 1, timeout_s: float = 600) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(seed), str(size), ",".join(systems)],
+    def __init__(self, systems: list[str], size: int, seed: int = 1, timeout_s: float = 600,
+                 consistent: bool = False) -> None:
+        if consistent:
+            timeout_s = max(timeout_s, 6 * 3600)
+        self.proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(seed), str(size), ",".join(systems),
+                                      "1" if consistent else "0"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = ""
         deadline = time.monotonic() + timeout_s

@@ -8,6 +8,10 @@ the engine. The world is the sandbox's own (no special shape): about 8.9 link ro
 groups per unit of `size`, so the full profile's size 11,500 gives ~100,000 linked records
 (records in one system linked to a record in another) across customers, products, orders and users.
 That setup takes ~5 minutes on 2 cores (first cycle 170-190 s for ~42,000 writes).
+With `--consistent` (`Env(consistent=True)`) the sandboxes start from the consistent seed instead
+(`talk_assets/sandbox/consistent.py`): the world the same cycles converged to, made once per seed,
+size and code and restored from `TALK_SANDBOX_CACHE` afterwards; the setup is then one real cycle
+that links everything and writes nothing.
 Edits are made through the systems' own clients to records that are linked to a record in another
 system (Shopify <-> PowerOffice persons, Custom Webshop <-> Custom CRM), one per linked pair.
 """
@@ -54,8 +58,15 @@ EDITS: dict[str, tuple[str, str, Callable[[str, dict], dict], Callable[[dict], s
 class Env:
     """Sandboxes, a fresh state directory and cached clients, converged (a cycle that writes nothing)."""
 
-    def __init__(self, size: int, seed: int = 7) -> None:
+    def __init__(self, size: int, seed: int = 7, consistent: bool | None = None) -> None:
+        """`consistent` (default: `TALK_BENCH_CONSISTENT=1`): the sandboxes start with the records the
+        sync makes of this world (`talk_assets/sandbox/consistent.py`, converged once per seed, size and
+        code, then restored), so the first cycle here links everything and writes nothing."""
         from talk_assets.config import SYSTEMS
+
+        if consistent is None:
+            consistent = os.environ.get("TALK_BENCH_CONSISTENT", "") in ("1", "true")
+        self.consistent = consistent
 
         self.saved = dict(os.environ)
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-cycle-"))
@@ -63,7 +74,9 @@ class Env:
         os.environ["TALK_CIRCUIT_BREAKER_SHARE"] = "1.0"
         for k in SYSTEMS:
             os.environ[f"TALK_{k.upper()}_MAX_RPS"] = "2000"
-        self.sb = Sandboxes(list(SYSTEMS), size, seed)
+        with timer() as t_sb:
+            self.sb = Sandboxes(list(SYSTEMS), size, seed, consistent=consistent)
+        self.sandbox_s = t_sb["s"]  # seeding (and, consistent, converging or restoring) the sandboxes
         self.sb.env()
         self.sb.faults({"rate_limit_enabled": False})
         self._clients: dict[str, Any] = {}
@@ -227,7 +240,8 @@ def incremental(rec: Recorder, profile: str) -> None:
     label = f"{linked:,} linked records (sandbox size {size:,})"
     setup_rate = setup_writes / sum(s for s, _ in env.setup_cycles)
     rec.add(Result("incremental.setup_time", t_setup["s"], "s", "n/a", None, label,
-                   note=f"{len(env.setup_cycles)} cycles (s, writes): "
+                   note=(f"consistent seed ({env.sandbox_s:.0f} s to start the sandboxes); " if env.consistent else "")
+                        + f"{len(env.setup_cycles)} cycles (s, writes): "
                         + ", ".join(f"({s:.0f}, {w})" for s, w in env.setup_cycles)
                         + f"; {setup_writes:,} writes at {setup_rate:.0f} writes/s; link table {links:,} rows, "
                           f"{linked:,} linked to another record"))

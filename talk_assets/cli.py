@@ -34,7 +34,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     try:
-        servers = start_all(args.host, args.port_base, args.seed, args.size)
+        servers = start_all(args.host, args.port_base, args.seed, args.size,
+                            consistent=bool(getattr(args, "consistent", False)))
     except OSError as exc:
         print(f"talk-assets sandbox: cannot listen: {exc} (is another sandbox running? try --port-base)", file=sys.stderr)
         return 2
@@ -429,6 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("sandbox", help="serve local fakes of all five systems' APIs until Ctrl-C")
     sandbox_opts(sp)
+    sp.add_argument("--consistent", action="store_true",
+                    help="start with the records the sync itself makes of this seed and size (already linked: "
+                         "a first cycle writes nothing); made once by real sync cycles, then kept in "
+                         "TALK_SANDBOX_CACHE (default ~/.cache/talk-assets/sandbox)")
     sp.set_defaults(func=cmd_sandbox)
 
     sp = sub.add_parser("run", help="start the sandbox and the Dagster UI with the sync running (make run)")

@@ -23,8 +23,12 @@ def start_all(
     size: int = 200,
     systems: list[str] | None = None,
     ephemeral_ports: bool = False,
+    consistent: bool = False,
 ) -> dict[str, SandboxServer]:
-    """Seed and start every system's sandbox; port `port_base + offset`, or free ports."""
+    """Seed and start every system's sandbox; port `port_base + offset`, or free ports.
+
+    `consistent`: the systems start with the records the sync itself makes of this seed and size, so
+    a first cycle links everything and writes nothing (`consistent.py`: converged once, then cached)."""
     keys = systems or list(SYSTEMS)
     build_world(seed, size)  # once, shared by all apps
     with ThreadPoolExecutor(max_workers=len(keys)) as pool:
@@ -38,6 +42,15 @@ def start_all(
         for s in servers.values():
             s.stop()
         raise
+    if consistent:
+        from talk_assets.sandbox.consistent import make_consistent
+
+        try:
+            make_consistent(servers, seed, size)
+        except BaseException:
+            for s in servers.values():
+                s.stop()
+            raise
     return servers
 
 

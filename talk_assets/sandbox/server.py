@@ -371,7 +371,15 @@ class SandboxApp:
         body = req.json() if req.body else {}
         if sub == "reset" and req.method == "POST":
             self.reset(body.get("seed"), body.get("size"))
-            return Response(200, {"reset": True, "seed": self.seed, "size": self.size})
+            if body.get("consistent"):  # the consistent seed's records (talk_assets/sandbox/consistent.py)
+                from talk_assets.sandbox.consistent import restore_app
+
+                try:
+                    restore_app(self)
+                except FileNotFoundError as exc:
+                    raise HttpError(409, str(exc), field="consistent") from None
+            return Response(200, {"reset": True, "seed": self.seed, "size": self.size,
+                                  "consistent": bool(body.get("consistent"))})
         if sub == "stats" and req.method == "GET":
             return Response(200, self.stats())
         if sub == "stats/reset" and req.method == "POST":

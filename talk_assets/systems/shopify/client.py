@@ -52,6 +52,7 @@ from talk_assets.systems.shopify.models import (
 
 log = logging.getLogger("talk_assets.shopify")
 
+COUNT_SLACK = 5  # records the first page of a counted read holds beyond the count (changes made since it)
 NESTED_PAGE = 20  # variants per product and lines per order asked for in a page (the rest is paged per record)
 ENDPOINT = "graphql.json"
 # in the answer to a product write: how many mutations changed the product. Each comes back as its own
@@ -299,15 +300,19 @@ class Client(ApiClient):
         return self.has_scope("read_users")
 
     # -- paging ---------------------------------------------------------------------------------------
-    def _pages(self, document: str, root: list[str], variables: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _pages(self, document: str, root: list[str], variables: dict[str, Any],
+               first_page: int | None = None) -> Iterator[dict[str, Any]]:
         """Nodes of the connection at path `root`, page by page, each page as large as the cost budget
-        allows (`first` chosen from the estimate, corrected by the server's requested cost)."""
+        allows (`first` chosen from the estimate, corrected by the server's requested cost); the first
+        page at most `first_page` records (when the caller knows how many will come)."""
         after: str | None = None
         name = _name(document)
         fixed = variables.pop("first", None)
         while True:
             first = fixed or page_size(document, {**variables, "after": after}, "first", self.cost_pacer.budget(),
                                        self._ratio.get(name, 1.0))
+            if first_page is not None and after is None:
+                first = max(1, min(first, first_page))
             data = self.graphql(document, {**variables, "first": first, "after": after})
             conn: Any = data
             for key in root:
@@ -337,30 +342,74 @@ class Client(ApiClient):
         return order_record(node, lines)
 
     def read_changes(self, entity: str, since: datetime | None, page_size_: int | None = None) -> Iterator[dict]:
-        """Records changed since `since` (all without), by cursor paging sorted by update time."""
+        """Records changed since `since` (all without), by cursor paging sorted by update time.
+
+        With `since` (and no fixed page size) the changes are counted first (one query of a few cost
+        points, `<x>Count(query:)`): none is the end of the read; a few are read in one page sized to the
+        count, so the query requests their cost and not a full page's (Shopify books the requested cost
+        before running, https://shopify.dev/docs/api/usage/limits#cost-calculation); more than the cost
+        bucket holds (paging them would wait for it to refill at its restore rate, ~10 s per full page on
+        the standard plan) are read by a bulk operation with the same filter, which the cost limit does
+        not apply to. Issue #15: a setup cycle re-reading its own writes spent 40 s asleep in the pacer."""
         query = f"updated_at:>'{_iso(since)}'" if since is not None else None
-        v: dict[str, Any] = {"query": query}
-        if page_size_:
-            v["first"] = page_size_
+        if since is None or page_size_:
+            return self._paged(entity, query, page_size_)
+        count = self.count_changes(entity, query)
+        if count == 0:
+            return iter(())
+        if self.bulk_full_reads and self._paging_would_wait(entity, query, count):
+            return self._bulk_or_pages(entity, query)
+        return self._paged(entity, query, None, first_page=count + COUNT_SLACK)
+
+    def count_changes(self, entity: str, query: str | None) -> int:
+        """How many records match `query` now (exact: `limit: null`)."""
+        document = {"customer": D.COUNT_CUSTOMERS, "product": D.COUNT_PRODUCTS, "order": D.COUNT_ORDERS}[entity]
+        data = self.graphql(document, {"query": query})
+        return int((next(iter(data.values())) or {}).get("count") or 0)
+
+    def _read_document(self, entity: str, query: str | None) -> tuple[str, list[str], dict[str, Any]]:
+        """The paged read's document, connection path and variables (without `first`/`after`)."""
         if entity == "customer":
-            return (customer_record(n) for n in self._pages(D.CUSTOMERS, ["customers"], v))
+            return D.CUSTOMERS, ["customers"], {"query": query}
         if entity == "product":
-            v["variants"] = NESTED_PAGE
-            return (self._product(n) for n in self._pages(D.PRODUCTS, ["products"], v))
+            return D.PRODUCTS, ["products"], {"query": query, "variants": NESTED_PAGE}
         if entity == "order":
-            v.update(lines=NESTED_PAGE, withStaff=self.with_staff)
-            return (self._order(n) for n in self._pages(D.ORDERS, ["orders"], v))
+            return D.ORDERS, ["orders"], {"query": query, "lines": NESTED_PAGE, "withStaff": self.with_staff}
         raise ValueError(entity)
 
+    def _paging_would_wait(self, entity: str, query: str | None, count: int) -> bool:
+        """Whether reading `count` records by pages requests more points than the bucket holds at most
+        (`throttleStatus.maximumAvailable` of the last answer), so the pacer would have to wait."""
+        document, _, v = self._read_document(entity, query)
+        ratio = self._ratio.get(_name(document), 1.0)
+        one, two = (estimate_cost(document, {**v, "first": k}) for k in (1, 2))
+        per_record = (two - one) * ratio
+        return per_record * count > self.cost_pacer.budget_max()
+
+    def _paged(self, entity: str, query: str | None, page_size_: int | None,
+               first_page: int | None = None) -> Iterator[dict]:
+        document, root, v = self._read_document(entity, query)
+        if page_size_:
+            v["first"] = page_size_
+        nodes = self._pages(document, root, v, first_page)
+        if entity == "customer":
+            return (customer_record(n) for n in nodes)
+        if entity == "product":
+            return (self._product(n) for n in nodes)
+        return (self._order(n) for n in nodes)
+
     # -- bulk operations ------------------------------------------------------------------------------
-    def bulk_records(self, entity: str) -> Iterator[dict[str, Any]]:
-        """Every record through a bulk operation: run, poll, stream the JSONL result, rebuild children
-        from `__parentId` (https://shopify.dev/docs/api/usage/bulk-operations/queries). The file is read
-        line by line and a record is yielded as soon as its children are complete, never held whole."""
+    def bulk_records(self, entity: str, search: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every record (or those matching the search `search`) through a bulk operation: run, poll,
+        stream the JSONL result, rebuild children from `__parentId`
+        (https://shopify.dev/docs/api/usage/bulk-operations/queries). The file is read line by line and
+        a record is yielded as soon as its children are complete, never held whole."""
         if entity == "order":
             query = D.BULK_QUERIES["order" if self.with_staff else "order_without_staff"]
         else:
             query = D.BULK_QUERIES[entity]
+        if search is not None:
+            query = D.bulk_filtered(query, entity, search)
         payload = self.mutate(D.BULK_RUN, {"query": query}, "bulkOperationRunQuery")
         op_id = payload["bulkOperation"]["id"]
         op = self._await_bulk(op_id)
@@ -636,15 +685,15 @@ class Client(ApiClient):
             return self._bulk_or_pages(entity)
         return self.read_changes(entity, since, page_size)
 
-    def _bulk_or_pages(self, entity: str) -> Iterator[dict[str, Any]]:
+    def _bulk_or_pages(self, entity: str, search: str | None = None) -> Iterator[dict[str, Any]]:
         try:
-            gen = self.bulk_records(entity)
+            gen = self.bulk_records(entity, search)
             first = next(gen, None)
         except ApiError as err:
             body = err.body if isinstance(err.body, dict) else {}
             if any(e.get("code") == "OPERATION_IN_PROGRESS" for e in body.get("userErrors") or []):
                 log.info("shopify %s: another bulk query is running, reading by pages instead", entity)
-                yield from self.read_changes(entity, None)
+                yield from self._paged(entity, search, None)
                 return
             raise
         if first is not None:

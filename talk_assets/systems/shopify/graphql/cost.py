@@ -144,6 +144,11 @@ class CostPacer(Pacer):
                 return 1.0
             return max(0.0, (min(cost, self.maximum or cost) - have) / self.restore_rate)
 
+    def budget_max(self) -> float:
+        """The most the bucket holds (the server's `maximumAvailable`; the single-query maximum before
+        the first answer)."""
+        return float(self.maximum or SINGLE_QUERY_MAX)
+
     def budget(self) -> float:
         """The most one query may request: the single-query maximum, or the bucket if it is smaller."""
         return float(min(SINGLE_QUERY_MAX, self.maximum or SINGLE_QUERY_MAX))

@@ -11,6 +11,8 @@ return the same shape (the client turns it into the record the views read, `mode
 
 from __future__ import annotations
 
+import json
+
 ADDRESS = "id firstName lastName name company address1 address2 city province provinceCode zip countryCodeV2 phone"
 
 CUSTOMER = f"""id legacyResourceId firstName lastName note tags state verifiedEmail createdAt updatedAt
@@ -141,6 +143,14 @@ PROBE_ORDERS = """query ProbeOrders {
   orders(first: 1, sortKey: UPDATED_AT, reverse: true) { nodes { updatedAt } }
 }"""
 
+# How many records changed since a time, before reading them (issue #15): the first page is sized to
+# the count, so reading a few changes requests a few records' cost, and more changes than the cost
+# bucket holds are read by a bulk operation with the same filter. `<x>Count(query:, limit:)` takes the
+# same search syntax as the connection (https://shopify.dev/docs/api/admin-graphql/2026-07/queries/ordersCount).
+COUNT_CUSTOMERS = """query CountCustomers($query: String) { customersCount(query: $query, limit: null) { count precision } }"""
+COUNT_PRODUCTS = """query CountProducts($query: String) { productsCount(query: $query, limit: null) { count precision } }"""
+COUNT_ORDERS = """query CountOrders($query: String) { ordersCount(query: $query, limit: null) { count precision } }"""
+
 # -- full reads: bulk operations (https://shopify.dev/docs/api/usage/bulk-operations/queries) --------
 # The query inside a bulk operation takes no variables; nested connections come back as their own JSONL
 # lines with `__parentId`. `groupObjects: true` keeps a parent's children right after it, so the
@@ -166,6 +176,18 @@ def bulk_orders(with_staff: bool) -> str:
 
 BULK_QUERIES = {"customer": BULK_CUSTOMERS, "product": BULK_PRODUCTS, "order": bulk_orders(True),
                 "order_without_staff": bulk_orders(False)}
+BULK_ROOTS = {"customer": "customers", "product": "products", "order": "orders"}
+
+
+def bulk_filtered(query: str, entity: str, search: str) -> str:
+    """A bulk query whose top connection takes a `query:` filter (a bulk query takes no variables, so
+    the search string is a literal; the guide's example filters `products(query: "created_at:>=...")`,
+    https://shopify.dev/docs/api/usage/bulk-operations/queries)."""
+    root = BULK_ROOTS[entity]
+    literal = json.dumps(search)  # a GraphQL string literal: JSON's escapes are GraphQL's
+    head = f"{{\n  {root} {{"
+    assert query.startswith(head), query[:40]
+    return f"{{\n  {root}(query: {literal}) {{" + query[len(head):]
 
 BULK_RUN = f"""mutation BulkRun($query: String!) {{
   bulkOperationRunQuery(query: $query, groupObjects: true) {{
