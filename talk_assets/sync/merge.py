@@ -346,8 +346,9 @@ def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> Non
         con.execute(f"CREATE OR REPLACE TABLE {nodes} (nsid VARCHAR, view VARCHAR, record_id VARCHAR, parent_id VARCHAR, "
                     f"changed_at TIMESTAMPTZ, {cols}, wholes VARCHAR)")
         con.execute(f"CREATE OR REPLACE TABLE {seen} (view VARCHAR, parent_id VARCHAR, h UBIGINT)")
+    writes = "push_writes" in table_names(con)  # once: the catalog lookup costs a few ms per call
     for v in views:
-        _node_inputs(con, gtype, v)
+        _node_inputs(con, gtype, v, writes)
         con.execute(f"CREATE OR REPLACE TEMP TABLE node_dirty AS SELECT parent_id FROM node_inputs i "
                     f"ANTI JOIN {seen} s ON s.view = '{v.vkey}' AND s.parent_id = i.parent_id AND s.h = i.h "
                     f"UNION SELECT parent_id FROM {seen} s WHERE s.view = '{v.vkey}' "
@@ -357,7 +358,7 @@ def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> Non
                 con.execute(f"DELETE FROM {nodes} WHERE view = '{v.vkey}' AND parent_id IN (SELECT parent_id FROM node_dirty)")
                 con.execute(f"DELETE FROM {seen} WHERE view = '{v.vkey}' AND parent_id IN (SELECT parent_id FROM node_dirty)")
             con.execute(f"INSERT INTO {nodes} BY NAME {_echo_select(con, v, 'node_dirty')}")
-            _node_inputs(con, gtype, v)  # again: the writes to a new record's rows are found by its rows' nsids
+            _node_inputs(con, gtype, v, writes)  # again: the writes to a new record's rows are found by its rows' nsids
             con.execute(f"INSERT INTO {seen} SELECT '{v.vkey}', parent_id, h FROM node_inputs "
                         f"WHERE parent_id IN (SELECT parent_id FROM node_dirty)")
         norm = f"norm_{v.vkey.replace('.', '_')}"
@@ -370,14 +371,15 @@ def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> Non
     con.execute("INSERT OR REPLACE INTO cycle_state VALUES (?, ?, now())", [f"nodes:{gtype}", code_digest()])
 
 
-def _node_inputs(con: duckdb.DuckDBPyConnection, gtype: str, view: View) -> None:
+def _node_inputs(con: duckdb.DuckDBPyConnection, gtype: str, view: View, with_writes: bool) -> None:
     """Temp table `node_inputs` (parent_id, h): per stored record of the view's entity, a hash of what its
     `nodes_<type>` rows are derived from: its current version (a new version also moves `collected_at`,
     so a value that changes and changes back is seen) and what the sync last wrote to the rows it made
-    (`push_writes`, by the nsids of those rows, so taken again once a new record's rows exist)."""
+    (`push_writes`, by the nsids of those rows, so taken again once a new record's rows exist;
+    `with_writes`: the state file has that table)."""
     src = source_of(view)
     writes = ""
-    if "push_writes" in table_names(con):
+    if with_writes:
         writes = (f"LEFT JOIN (SELECT n.parent_id, sum(hash(w.nsid, w.prop, w.value, w.origin_nsid, w.origin_at))::HUGEINT AS w "
                   f"FROM push_writes w JOIN {table('nodes', gtype)} n ON n.nsid = w.nsid AND n.view = w.view "
                   f"WHERE w.view = '{view.vkey}' GROUP BY n.parent_id) pw ON pw.parent_id = c.record_id")
