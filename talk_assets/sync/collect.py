@@ -194,11 +194,15 @@ def collect_records(
         )
         prev = first(con, "SELECT cursor, first_collected_at FROM collect_state WHERE system = ? AND entity = ?",
                      [source.system, source.entity])
+        # the first read's time on the source's clock, which stamps the edit times the breaker compares
+        # with it (push._pending_by_source): the server's `Date` when the read began, else the newest
+        # change seen; our clock only where the source shows neither (an empty system without `Date`)
+        first_read = read_from or newest or now
         cursor = max([t for t in (newest, prev[0] if prev else None) if t is not None], default=None)
         con.execute(
             "INSERT OR REPLACE INTO collect_state (system, entity, cursor, last_collected_at, read_from, probe, "
             "first_collected_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [source.system, source.entity, cursor, now, read_from, probe, (prev[1] if prev else None) or now],
+            [source.system, source.entity, cursor, now, read_from, probe, (prev[1] if prev else None) or first_read],
         )
         res.cursor = cursor
     finally:

@@ -216,8 +216,8 @@ def check_breaker(view: View, rows: list[Row], size: int, settings: PushSettings
 def _pending_by_source(con: duckdb.DuckDBPyConnection, view: View) -> dict[str, int]:
     """Pending writes (creates and updates) of a view per source of the changed values: the
     namespace (`customwebshop-customer`) of the record each differing field's winning value came from,
-    counting only values edited after the source's first read (`collect_state.first_collected_at`;
-    a value without an edit time counts)."""
+    counting only values edited after the source's first read (`collect_state.first_collected_at`, on
+    the source's clock as the edit times are: `collect.collect_records`; a value without an edit time counts)."""
     mapped, merged = table("mapped", view.vkey), table("merged", view.global_type)
     parts = [f"SELECT m.gid, split_part(g.{ident(p + '__from')}.nsid, ':', 1) AS src, g.{ident(p + '__from')}.at AS at "
              f"FROM {mapped} m JOIN {merged} g USING (gid) WHERE m.action IN ('create', 'update') "

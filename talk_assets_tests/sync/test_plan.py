@@ -293,6 +293,34 @@ def test_each_systems_first_run_on_a_new_state_file_is_not_stopped_by_the_breake
         # (a mass change after convergence still trips it: test_sync.py::test_the_circuit_breaker_stops_a_large_update_until_confirmed)
 
 
+def test_a_source_whose_clock_runs_behind_ours_still_trips_the_breaker_after_its_first_read(
+        rel: Harness, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The breaker lets through values edited before this state first read their source (the first sync
+    converging), judging by the values' edit times, which are the source's clock. The first read's time
+    must be that clock too (the server's `Date`): with our own clock, a webshop whose clock runs two hours
+    behind ours had every edit of the next two hours pass for "before the first read", and a mass price
+    change went out unguarded."""
+    from talk_assets.sync.push import PushSettings
+
+    monkeypatch.setenv("TALK_CIRCUIT_BREAKER_MIN_ROWS", "3")
+    monkeypatch.setenv("TALK_CIRCUIT_BREAKER_SHARE", "0.05")
+    rel.reset()  # seed records only: none stamped by an earlier test on our clock (the skew is the server's own)
+    rel.box.control("customwebshop", "POST", "clock", json={"advance_s": -7200})
+    try:
+        with _new_state(rel, tmp_path_factory) as fresh:
+            fresh.until_quiet()
+            shop = fresh.client("customwebshop")
+            for p in list(shop.iter_records("products"))[:6]:
+                shop.update_record("products", str(p["id"]), {"price": int(p["price"]) + 1250})
+            fresh.reset_stats()
+            report = fresh.cycle(settings=PushSettings(confirm_large=False), allow_errors=True)
+            assert any("customcrm" in b and "Product" in b for b in report.breaker), (report.breaker,
+                                                                                     report.pushed.keys())
+            assert fresh.writes()["customcrm"] == 0, fresh.stats()["customcrm"]["requests"]
+    finally:
+        rel.box.zero_clocks("customwebshop")
+
+
 @contextlib.contextmanager
 def _new_state(rel: Harness, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     """A harness on a new state file beside the module's world (whose TALK_DATA_DIR comes back after)."""
