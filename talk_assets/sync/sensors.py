@@ -53,6 +53,20 @@ def probe_client(client: Any) -> Any:
     return client
 
 
+WAITING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED)
+
+
+def waiting_run_collects(context: dg.SensorEvaluationContext, job_name: str, sources: list[Source],
+                         statuses: tuple[dg.DagsterRunStatus, ...] = WAITING) -> bool:
+    """Whether a run waiting to start will collect every one of `sources` (a run of the whole job, or
+    one whose selection holds their collect assets). Then a change is left to it; a run waiting for
+    another system's entities does not read these, so the change asks for its own run at once (queued
+    behind it) instead of a tick after that run has started."""
+    keys = {collected_key(s) for s in sources}
+    runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=list(statuses)), limit=100)
+    return any(r.asset_selection is None or keys <= r.asset_selection for r in runs)
+
+
 def build_change_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDefinition:
     sources = [s for s in SOURCES if s.system == system]
 
@@ -78,10 +92,10 @@ def build_change_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDef
         changed = [s for s in sources if observed_version(context.instance, source_key(s)) != versions[s.entity]]
         if not changed:
             return dg.SensorResult(skip_reason="no change since the last observation", cursor=cursor)
-        busy = context.instance.get_runs_count(dg.RunsFilter(job_name=job_name, statuses=[
-            dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]))
-        if busy:  # nothing is recorded: the change is seen again once the queued run has started
-            return dg.SensorResult(skip_reason="a sync run is already waiting; it will collect this change")
+        if waiting_run_collects(context, job_name, changed, (*WAITING, dg.DagsterRunStatus.STARTING)):
+            # nothing is recorded: the change is seen again once the queued run has started
+            return dg.SensorResult(skip_reason="a sync run that collects these entities is already waiting; "
+                                               "it will collect this change")
         key = hashlib.sha256(cursor.encode()).hexdigest()[:16]
         return dg.SensorResult(
             run_requests=[dg.RunRequest(
@@ -126,14 +140,14 @@ def build_inbox_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDefi
         if not pending:
             return dg.SensorResult(skip_reason="no notification since the last run request but the echoes of "
                                                "the sync's own writes")
-        busy = context.instance.get_runs_count(dg.RunsFilter(job_name=job_name, statuses=[
-            dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]))
-        if busy:  # the cursor stays: the notifications are read again once the waiting run has started
-            return dg.SensorResult(skip_reason="a sync run is already waiting; it will collect these changes")
         cursor = str(pending[-1].seq)
         changed = sorted({p.entity for p in pending if p.entity in sources})
         if not changed:
             return dg.SensorResult(skip_reason="notifications of no synced entity", cursor=cursor)
+        if waiting_run_collects(context, job_name, [sources[e] for e in changed]):
+            # the cursor stays: the notifications are read again once the waiting run has started
+            return dg.SensorResult(skip_reason="a sync run that collects these entities is already waiting; "
+                                               "it will collect these changes")
         key = hashlib.sha256("\n".join(sorted(p.event_id for p in pending)).encode()).hexdigest()[:16]
         return dg.SensorResult(
             run_requests=[dg.RunRequest(

@@ -585,6 +585,36 @@ def test_a_notification_that_comes_while_a_run_is_going_starts_the_next_run(rece
     assert later.cursor == str(inbox.last_seq("customcrm"))
 
 
+def test_a_run_waiting_for_another_systems_entities_does_not_hold_a_notification_back(
+        receiver: ReceiverServer) -> None:
+    """A waiting run is left to collect a change only when it reads the changed entity: a Shopify run
+    queued for Shopify's products does not read CRM customers, so a CRM customer's notification asks for
+    its own run at once (queued behind it) instead of a tick after the Shopify run has started. A waiting
+    run that does read them still holds it."""
+    from dagster._core.test_utils import create_run_for_test
+
+    from talk_assets.sync.declaration import SOURCES
+    from talk_assets.sync.sensors import downstream_of
+
+    def selection(system: str, entity: str) -> frozenset:
+        return frozenset(downstream_of(tuple(s for s in SOURCES if (s.system, s.entity) == (system, entity))))
+
+    assert receiver.inbox.append(Notification(
+        system="customcrm", event_id="crm-edit-Ø", topic="customers.updated", entity="customers", record_id="7",
+        updated_at=datetime.now(UTC).isoformat(), action="update")) == "new"
+    with dg.instance_for_test() as instance:
+        shopify_run = create_run_for_test(instance, job_name="sync_job", status=dg.DagsterRunStatus.NOT_STARTED,
+                                          asset_selection=selection("shopify", "product"))
+        [req] = _tick(instance, "customcrm").run_requests
+        assert req.tags["talk/changed"] == "customers"
+        crm_run = create_run_for_test(instance, job_name="sync_job", status=dg.DagsterRunStatus.NOT_STARTED,
+                                      asset_selection=selection("customcrm", "customers"))
+        held = _tick(instance, "customcrm")
+        assert held.run_requests == [] and "already waiting" in (held.skip_message or ""), held.skip_message
+        instance.delete_run(crm_run.run_id)
+        instance.delete_run(shopify_run.run_id)
+
+
 def test_squarespace_echo_of_a_fulfilment_by_the_sync_starts_no_run(box: Sandbox, receiver: ReceiverServer,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The only write Squarespace's Orders API allows to an existing order is its fulfilment (POST
