@@ -32,7 +32,7 @@ from talk_assets.sync.merge import table
 from talk_assets.sync.push import PushSettings, Row, execute, load_rows, record_intents
 from talk_assets.sync.store import connect
 from talk_assets.sync.writers import writer_for
-from talk_assets_tests.conftest import Sandbox
+from talk_assets_tests.conftest import Sandbox, Worlds
 from talk_assets_tests.harness import SyncHarness
 
 SYSTEM_KEYS = ("shopify", "poweroffice", "squarespace", "customcrm", "customwebshop")
@@ -46,11 +46,11 @@ class Sync(SyncHarness):
 
 
 @pytest.fixture(scope="module")
-def sync(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sync]:
+def sync(sandbox: Sandbox, worlds: Worlds, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sync]:
     sandbox.reset()
     saved = os.environ.get("TALK_DATA_DIR")
     s = Sync(sandbox, tmp_path_factory.mktemp("sync"))
-    s.until_quiet(limit=4)
+    worlds.converge(s, limit=4)  # synced until quiet (once per test process; a copy of it here after)
     yield s
     s.faults()
     if saved is None:
