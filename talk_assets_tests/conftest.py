@@ -30,18 +30,24 @@ SIZE = 60
 # module to a process as it becomes free: a long module started last keeps one process busy while
 # the other idles, so these start first. Order only: every module still runs, its tests in any order.
 SLOW_FIRST = (
-    "reliability/test_chaos.py",
-    "sync/test_sync.py",
     "reliability/test_held_and_dead.py",
-    "reliability/test_lost_state.py",
+    "sync/test_sync.py",
     "sync/test_plan.py",
-    "sync/test_hostile_values.py",
+    "sync/test_sync_cli_and_quiet.py",
+    "reliability/test_held_and_dead_writes.py",
+    "reliability/test_chaos.py",
+    "reliability/test_lost_state.py",
+    "sync/test_tax_and_currency.py",
+    "sync/test_order_matching.py",
     "ui/test_ui_browser.py",
+    "sync/test_hostile_values.py",
     "sync/test_real_apis.py",
     "systems/poweroffice/test_locked_orders.py",
     "ui/test_run.py",
     "systems/shopify/test_shopify_cycle.py",
     "sync/test_provenance.py",
+    "reliability/test_security.py",
+    "reliability/test_bad_input.py",
 )
 
 
