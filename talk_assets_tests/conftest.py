@@ -33,7 +33,6 @@ SLOW_FIRST = (
     "reliability/test_held_and_dead.py",
     "sync/test_sync.py",
     "sync/test_plan.py",
-    "sync/test_sync_cli_and_quiet.py",
     "reliability/test_held_and_dead_writes.py",
     "reliability/test_chaos.py",
     "reliability/test_lost_state.py",
