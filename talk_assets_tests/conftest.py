@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 from collections.abc import Iterator
@@ -104,71 +103,49 @@ def sandbox() -> Iterator[Sandbox]:
             srv.stop()
 
 
-# What a sandbox app holds besides its data: routes, locks, counters, faults, clock, rate limiters,
-# webhook subscriptions, issued tokens and caches of a schema. A reset renews these; a restored world
-# keeps them as the reset left them.
-CONTROL_ATTRS = frozenset({"routes", "lock", "counts", "write_counts", "status_counts", "faults", "clock_offset",
-                           "limiter", "order_limiter", "_rng", "webhooks", "tokens", "seed", "size", "_graphql"})
-
-
 class Worlds:
     """Synced-until-quiet worlds, built once per test process and restored for each module that needs one.
 
     Syncing a fresh world until quiet takes three or four full cycles (30-90 s on a shared machine); a
     module that only needs a converged world as its starting point gets a copy of one: the five
-    sandboxes' data as the last of those cycles left it (deep-copied in this process, where the servers
-    run) and the state file beside it. A restored world must be quiet: `restore` runs a cycle and fails
-    when it writes anything, so a copy that missed something cannot pass for a synced world.
+    sandboxes' data as the last of those cycles left it and the state file beside it. The sandboxes are
+    saved and restored as the consistent seed does it (`devserver.save_sandbox`, `consistent.restore`:
+    one snapshot format for `make run`, the benchmarks and the tests). A restored world must be quiet:
+    `converge` runs a cycle on it and fails when it writes anything, so a copy that missed something
+    cannot pass for a synced world.
     """
 
     def __init__(self, box: Sandbox, root: Path) -> None:
         self.box = box
         self.root = root
-        self.saved: dict[tuple[int, int], dict[str, dict]] = {}
-
-    def _key(self) -> tuple[int, int]:
-        info = self.box.control("customcrm", "GET", "info")
-        return int(info["seed"]), int(info["size"])
 
     def converge(self, h: SyncHarness, limit: int = 6) -> int:
         """Bring `h` (a sandbox freshly reset, a new state dir) to the synced world of the sandbox's seed
         and size: synced until quiet the first time, a copy of that world afterwards. Returns the cycles
         run (0 for a copy)."""
-        key = self._key()
-        state = self.root / f"state-{key[0]}-{key[1]}"
-        if key not in self.saved:
+        from talk_assets.devserver import save_sandbox
+        from talk_assets.sandbox.consistent import restore
+
+        info = self.box.control("customcrm", "GET", "info")
+        folder = self.root / f"world-{info['seed']}-{info['size']}"
+        if not (folder / "talk.duckdb").exists():
             n = h.until_quiet(limit)
-            self.saved[key] = self._snapshot()
-            shutil.rmtree(state, ignore_errors=True)
-            state.mkdir(parents=True)
+            save_sandbox(self.box.servers, folder)
             for f in h.data.glob("talk.duckdb*"):
-                shutil.copy2(f, state / f.name)
+                shutil.copy2(f, folder / f.name)
             return n
-        self._restore(self.saved[key])
+        for srv in self.box.servers.values():
+            srv.app.reset()  # control state (counters, buckets, webhook subscriptions) as after any reset
+        restore(self.box.servers, folder)
+        self.box.zero_clocks()
         h.data.mkdir(parents=True, exist_ok=True)
         for f in h.data.glob("talk.duckdb*"):
             f.unlink()
-        for f in state.iterdir():
+        for f in folder.glob("talk.duckdb*"):
             shutil.copy2(f, h.data / f.name)
         n, detail = h.try_quiet(1)
         assert n == 1, "a restored synced world is not quiet:\n" + "\n".join(detail)
         return 0
-
-    def _snapshot(self) -> dict[str, dict]:
-        out = {}
-        for k, srv in self.box.servers.items():
-            with srv.app.lock:  # one deepcopy per app: indexes keep pointing into its tables
-                out[k] = copy.deepcopy({a: v for a, v in vars(srv.app).items() if a not in CONTROL_ATTRS})
-        return out
-
-    def _restore(self, saved: dict[str, dict]) -> None:
-        for k, data in saved.items():
-            app = self.box.servers[k].app
-            with app.lock:
-                app.reset()  # counters, rate limiter and webhook subscriptions as after any reset
-                for a, v in copy.deepcopy(data).items():
-                    setattr(app, a, v)
-        self.box.zero_clocks()
 
 
 @pytest.fixture(scope="session")
