@@ -24,10 +24,10 @@ run: $(STAMP)  ## sandbox + Dagster UI on http://127.0.0.1:3000 with the sync ru
 
 test: $(STAMP)  ## the whole suite; installs Chromium for the UI test when it can (skips it with a reason otherwise)
 	-deploy/install-browser.sh $(VENV)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 test-fast: $(STAMP)  ## everything but the UI/deploy tests
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --ignore=talk_assets_tests/ui
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --ignore=talk_assets_tests/ui
 
 lint: $(STAMP)
 	$(BIN)/ruff check talk_assets talk_assets_tests benchmarks

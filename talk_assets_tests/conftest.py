@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,42 @@ from talk_assets.sandbox.server import SandboxServer
 from talk_assets.settings import environment
 
 if TYPE_CHECKING:
+    from talk_assets_tests.harness import SyncHarness
     from talk_assets_tests.reliability.support import Harness
 
 SEED = 7
 SIZE = 60
+
+# The modules that take longest (measured, `pytest --durations=0`), slowest first. `make test` spreads
+# whole modules over two processes (`--dist loadfile --no-loadscope-reorder`) in collection order, a
+# module to a process as it becomes free: a long module started last keeps one process busy while
+# the other idles, so these start first. Order only: every module still runs, its tests in any order.
+SLOW_FIRST = (
+    "reliability/test_held_and_dead.py",
+    "sync/test_sync.py",
+    "sync/test_plan.py",
+    "reliability/test_held_and_dead_writes.py",
+    "reliability/test_chaos.py",
+    "reliability/test_lost_state.py",
+    "sync/test_tax_and_currency.py",
+    "sync/test_order_matching.py",
+    "ui/test_ui_browser.py",
+    "sync/test_hostile_values.py",
+    "sync/test_real_apis.py",
+    "systems/poweroffice/test_locked_orders.py",
+    "ui/test_run.py",
+    "systems/shopify/test_shopify_cycle.py",
+    "sync/test_provenance.py",
+    "reliability/test_security.py",
+    "reliability/test_bad_input.py",
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow modules (`SLOW_FIRST`) first; a stable sort keeps every other order as it was."""
+    rank = {f"talk_assets_tests/{m}": i for i, m in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 @dataclass
@@ -68,6 +101,57 @@ def sandbox() -> Iterator[Sandbox]:
     finally:
         for srv in servers.values():
             srv.stop()
+
+
+class Worlds:
+    """Synced-until-quiet worlds, built once per test process and restored for each module that needs one.
+
+    Syncing a fresh world until quiet takes three or four full cycles (30-90 s on a shared machine); a
+    module that only needs a converged world as its starting point gets a copy of one: the five
+    sandboxes' data as the last of those cycles left it and the state file beside it. The sandboxes are
+    saved and restored as the consistent seed does it (`devserver.save_sandbox`, `consistent.restore`:
+    one snapshot format for `make run`, the benchmarks and the tests). A restored world must be quiet:
+    `converge` runs a cycle on it and fails when it writes anything, so a copy that missed something
+    cannot pass for a synced world.
+    """
+
+    def __init__(self, box: Sandbox, root: Path) -> None:
+        self.box = box
+        self.root = root
+
+    def converge(self, h: SyncHarness, limit: int = 6) -> int:
+        """Bring `h` (a sandbox freshly reset, a new state dir) to the synced world of the sandbox's seed
+        and size: synced until quiet the first time, a copy of that world afterwards. Returns the cycles
+        run (0 for a copy)."""
+        from talk_assets.devserver import save_sandbox
+        from talk_assets.sandbox.consistent import restore
+
+        info = self.box.control("customcrm", "GET", "info")
+        folder = self.root / f"world-{info['seed']}-{info['size']}"
+        if not (folder / "talk.duckdb").exists():
+            n = h.until_quiet(limit)
+            save_sandbox(self.box.servers, folder)
+            for f in h.data.glob("talk.duckdb*"):
+                shutil.copy2(f, folder / f.name)
+            return n
+        for srv in self.box.servers.values():
+            srv.app.reset()  # control state (counters, buckets, webhook subscriptions) as after any reset
+        restore(self.box.servers, folder)
+        self.box.zero_clocks()
+        h.data.mkdir(parents=True, exist_ok=True)
+        for f in h.data.glob("talk.duckdb*"):
+            f.unlink()
+        for f in folder.glob("talk.duckdb*"):
+            shutil.copy2(f, h.data / f.name)
+        n, detail = h.try_quiet(1)
+        assert n == 1, "a restored synced world is not quiet:\n" + "\n".join(detail)
+        return 0
+
+
+@pytest.fixture(scope="session")
+def worlds(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Worlds:
+    """The synced worlds of this test process (`Worlds`)."""
+    return Worlds(sandbox, tmp_path_factory.mktemp("worlds"))
 
 
 @pytest.fixture

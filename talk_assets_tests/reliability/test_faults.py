@@ -7,14 +7,14 @@ import uuid
 
 import pytest
 
+from talk_assets_tests.conftest import Worlds
 from talk_assets_tests.reliability.support import Harness
 
 
 @pytest.fixture(scope="module")
-def synced(rel: Harness) -> Harness:
-    for _ in range(2):
-        report = rel.cycle()
-        assert not report.errors, report.errors
+def synced(rel: Harness, worlds: Worlds) -> Harness:
+    """The small world synced until quiet: clean cycles, the last writing nothing (a copy once built)."""
+    worlds.converge(rel)
     return rel
 
 

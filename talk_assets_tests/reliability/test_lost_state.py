@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from talk_assets.sync.declaration import VIEWS_BY_KEY
+from talk_assets_tests.conftest import Worlds
 from talk_assets_tests.reliability.support import REPO, Harness
 
 SEED = 1717
@@ -40,13 +41,13 @@ def _lose_state(rel: Harness) -> Path:
     return aside
 
 
-def _fresh(rel: Harness) -> None:
+def _fresh(rel: Harness, worlds: Worlds) -> None:
     """A fresh world and a fresh state, synced until quiet (a state left from another world's records
-    would link records that no longer exist)."""
+    would link records that no longer exist); synced once per test process, a copy of it after that."""
     rel.reset()
     for f in rel.data.glob("talk.duckdb*"):
         f.unlink()
-    rel.until_quiet()
+    worlds.converge(rel)
 
 
 def _order_links(rel: Harness) -> set[tuple[str, str, str]]:
@@ -107,8 +108,8 @@ def test_orders_the_sync_creates_carry_the_reference_of_their_first_origin(rel: 
         assert ref.removeprefix("talk:") in members[gid], (view, record_id, ref, members[gid])
 
 
-def test_a_lost_state_file_is_rebuilt_from_the_systems_and_nothing_is_created_twice(rel: Harness) -> None:
-    _fresh(rel)
+def test_a_lost_state_file_is_rebuilt_from_the_systems_and_nothing_is_created_twice(rel: Harness, worlds: Worlds) -> None:
+    _fresh(rel, worlds)
     before = _order_links(rel)
     before_all = set(rel.sql("SELECT view, record_id FROM links"))
     refs = {k: _refs(rel, k) for k in ORIGIN_FIELDS}
@@ -136,12 +137,12 @@ def test_a_lost_state_file_is_rebuilt_from_the_systems_and_nothing_is_created_tw
     assert n == 1, "the cycle after the rebuild still writes:\n" + "\n".join(detail)
 
 
-def test_lost_state_files_between_random_creates_never_duplicate_an_order(rel: Harness) -> None:
+def test_lost_state_files_between_random_creates_never_duplicate_an_order(rel: Harness, worlds: Worlds) -> None:
     """Seeded: new orders in every order source, the state file lost twice on the way (once right after
     the creates were written, once before they were collected back); bounded in time."""
     rng = random.Random(SEED)
     started = time.monotonic()
-    _fresh(rel)
+    _fresh(rel, worlds)
     ws, crm, po = rel.client("customwebshop"), rel.client("customcrm"), rel.client("poweroffice")
     customers = [r for r in crm.iter_records("customers") if r.get("email")][:5]
     products = [r for r in crm.iter_records("products") if r.get("sku")][:5]
@@ -187,8 +188,8 @@ def _one_paragraph(text: str) -> bool:
     return "\n\n" not in text.strip() and "Traceback" not in text
 
 
-def test_state_check_reports_a_readable_state_with_its_counts(rel: Harness) -> None:
-    _fresh(rel)
+def test_state_check_reports_a_readable_state_with_its_counts(rel: Harness, worlds: Worlds) -> None:
+    _fresh(rel, worlds)
     res = _cli(rel, "state", "check")
     assert res.returncode == 0, res.stderr
     path = str(rel.data / "talk.duckdb")
@@ -206,8 +207,8 @@ def _corrupt(path: Path, how: str) -> None:
         path.write_bytes(data[: len(data) // 3])
 
 
-def test_a_corrupt_state_file_says_what_happened_and_how_to_recover(rel: Harness) -> None:
-    _fresh(rel)
+def test_a_corrupt_state_file_says_what_happened_and_how_to_recover(rel: Harness, worlds: Worlds) -> None:
+    _fresh(rel, worlds)
     path = rel.data / "talk.duckdb"
     for how in ("garbage", "truncated"):
         if not path.exists():

@@ -19,6 +19,7 @@ from talk_assets.resources import build_resources
 from talk_assets.sandbox.runner import start_all
 from talk_assets.sandbox.server import SandboxServer
 from talk_assets.sync.assets import all_assets
+from talk_assets_tests.conftest import Worlds
 from talk_assets_tests.reliability.cycle_worker import fast_client
 from talk_assets_tests.reliability.support import SYSTEM_KEYS, Harness
 
@@ -63,10 +64,9 @@ def leaks(haystacks: dict[str, str | bytes], secrets: list[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def synced(rel: Harness) -> Harness:
-    for _ in range(2):
-        report = rel.cycle()
-        assert not report.errors, report.errors
+def synced(rel: Harness, worlds: Worlds) -> Harness:
+    """The small world synced until quiet: clean cycles, the last writing nothing (a copy once built)."""
+    worlds.converge(rel)
     return rel
 
 

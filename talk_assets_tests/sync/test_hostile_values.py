@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from talk_assets.sync.declaration import VIEWS_BY_KEY
+from talk_assets_tests.conftest import Worlds
 from talk_assets_tests.reliability.support import Harness
 
 V = VIEWS_BY_KEY
@@ -18,9 +19,9 @@ WS, CRM, PO, SHOP = V["customwebshop.customer"], V["customcrm.customer"], V["pow
 
 
 @pytest.fixture(scope="module")
-def h(rel: Harness) -> Harness:
+def h(rel: Harness, worlds: Worlds) -> Harness:
     """The suite's small world (`rel`), synced until quiet."""
-    rel.until_quiet()
+    worlds.converge(rel)  # synced until quiet (once per test process; a copy of it here after)
     return rel
 
 

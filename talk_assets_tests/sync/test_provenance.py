@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from talk_assets.sync.declaration import VIEWS_BY_KEY
+from talk_assets_tests.conftest import Worlds
 from talk_assets_tests.reliability.support import REPO, Harness
 
 # the module's world is synced in the first test's time; on a shared machine that alone can take minutes
@@ -26,8 +27,8 @@ WS, CRM, PO, SHOP = V["customwebshop.customer"], V["customcrm.customer"], V["pow
 
 
 @pytest.fixture(scope="module")
-def h(rel: Harness) -> Harness:
-    rel.until_quiet()
+def h(rel: Harness, worlds: Worlds) -> Harness:
+    worlds.converge(rel)  # synced until quiet (once per test process; a copy of it here after)
     return rel
 
 

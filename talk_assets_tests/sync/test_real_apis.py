@@ -12,6 +12,7 @@ import requests
 
 from talk_assets.config import SYSTEMS
 from talk_assets.sync.declaration import VIEWS_BY_KEY
+from talk_assets_tests.conftest import Worlds
 from talk_assets_tests.reliability.support import Harness
 
 V = VIEWS_BY_KEY
@@ -35,9 +36,9 @@ def shop_staff(h: Harness) -> dict[int, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def h(rel: Harness) -> Harness:
+def h(rel: Harness, worlds: Worlds) -> Harness:
     """The suite's small world (`rel`), synced until quiet."""
-    rel.until_quiet()
+    worlds.converge(rel)  # synced until quiet (once per test process; a copy of it here after)
     return rel
 
 

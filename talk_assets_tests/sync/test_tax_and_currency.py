@@ -17,6 +17,7 @@ import pytest
 from talk_assets.sync.declaration import VIEWS_BY_KEY
 from talk_assets.sync.merge import composed_fields, table
 from talk_assets.systems.shopify.models import gid
+from talk_assets_tests.conftest import Worlds
 from talk_assets_tests.reliability.support import Harness
 
 V = VIEWS_BY_KEY
@@ -118,8 +119,8 @@ def test_a_shopify_order_line_is_ex_tax_when_the_order_says_its_prices_exclude_t
 
 # -- through sync cycles --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def h(rel: Harness) -> Harness:
-    rel.until_quiet()
+def h(rel: Harness, worlds: Worlds) -> Harness:
+    worlds.converge(rel)  # synced until quiet (once per test process; a copy of it here after)
     return rel
 
 
