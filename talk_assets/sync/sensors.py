@@ -111,6 +111,11 @@ def build_change_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDef
 
 
 WEBHOOK_SENSOR_INTERVAL_S = 1  # the inbox is a local file: reading it every second costs nothing
+# A notification's run starts before the polling runs already queued (one run at a time): the run queue
+# launches higher `dagster/priority` run tags first, equal ones in order of arrival (default 0; Dagster's
+# "Customizing run queue priority", docs.dagster.io/troubleshooting/run-queue). In a first `make run` the
+# tour's edit waited 36 s behind two polling runs queued before it.
+WEBHOOK_RUN_PRIORITY = "1"
 
 
 def build_inbox_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDefinition:
@@ -154,7 +159,7 @@ def build_inbox_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDefi
                 run_key=f"{system}-webhook-{key}",
                 asset_selection=downstream_of(tuple(sources[e] for e in changed)),
                 tags={"talk/system": system, "talk/trigger": "webhook", "talk/changed": ",".join(changed),
-                      "talk/notifications": str(len(pending))},
+                      "talk/notifications": str(len(pending)), "dagster/priority": WEBHOOK_RUN_PRIORITY},
             )],
             cursor=cursor,
         )

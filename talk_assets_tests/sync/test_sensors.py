@@ -65,6 +65,7 @@ def test_a_change_in_one_system_requests_only_what_depends_on_it(synced: SyncHar
     finally:
         instance.delete_run(other.run_id)
     selected = _selected(edited)
+    assert "dagster/priority" not in edited.run_requests[0].tags  # a poll queues in order; a webhook's run goes first
     assert "customwebshop/collected/customers" in selected and "merge/customer" in selected
     assert "customcrm/pushed/customer" in selected  # where the webshop's customers go
     # nothing of the other systems' sources, nor of the webshop's unchanged entities, nor unrelated merges

@@ -607,6 +607,8 @@ def test_a_run_waiting_for_another_systems_entities_does_not_hold_a_notification
                                           asset_selection=selection("shopify", "product"))
         [req] = _tick(instance, "customcrm").run_requests
         assert req.tags["talk/changed"] == "customers"
+        # and it is launched before polling runs queued earlier (the run queue's documented priority tag)
+        assert int(req.tags["dagster/priority"]) > 0
         crm_run = create_run_for_test(instance, job_name="sync_job", status=dg.DagsterRunStatus.NOT_STARTED,
                                       asset_selection=selection("customcrm", "customers"))
         held = _tick(instance, "customcrm")
