@@ -34,7 +34,7 @@ import pandas as pd
 
 from talk_assets.core.http import ApiError, settings_hint, system_fault
 from talk_assets.settings import settings
-from talk_assets.sync.declaration import REFERENCES, REQUIRED, View, source_of
+from talk_assets.sync.declaration import REFERENCES, REQUIRED, View, source_of, views_of_type
 from talk_assets.sync.links import link_mode
 from talk_assets.sync.mapping import payload_fields, ref_namespace
 from talk_assets.sync.merge import ident, table
@@ -590,12 +590,20 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
                 "that reads it writes") if pending else "")
         resolved = 0 if settings.dry_run else resolve_present(con, view, datetime.now(UTC))
         rows, size, held = load_rows(con, view)
+        unread = unread_sources(con, view.global_type)
+    # a new record waits until every system holding this type has been read: the evidence that it is
+    # one the target already has can be in a third system (a CRM company without e-mail is the webshop's
+    # customer with e-mail through PowerOffice's record holding both e-mail and org number)
+    early = [r for r in rows if r.action == "create"] if unread else []
+    if early:
+        rows = [r for r in rows if r.action != "create"]
+    with connect_fn() as con:
         resolve_refs(con, view, rows)
         verdict = judge_breaker(con, view.global_type, settings) if rows else {}
     if view.vkey in verdict:
         raise CircuitBreakerOpen(verdict[view.vkey])
     if not rows and not held:
-        return PushResult(view.vkey, resolved=resolved)
+        return _held_early(PushResult(view.vkey, resolved=resolved), view, early, unread)
     writer = writer_for(view.system, client)
     waiting = [r for r in rows if r.action == "create" and _missing_ref(view, r)]
     waiting_ids = {id(r) for r in waiting}
@@ -605,7 +613,7 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
     if settings.dry_run:
         res = PushResult(view.vkey, skipped=held, pending_refs=len(waiting))
         res.calls = [writer.describe(r, r.changed_fields) for r in rows]
-        return res
+        return _held_early(res, view, early, unread)
     now = datetime.now(UTC)
     with connect_fn() as con:
         record_intents(con, rows, now)
@@ -627,7 +635,26 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
     res.skipped += held
     res.pending_refs += len(waiting)
     res.resolved = resolved
+    return _held_early(res, view, early, unread)
+
+
+def _held_early(res: PushResult, view: View, early: list[Row], unread: list[str]) -> PushResult:
+    """Count the creates held until every source of the type has been read, with the reason."""
+    if early:
+        res.held += len(early)
+        res.held_reason = " ".join(filter(None, [res.held_reason, (
+            f"{len(early)} new {view.global_type} record(s) wait until {', '.join(unread)} "
+            f"{'has' if len(unread) == 1 else 'have'} been read from this state: a record there can show that a "
+            "new one is a record the target already has")]))
     return res
+
+
+def unread_sources(con: duckdb.DuckDBPyConnection, global_type: str) -> list[str]:
+    """The sources of a global type this state has never read ("poweroffice customers"): until each
+    has been, which records are one entity is not known, so nothing of the type is created."""
+    read = set(con.execute("SELECT system, entity FROM collect_state").fetchall())
+    wanted = dict.fromkeys((source_of(v).system, source_of(v).entity) for v in views_of_type(global_type))
+    return [f"{s} {e}" for s, e in wanted if (s, e) not in read]
 
 
 def missing_required(view: View, row: Row) -> list[str]:
