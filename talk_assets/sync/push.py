@@ -591,13 +591,12 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
         resolved = 0 if settings.dry_run else resolve_present(con, view, datetime.now(UTC))
         rows, size, held = load_rows(con, view)
         unread = unread_sources(con, view.global_type)
-    # a new record waits until every system holding this type has been read: the evidence that it is
-    # one the target already has can be in a third system (a CRM company without e-mail is the webshop's
-    # customer with e-mail through PowerOffice's record holding both e-mail and org number)
-    early = [r for r in rows if r.action == "create"] if unread else []
-    if early:
-        rows = [r for r in rows if r.action != "create"]
-    with connect_fn() as con:
+        # a new record waits until every system holding this type has been read: the evidence that it is
+        # one the target already has can be in a third system (a CRM company without e-mail is the webshop's
+        # customer with e-mail through PowerOffice's record holding both e-mail and org number)
+        early = [r for r in rows if r.action == "create"] if unread else []
+        if early:
+            rows = [r for r in rows if r.action != "create"]
         resolve_refs(con, view, rows)
         verdict = judge_breaker(con, view.global_type, settings) if rows else {}
     if view.vkey in verdict:
