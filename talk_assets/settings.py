@@ -121,6 +121,7 @@ class Settings:
     check_min_bad_rows: int = 10  # TALK_CHECK_MIN_BAD_ROWS
     sandbox_fresh: bool = False  # TALK_SANDBOX_FRESH=1: the CLI starts a fresh sandbox
     extra_systems: tuple[str, ...] = ()  # TALK_EXTRA_SYSTEMS: module paths of plugin systems
+    systems: tuple[str, ...] = ()  # TALK_SYSTEMS: the systems this deployment uses (empty: every registered one)
     lock_report_s: float = 30.0  # TALK_LOCK_REPORT_S: how often a run waiting for the state file says so
     webhook_public_url: str = ""  # TALK_WEBHOOK_PUBLIC_URL: where the systems reach our receiver (webhooks on)
     webhook_host: str = "127.0.0.1"  # TALK_WEBHOOK_HOST: the receiver's listening interface
@@ -147,6 +148,7 @@ class Settings:
             check_min_bad_rows=_parse(e, "TALK_CHECK_MIN_BAD_ROWS", 10, int, count, lambda v: v >= 0),
             sandbox_fresh=_parse(e, "TALK_SANDBOX_FRESH", False, _bool, "true or false (1/0)"),
             extra_systems=tuple(m.strip() for m in (e.get("TALK_EXTRA_SYSTEMS") or "").split(",") if m.strip()),
+            systems=tuple(dict.fromkeys(k.strip().lower() for k in (e.get("TALK_SYSTEMS") or "").split(",") if k.strip())),
             lock_report_s=_parse(e, "TALK_LOCK_REPORT_S", 30.0, float, "a number of seconds > 0", lambda v: v > 0),
             webhook_public_url=(e.get("TALK_WEBHOOK_PUBLIC_URL") or "").strip().rstrip("/"),
             webhook_host=(e.get("TALK_WEBHOOK_HOST") or "127.0.0.1").strip(),

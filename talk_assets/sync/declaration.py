@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 from talk_assets.sync.conversions import VAT
 from talk_assets.sync.model import LINK_MODES, Conversion, Dataflow, Prop, Source, View
@@ -100,31 +101,39 @@ def source_of(view: View) -> Source:
 
 
 # -- the 16 dataflows ------------------------------------------------------------------------------
-_V = VIEWS_BY_KEY
-DATAFLOWS: tuple[Dataflow, ...] = (
-    Dataflow("000", _V["customcrm.order"], _V["shopify.order"], "always-insert"),
-    Dataflow("000", _V["customcrm.product"], _V["shopify.sesamproduct"]),
-    Dataflow("000", _V["customcrm.user"], _V["shopify.order"], "create-if-referenced", only=("email",),
-             note="A Custom CRM user reaches Shopify as the `user_id` of the orders they own: the id of the "
-                  "Shopify staff member with the same e-mail (the staff list needs the `read_users` scope, "
-                  "Shopify Plus or Advanced). Staff cannot be created through the API, so a user without a "
-                  "staff account leaves the order's `user_id` empty; another system's user id is never written."),
-    Dataflow("001", _V["customwebshop.customer"], _V["customcrm.customer"]),
-    Dataflow("001", _V["customwebshop.order"], _V["customcrm.order"], "always-insert"),
-    Dataflow("001", _V["customwebshop.product"], _V["customcrm.product"]),
-    Dataflow("002", _V["customcrm.product"], _V["squarespace.inventory"], "merge-only",
-             note="Stock levels reach the Squarespace variants that carry the same SKU."),
-    Dataflow("002", _V["customcrm.order"], _V["squarespace.order"], "always-insert"),
-    Dataflow("002", _V["customcrm.product"], _V["squarespace.sesamproducts"]),
-    Dataflow("003", _V["customwebshop.product"], _V["squarespace.inventory"], "merge-only",
-             note="Stock levels reach the Squarespace variants that carry the same SKU."),
-    Dataflow("003", _V["customwebshop.order"], _V["squarespace.order"], "always-insert"),
-    Dataflow("003", _V["customwebshop.product"], _V["squarespace.sesamproducts"]),
-    Dataflow("004", _V["poweroffice.customers_person"], _V["shopify.customer"]),
-    Dataflow("004", _V["poweroffice.customers_organisation"], _V["shopify.customer"]),
-    Dataflow("004", _V["poweroffice.product"], _V["shopify.sesamproduct"]),
-    Dataflow("004", _V["poweroffice.salesorders"], _V["shopify.order"], "always-insert"),
-) + tuple(f for s in _SYSTEMS.values() if s.dataflows for f in s.dataflows(VIEWS_BY_KEY))
+
+
+def _flow(seed: str, source: str, target: str, *args: Any, **kw: Any) -> Dataflow | None:
+    """A dataflow between two views; None when either system is not in use (`TALK_SYSTEMS`)."""
+    if source not in VIEWS_BY_KEY or target not in VIEWS_BY_KEY:
+        return None
+    return Dataflow(seed, VIEWS_BY_KEY[source], VIEWS_BY_KEY[target], *args, **kw)
+
+
+DATAFLOWS: tuple[Dataflow, ...] = tuple(f for f in (
+    _flow("000", "customcrm.order", "shopify.order", "always-insert"),
+    _flow("000", "customcrm.product", "shopify.sesamproduct"),
+    _flow("000", "customcrm.user", "shopify.order", "create-if-referenced", only=("email",),
+         note="A Custom CRM user reaches Shopify as the `user_id` of the orders they own: the id of the "
+              "Shopify staff member with the same e-mail (the staff list needs the `read_users` scope, "
+              "Shopify Plus or Advanced). Staff cannot be created through the API, so a user without a "
+              "staff account leaves the order's `user_id` empty; another system's user id is never written."),
+    _flow("001", "customwebshop.customer", "customcrm.customer"),
+    _flow("001", "customwebshop.order", "customcrm.order", "always-insert"),
+    _flow("001", "customwebshop.product", "customcrm.product"),
+    _flow("002", "customcrm.product", "squarespace.inventory", "merge-only",
+         note="Stock levels reach the Squarespace variants that carry the same SKU."),
+    _flow("002", "customcrm.order", "squarespace.order", "always-insert"),
+    _flow("002", "customcrm.product", "squarespace.sesamproducts"),
+    _flow("003", "customwebshop.product", "squarespace.inventory", "merge-only",
+         note="Stock levels reach the Squarespace variants that carry the same SKU."),
+    _flow("003", "customwebshop.order", "squarespace.order", "always-insert"),
+    _flow("003", "customwebshop.product", "squarespace.sesamproducts"),
+    _flow("004", "poweroffice.customers_person", "shopify.customer"),
+    _flow("004", "poweroffice.customers_organisation", "shopify.customer"),
+    _flow("004", "poweroffice.product", "shopify.sesamproduct"),
+    _flow("004", "poweroffice.salesorders", "shopify.order", "always-insert"),
+) if f is not None) + tuple(f for s in _SYSTEMS.values() if s.dataflows for f in s.dataflows(VIEWS_BY_KEY))
 
 SEED_TITLES = {
     "000": ("Customcrm", "Shopify"),
