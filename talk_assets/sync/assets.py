@@ -48,12 +48,23 @@ OWNERS = ["team:integration"]
 POOL = "duckdb"
 
 
-def stage_tags(stage: str) -> dict[str, str]:
+def stage_tags(stage: str, gtype: str | None = None) -> dict[str, str]:
     """A step's op tags: its run order among the steps ready at once (Dagster's `dagster/priority`, higher
     first). A push starts as soon as what it reads is made, before mappings and merges that only other
     pushes need, so the edit a run carries reaches its target early in the run (issue #16), not after
-    every mapping of every type it reaches. Only order among ready steps changes; dependencies stay."""
-    return {"dagster/priority": str({"push": 3, "mapped": 2, "merge": 1}.get(stage, 0))}
+    every mapping of every type it reaches. Within a stage, a type goes before the types that reference
+    it (customers before the orders naming them): their pushes wait for it anyway, and a customer edit's
+    run otherwise mapped every order between the order merge and the customer's push. Only order among
+    ready steps changes; dependencies stay."""
+    base = {"push": 30, "mapped": 20, "merge": 10}.get(stage, 0)
+    return {"dagster/priority": str(base - (_reference_depth(gtype) if gtype and base else 0))}
+
+
+def _reference_depth(gtype: str) -> int:
+    """How many levels of references a type stands on: 0 for a type naming no other (customer), 1 for
+    one naming those (order)."""
+    refs = referenced_types(gtype)
+    return 1 + max(_reference_depth(t) for t in refs) if refs else 0
 
 
 def source_key(src: Source) -> dg.AssetKey:
@@ -254,7 +265,7 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
         owners=OWNERS,
         pool=POOL,
         tags={"stage": "merge"},
-        op_tags=stage_tags("merge"),
+        op_tags=stage_tags("merge", gtype),
         description=f"Global {gtype}s: the records of every system that are the same {gtype}, merged into one.\n\n"
                     f"Records of {', '.join(sorted({v.vkey for v in views}))} recognised as the "
                     f"same {gtype} (merge keys: {keys}; transitive; existing links kept). Per property the latest "
@@ -362,7 +373,7 @@ def build_mapped_asset(view: View) -> dg.AssetsDefinition:
         owners=OWNERS,
         pool=POOL,
         tags={"stage": "mapped"},
-        op_tags=stage_tags("mapped"),
+        op_tags=stage_tags("mapped", view.global_type),
         description=f"What {SYSTEMS[view.system].title} {view.name} should hold, and what differs from what it holds.\n\n"
                     f"In its own fields and formats, and what differs from what it holds now (table `{table('mapped', view.vkey)[1:-1]}`). "
                     f"Dataflows:\n{_flows_text(view)}",
@@ -440,7 +451,7 @@ def build_push_asset(view: View) -> dg.AssetsDefinition:
         owners=OWNERS,
         pool=f"{view.system}_api",
         tags={"stage": "push"},
-        op_tags=stage_tags("push"),
+        op_tags=stage_tags("push", view.global_type),
         required_resource_keys={view.system, HTTP},
         description=f"The writes to {SYSTEMS[view.system].title} {view.name}: what the sync created and updated there.\n\n"
                     "Creates, updates of the properties that differ (optimistic locking), failures to the dead-letter table. "

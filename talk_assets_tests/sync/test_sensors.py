@@ -158,3 +158,13 @@ def test_a_runs_pushes_start_as_soon_as_what_they_read_is_made(synced: SyncHarne
         ready = max(needs, default=-1)
         between = [s for s in starts[ready + 1:starts.index(step)] if "__pushed__" not in s]
         assert not between, f"{step} was ready after {starts[ready]} but waited for {between}"
+    # and the edited type's pushes go before the mappings and pushes of the types that reference it: the
+    # orders' steps, ready as soon as the order merge is, do not come between it and the CRM's customer push
+    from talk_assets.sync.declaration import VIEWS, referenced_types
+
+    target = "customcrm__pushed__customer"
+    needed = {k.to_python_identifier() for k in dg.AssetSelection.assets(by_step[target]).upstream().resolve(graph)}
+    referencing = {f"{v.system}__{stage}__{v.vkey.split('.', 1)[1]}" for v in VIEWS
+                   if "customer" in referenced_types(v.global_type) for stage in ("mapped", "pushed")}
+    early = [s for s in starts[:starts.index(target)] if s not in needed and s in referencing]
+    assert not early, f"{target} waited for steps of the orders: {early}"
