@@ -50,6 +50,8 @@ concurrency:
   pools:
     default_limit: 1            # every pool (duckdb, <system>_api) one step at a time
     granularity: op
+run_queue:
+  dequeue_interval_seconds: 1   # a queued run is launched within a second (default 5): edit to visible, issue #16
 run_monitoring:
   enabled: true
   start_timeout_seconds: 180

@@ -52,6 +52,12 @@ def test_local_instance_yaml_validates(tmp_path: Path) -> None:
     assert cfg["concurrency"]["runs"]["max_concurrent_runs"] == 1
     assert cfg["concurrency"]["pools"]["default_limit"] == 1
     assert set(pools()) == {"duckdb", *(f"{k}_api" for k in SYSTEMS)}
+    # the run a notification asks for is launched within a second of its request (Dagster's default: 5 s)
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
+    finally:
+        instance.dispose()
 
 
 def test_postgres_instance_yaml_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,6 +67,7 @@ def test_postgres_instance_yaml_validates(tmp_path: Path, monkeypatch: pytest.Mo
     assert set(cfg["storage"]["postgres"]["postgres_db"]) >= {"hostname", "port", "username", "password", "db_name"}
     limits = cfg["concurrency"]["runs"]["tag_concurrency_limits"]
     assert limits[0]["key"] == "talk/system"
+    assert cfg["run_queue"]["dequeue_interval_seconds"] == 1
 
 
 def test_docker_run_launcher_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
