@@ -25,7 +25,7 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from talk_assets.config import SYSTEMS
 from talk_assets.sync import checks, display
 from talk_assets.sync.checks import PREVIEW_ROWS
-from talk_assets.sync.collect import bad_lines, collect_records, collect_since, read_changes
+from talk_assets.sync.collect import bad_lines, collect_records, collect_since, content_hash, read_changes
 from talk_assets.sync.declaration import (
     GLOBAL_TYPES,
     MERGE_KEYS,
@@ -461,11 +461,10 @@ def build_push_asset(view: View) -> dg.AssetsDefinition:
         settings = config.push_settings()
         client = open_client(context, view.system)
         try:
-            before = None if settings.dry_run or not _pending(view) else _probe(context, client, src)
             res = push_view(view, client, connect, settings, run_id=context.run.run_id,
                             progress=lambda i, n: context.log.info(f"{view.vkey}: {i}/{n} records written"))
-            if before is not None and (res.created or res.updated):
-                _observe_own_writes(context, client, src, before)
+            if res.created or res.updated:
+                _read_back(context, client, src, res.written_ids)
         except CircuitBreakerOpen as exc:
             raise dg.Failure(description=str(exc), metadata={BREAKER_TAG: True}) from None
         finally:
@@ -490,27 +489,40 @@ def build_push_asset(view: View) -> dg.AssetsDefinition:
     return _push
 
 
-def _pending(view: View) -> bool:
+def _read_back(context: AssetExecutionContext, client: Any, src: Source, written: set[str]) -> None:
+    """After a push wrote to `src`: read its changes, as its collect does, so the state holds the
+    records as the target now has them (our writes, their new versions, the records we created).
+
+    Without it the next run that does not collect the target (a sensor's run for another system) maps
+    against the versions before our write: the next update names a version the target no longer has
+    (a conflict, every run, until someone else edits the target), and a value put back to what the
+    target held before our write looks unchanged. Found in `make run` (issue #16's tour, a second edit).
+
+    The probe before the read is recorded as the source's observation (so its change sensor does not
+    start a run to read our own writes), unless the read found a change to a record we did not write:
+    then neither the observation nor the plan's probe is recorded, and the next tick or cycle runs what
+    that change reaches. A failed read costs only this: the next collect reads the same."""
     with connect() as con:
-        return bool(first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} "
-                               "WHERE action IN ('create', 'update')")[0])
-
-
-def _observe_own_writes(context: AssetExecutionContext, client: Any, src: Source, before: str) -> None:
-    """Record the target's version after our writes as its observation, so its change sensor does
-    not start a run to collect what we wrote (a run that would find nothing new).
-
-    Only when the version before the first write is the one last observed: then nothing but this
-    push changed the entity in between (the sensor, or this run's collect, saw the rest). The race
-    left: an edit by someone else that lands between our first write and the probe after the last
-    is folded into this observation; the sensor does not see it as a change, and it is collected by
-    the next run that something else starts, or by its next own change (and a full sync).
-    """
-    if observed_version(context.instance, source_key(src)) != before:
+        since = collect_since(con, src, full=False)
+    version = _probe(context, client, src)
+    try:
+        records, read_from = read_changes(client, src, since)
+    except Exception as exc:
+        context.log.warning(f"{src.key}: reading back after the push failed, the next collect reads it: {exc}")
         return
-    after = _probe(context, client, src)
-    if after is not None:
-        context.log_event(observation(src, after, "push"))
+    with connect() as con:
+        ids = [str(r.get(src.id_field)) for r in records if isinstance(r, dict)]
+        known = dict(con.execute("SELECT record_id, hash FROM raw_current WHERE system = ? AND entity = ? "
+                                 "AND list_contains(?::VARCHAR[], record_id)", [src.system, src.entity, ids]).fetchall())
+        others = sorted({i for r, i in zip((r for r in records if isinstance(r, dict)), ids, strict=True)
+                         if i not in written and known.get(i) != content_hash(r)})
+        res = collect_records(con, src, records, since=since, now=datetime.now(UTC), read_from=read_from,
+                              probe=None if others else version)
+    if version is not None and not others:
+        context.log_event(observation(src, version, "push"))
+    context.log_event(dg.AssetObservation(collected_key(src), metadata={
+        "read_back_after_push": res.read, "new": res.new, "changed": res.changed,
+        "changed_by_others": len(others), "others_sample": ", ".join(others[:10])}))
 
 
 def _probe(context: AssetExecutionContext, client: Any, src: Source) -> str | None:

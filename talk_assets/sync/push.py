@@ -87,6 +87,7 @@ class PushResult:
     resolved: int = 0  # dead letters found in the target as intended (no call needed)
     calls: list[str] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    written_ids: set[str] = field(default_factory=set)  # the target's records (entity ids) written to
 
     @property
     def not_written(self) -> int:
@@ -497,6 +498,8 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, view: View, outcomes: list[O
     for o in outcomes:
         r = o.row
         if o.status in ("created", "updated"):
+            if (rid := r.parent_id or o.record_id) is not None:
+                res.written_ids.add(str(rid))
             if o.status == "created":
                 res.created += 1
             else:

@@ -2,8 +2,8 @@
 
 Each tick probes every entity of the system (counts and newest change times: the source assets'
 data versions) and compares them with the versions last *observed* in the instance: by an earlier
-tick, by a collect (the probe it took before reading) or by a push (the probe after its writes,
-see `assets._observe_own_writes`). So the sync's own writes do not look like a change, and a quiet
+tick, by a collect (the probe it took before reading) or by a push (the probe before it read back
+what it wrote, see `assets._read_back`). So the sync's own writes do not look like a change, and a quiet
 poll requests nothing. A change is recorded as an AssetObservation with its data version (the UI
 shows when each source last changed) and requests a run of only the changed entities' collect
 assets and everything downstream of them. The run key is derived from the versions, so a retried

@@ -168,3 +168,27 @@ def test_a_runs_pushes_start_as_soon_as_what_they_read_is_made(synced: SyncHarne
                    if "customer" in referenced_types(v.global_type) for stage in ("mapped", "pushed")}
     early = [s for s in starts[:starts.index(target)] if s not in needed and s in referencing]
     assert not early, f"{target} waited for steps of the orders: {early}"
+
+
+def test_every_edit_of_a_record_the_sync_wrote_reaches_the_target_by_sensor_runs(synced: SyncHarness) -> None:
+    """Found in `make run`: the tour's edit reached the CRM, the next edits of the same customer never did.
+    A sensor's run reads only the changed system, and the push recorded the CRM's version after its own
+    write as seen, so the CRM was never read again: the next update named the version before our write
+    (a conflict, every run) and a value put back to what the CRM held before would have looked unchanged.
+    Each edit here is one run as the webshop's sensor requests it, and each must reach the CRM."""
+    from talk_assets.sync.declaration import SOURCES
+    from talk_assets.sync.sensors import downstream_of
+
+    shop, crm = synced.client("customwebshop"), synced.client("customcrm")
+    pairs = synced.sql("SELECT a.record_id, b.record_id FROM links a JOIN links b USING (gid) "
+                       "WHERE a.view = 'customwebshop.customer' AND b.view = 'customcrm.customer' "
+                       "AND gid IN (SELECT gid FROM links GROUP BY gid HAVING count(*) = 2) ORDER BY a.record_id")
+    assert pairs
+    web_id, crm_id = pairs[0]
+    original = crm.get_record("customers", crm_id)["city"]
+    selection = downstream_of(tuple(s for s in SOURCES if s.key == "customwebshop.customers"))
+    for city in ("Lillehammer", "Hønefoss", "Ås", original):
+        shop.update_record("customers", web_id, {"billing_address": {"city": city}})
+        report = synced.cycle(selection=selection)
+        assert crm.get_record("customers", crm_id)["city"] == city, report.summary() if hasattr(report, "summary") else report
+        assert report.pushed["customcrm.customer"].conflicts == 0
