@@ -129,24 +129,34 @@ def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], in
         SELECT m.gid, m.action, m.nsid, m.record_id, m.parent_id, m.changed_fields, m.payload::VARCHAR,
                m.refs::VARCHAR, m.global::VARCHAR, m.payload_hash, {version} AS version,
                (d.id IS NOT NULL) AS parked, (i.status IS NOT NULL AND i.status <> 'done') AS unverified,
-               (i.status = 'done') AS created_unread
+               (i.status = 'done') AS created_unread,
+               (m.action = 'update' AND cur.collected_at > ds.built_at) AS mapped_before
         FROM {mapped} m
+        LEFT JOIN derived_state ds ON ds.name = 'map:{view.vkey}'
         LEFT JOIN raw_current cur ON cur.system = '{src.system}' AND cur.entity = '{src.entity}'
              AND cur.record_id = coalesce(m.parent_id, m.record_id)
         {parked_join(view)}
         LEFT JOIN push_intents i ON i.view = '{view.vkey}' AND i.gid = m.gid AND m.action = 'create'
-             AND i.started_at >= coalesce((SELECT last_collected_at FROM collect_state
-                                           WHERE system = '{src.system}' AND entity = '{src.entity}'), i.started_at)
+             AND (i.started_at >= coalesce((SELECT last_collected_at FROM collect_state
+                                            WHERE system = '{src.system}' AND entity = '{src.entity}'), i.started_at)
+                  -- read back since, but this mapping was made before: the record we created is still linked
+                  OR EXISTS (SELECT 1 FROM links l WHERE l.view = '{view.vkey}' AND l.gid = m.gid
+                             AND l.record_id = i.record_id))
         WHERE m.action IN ('create', 'update')
         ORDER BY m.action, m.gid
         """
     ).fetchall()
     size = first(con, f"SELECT count(*) FROM {table('norm', view.vkey)}")[0]
     out, held = [], 0
-    for gid, action, nsid, rid, pid, changed, payload, refs, glob, phash, ver, parked, unverified, created_unread in rows:
-        # created by us since the target was last read: it exists, and a run that does not read the
-        # target first (a sensor's run for another system) must not create it again
-        if parked or created_unread or (unverified and not _retry_unverified(view)):
+    for gid, action, nsid, rid, pid, changed, payload, refs, glob, phash, ver, parked, unverified, created_unread, \
+            mapped_before in rows:
+        # created by us since the target was last read, or since read back but not yet mapped (its link
+        # is the one the create wrote): it exists, and a run that does not map the target first (a
+        # sensor's run for another system reaches the push through the push order) must not create it again
+        # an update mapped before the target record's current version was read (a push read back its
+        # write after this mapping was made): it was written, or the record changed since; the next
+        # mapping decides, and the version now stored must not let an old payload through the lock
+        if parked or created_unread or mapped_before or (unverified and not _retry_unverified(view)):
             held += 1
             continue
         out.append(Row(view, gid, action, nsid, rid, pid, list(changed or []), json.loads(payload),
