@@ -288,7 +288,8 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
             why_sample = display.provenance_rows(con, gtype, sample)
             why_changed = display.provenance_rows(con, gtype, [g for g in changed if g not in sample][:3])
         heading = (f"All {n_changed} entities are new (first merge); the first shown" if first_merge
-                   else f"{n_changed} entities changed in this run" + ("; the first shown" if n_changed > 3 else ""))
+                   else f"{n_changed} {'entity' if n_changed == 1 else 'entities'} changed in this run"
+                   + ("; the first shown" if n_changed > 3 else ""))
         return dg.MaterializeResult(metadata={
             "records": res.records, "entities": res.entities, "merged_groups": res.merged_groups,
             "iterations": res.iterations, "rebuilt": not res.reused, "changed_entities": n_changed,

@@ -93,6 +93,8 @@ def test_an_edit_shows_its_provenance_and_its_old_and_new_values(ui: SyncHarness
     assert merge.metadata["changed_entities"].value >= 1
     changed = md(merge, "provenance_changed")
     assert f"`{gid}`" in changed
+    if merge.metadata["changed_entities"].value == 1:  # said as a person would say it
+        assert "**1 entity changed in this run**" in changed, changed[:200]
     row = next(line for line in changed.splitlines() if line.startswith("| phone |"))
     assert "+4791234567" in row and f"Custom CRM {CRM.name} {crm_id}" in row
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row)  # the edit's time
