@@ -202,14 +202,9 @@ def build_collect_asset(src: Source) -> dg.AssetsDefinition:
                     f"the cursor, minus a lookback window for late commits.",
     )
     def _collect(context: AssetExecutionContext, config: CollectConfig) -> dg.MaterializeResult:
-        with connect() as con:
-            since = collect_since(con, src, full=config.full_sync)
         client = open_client(context, src.system)
         try:
-            # the probe before the read is what this collect has seen: the source's observation (a
-            # failed probe only costs the observation; the sensor will see the version later)
-            version = _probe(context, client, src)
-            records, read_from = read_changes(client, src, since)
+            since, version, records, read_from = _read_source(context, client, src, full=config.full_sync)
         except Exception as exc:  # one system down must not stop the others: the check says it failed
             context.log.error(f"{src.key}: the read failed: {exc}")
             return dg.MaterializeResult(
@@ -503,20 +498,17 @@ def _read_back(context: AssetExecutionContext, client: Any, src: Source, written
     start a run to read our own writes), unless the read found a change to a record we did not write:
     then neither the observation nor the plan's probe is recorded, and the next tick or cycle runs what
     that change reaches. A failed read costs only this: the next collect reads the same."""
-    with connect() as con:
-        since = collect_since(con, src, full=False)
-    version = _probe(context, client, src)
     try:
-        records, read_from = read_changes(client, src, since)
+        since, version, records, read_from = _read_source(context, client, src, full=False)
     except Exception as exc:
         context.log.warning(f"{src.key}: reading back after the push failed, the next collect reads it: {exc}")
         return
     with connect() as con:
-        ids = [str(r.get(src.id_field)) for r in records if isinstance(r, dict)]
+        by_id = {str(r.get(src.id_field)): r for r in records if isinstance(r, dict)}
         known = dict(con.execute("SELECT record_id, hash FROM raw_current WHERE system = ? AND entity = ? "
-                                 "AND list_contains(?::VARCHAR[], record_id)", [src.system, src.entity, ids]).fetchall())
-        others = sorted({i for r, i in zip((r for r in records if isinstance(r, dict)), ids, strict=True)
-                         if i not in written and known.get(i) != content_hash(r)})
+                                 "AND list_contains(?::VARCHAR[], record_id)",
+                                 [src.system, src.entity, list(by_id)]).fetchall())
+        others = sorted(i for i, r in by_id.items() if i not in written and known.get(i) != content_hash(r))
         res = collect_records(con, src, records, since=since, now=datetime.now(UTC), read_from=read_from,
                               probe=None if others else version)
     if version is not None and not others:
@@ -524,6 +516,19 @@ def _read_back(context: AssetExecutionContext, client: Any, src: Source, written
     context.log_event(dg.AssetObservation(collected_key(src), metadata={
         "read_back_after_push": res.read, "new": res.new, "changed": res.changed,
         "changed_by_others": len(others), "others_sample": ", ".join(others[:10])}))
+
+
+def _read_source(context: AssetExecutionContext, client: Any, src: Source,
+                 *, full: bool) -> tuple[datetime | None, str | None, list[dict[str, Any]], datetime | None]:
+    """A read of `src` as the collect and the push's read-back make it: (where it started, the probe
+    taken before it, the records, the server's time when it began). The probe before the read is what
+    this read has seen, the source's observation (a failed probe only costs the observation; the
+    sensor sees the version later)."""
+    with connect() as con:
+        since = collect_since(con, src, full=full)
+    version = _probe(context, client, src)
+    records, read_from = read_changes(client, src, since)
+    return since, version, records, read_from
 
 
 def _probe(context: AssetExecutionContext, client: Any, src: Source) -> str | None:

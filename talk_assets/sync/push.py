@@ -152,8 +152,8 @@ def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], in
             mapped_before in rows:
         # created by us since the target was last read, or since read back but not yet mapped (its link
         # is the one the create wrote): it exists, and a run that does not map the target first (a
-        # sensor's run for another system reaches the push through the push order) must not create it again
-        # an update mapped before the target record's current version was read (a push read back its
+        # sensor's run for another system reaches the push through the push order) must not create it again.
+        # An update mapped before the target record's current version was read (a push read back its
         # write after this mapping was made): it was written, or the record changed since; the next
         # mapping decides, and the version now stored must not let an old payload through the lock
         if parked or created_unread or mapped_before or (unverified and not _retry_unverified(view)):
