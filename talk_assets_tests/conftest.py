@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -86,9 +87,10 @@ class Sandbox:
         return self.control(system, "GET", "stats")
 
 
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
-    """All five systems, seeded alike, with the TALK_*_URL variables pointing at them."""
+@contextlib.contextmanager
+def running_sandboxes() -> Iterator[Sandbox]:
+    """A sandbox of every system in use, seeded alike, with the TALK_*_URL variables pointing at them
+    for the block (the suite's fixture, and the subprocess workers that set TALK_SYSTEMS or plugins)."""
     servers = start_all(seed=SEED, size=SIZE, ephemeral_ports=True)
     env = {SYSTEMS[k].url_env: srv.url for k, srv in servers.items()}
     # the sandboxes' rate limits run 50x faster in tests; let the clients pace accordingly
@@ -101,6 +103,13 @@ def sandbox() -> Iterator[Sandbox]:
     finally:
         for srv in servers.values():
             srv.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    """All five systems, seeded alike, with the TALK_*_URL variables pointing at them."""
+    with running_sandboxes() as box:
+        yield box
 
 
 class Worlds:

@@ -5,27 +5,20 @@ sync cycle with the test harness and print what the test checks, as JSON."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 from talk_assets.config import SYSTEMS
 from talk_assets.definitions import defs
 from talk_assets.resources import client_from_env
-from talk_assets.sandbox.runner import start_all
-from talk_assets_tests.conftest import SEED, SIZE, Sandbox
+from talk_assets_tests.conftest import running_sandboxes
 from talk_assets_tests.sync.test_sync import Sync
 
 
 def main(data: Path) -> dict:
     out: dict = {"systems": list(SYSTEMS)}
     out["assets"] = sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys())
-    servers = start_all(seed=SEED, size=SIZE, ephemeral_ports=True)
-    try:
-        os.environ.update({SYSTEMS[k].url_env: srv.url for k, srv in servers.items()})
-        os.environ.update({f"TALK_{k.upper()}_MAX_RPS": "2000" for k in servers})
-        box = Sandbox(servers)
-        box.reset()
+    with running_sandboxes() as box:
         out["subscribers"] = list(client_from_env("newsletter").iter_records("subscribers"))
         report = Sync(box, data).cycle()
         out["pushed"] = {k: [p.created, p.updated, p.failed] for k, p in report.pushed.items()}
@@ -33,9 +26,6 @@ def main(data: Path) -> dict:
         out["links"] = Sync(box, data).sql(
             "SELECT a.record_id, b.record_id FROM links a JOIN links b ON a.gid = b.gid "
             "WHERE a.system = 'newsletter' AND b.system = 'customcrm' ORDER BY a.record_id")
-    finally:
-        for srv in servers.values():
-            srv.stop()
     return out
 
 

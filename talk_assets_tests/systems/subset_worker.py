@@ -5,29 +5,22 @@ print what `test_registry.py` checks, as JSON."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 from talk_assets.config import SYSTEMS
 from talk_assets.definitions import defs
 from talk_assets.resources import client_from_env
-from talk_assets.sandbox.runner import start_all
 from talk_assets.sync.declaration import DATAFLOWS
-from talk_assets_tests.conftest import SEED, SIZE, Sandbox
+from talk_assets_tests.conftest import running_sandboxes
 from talk_assets_tests.sync.test_sync import Sync
 
 
 def main(data: Path) -> dict:
     out: dict = {"systems": list(SYSTEMS), "flows": sorted({f.seed for f in DATAFLOWS}), "n_flows": len(DATAFLOWS)}
     out["assets"] = sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys())
-    servers = start_all(seed=SEED, size=SIZE, ephemeral_ports=True)
-    out["sandboxes"] = sorted(servers)
-    try:
-        os.environ.update({SYSTEMS[k].url_env: srv.url for k, srv in servers.items()})
-        os.environ.update({f"TALK_{k.upper()}_MAX_RPS": "2000" for k in servers})
-        box = Sandbox(servers)
-        box.reset()
+    with running_sandboxes() as box:
+        out["sandboxes"] = sorted(box.servers)
         sync = Sync(box, data)
         first = sync.cycle()
         out["first_pushed"] = {k: [p.created, p.updated, p.failed, p.held] for k, p in first.pushed.items()}
@@ -37,9 +30,6 @@ def main(data: Path) -> dict:
         out["shopify_emails"] = sorted({(c.get("email") or "").lower()
                                         for c in client_from_env("shopify").iter_records("customer")})
         out["dead"] = sync.sql("SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL")[0][0]
-    finally:
-        for srv in servers.values():
-            srv.stop()
     return out
 
 
