@@ -281,7 +281,9 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
             ).df()
             sample = list(preview["gid"][:2])
             why_sample = display.provenance_rows(con, gtype, sample)
-            why_changed = display.provenance_rows(con, gtype, [g for g in changed if g not in sample][:3])
+            # every changed entity is shown here, also one that is in the sample above (a user who edited it
+            # looks for it under "changed")
+            why_changed = display.provenance_rows(con, gtype, changed[:3])
         heading = (f"All {n_changed} entities are new (first merge); the first shown" if first_merge
                    else f"{n_changed} {'entity' if n_changed == 1 else 'entities'} changed in this run"
                    + ("; the first shown" if n_changed > 3 else ""))

@@ -130,3 +130,18 @@ def test_asset_descriptions_are_one_line_first(ui: SyncHarness) -> None:
         first_line = desc.split("\n", 1)[0]
         assert first_line.endswith("."), f"{key.to_user_string()}: {first_line!r}"
         assert len(first_line.split(". ")[0]) <= 160, f"{key.to_user_string()}: {first_line!r}"
+
+
+def test_a_changed_entity_shows_under_changed_even_when_it_is_also_in_the_sample(ui: SyncHarness) -> None:
+    # found by CI: the UI test edited a CRM person that happened to be one of the two entities with the
+    # most records; the changed list left out the sample's entities, so it read "1 entity changed" over "(none)"
+    gid = ui.sql("SELECT gid FROM merged_customer ORDER BY record_count DESC, gid LIMIT 1")[0][0]
+    crm_id = ui.member(gid, CRM)
+    assert crm_id is not None
+    ui.client("customcrm").update_record("customers", crm_id, {"phone": "+4790000001"})
+    ui.cycle()
+    merge = ui.instance.get_latest_materialization_event(dg.AssetKey(["merge", "customer"])).asset_materialization
+    assert gid in md(merge, "provenance_sample")
+    changed = md(merge, "provenance_changed")
+    assert f"`{gid}`" in changed and "_(none)_" not in changed, changed[:300]
+    assert "+4790000001" in changed and "from (system record)" in changed

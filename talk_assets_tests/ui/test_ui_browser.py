@@ -233,11 +233,11 @@ def test_why_and_what_differs_on_the_asset_pages(page: Any, app: RunningApp) -> 
     run_id = _run_to_end(app, _launch_sync(app))
 
     latest = _latest_markdown(app, ["merge", "customer"], "provenance_changed")
+    assert "+4741234567" in latest, f"run {run_id}: the CRM edit is not in provenance_changed:\n{latest[:3000]}"
     page.goto("/assets/merge/customer?view=events", wait_until="load")
     dialog = _show_markdown(page, "provenance_changed")
     dialog.get_by_text("from (system record)").first.wait_for()
     dialog.screenshot(path=str(SHOTS / "provenance-merge-customer.png"))
-    assert "+4741234567" in latest, f"run {run_id}: the CRM edit is not in provenance_changed:\n{latest[:3000]}"
     page.keyboard.press("Escape")
 
     mats = app.graphql("""{ assetNodes { assetKey { path } assetMaterializations(limit: 1) {
