@@ -201,10 +201,11 @@ class RunningApp:
             runId status jobName assetSelection { path } tags { key value } } } } }""", {"limit": limit})
         return data["runsOrError"]["results"]
 
-    def cancel_runs(self, keep: set[str] | None = None) -> int:
-        """Cancel what is queued or in progress (the sensors' first ticks), so the queue is free."""
-        ids = [r["runId"] for r in self.runs() if r["status"] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
-               and r["runId"] not in (keep or set())]
+    def cancel_runs(self, keep: set[str] | None = None, queued_only: bool = False) -> int:
+        """Cancel what is queued or in progress (the sensors' first ticks), so the queue is free;
+        `queued_only`: leave a run that has started to finish (it holds the state file's lock)."""
+        going = ("QUEUED", "NOT_STARTED") if queued_only else ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
+        ids = [r["runId"] for r in self.runs() if r["status"] in going and r["runId"] not in (keep or set())]
         if ids:
             self.graphql("""mutation($ids: [String!]!) { terminateRuns(runIds: $ids,
                 terminatePolicy: MARK_AS_CANCELED_IMMEDIATELY) { __typename } }""", {"ids": ids})

@@ -160,11 +160,11 @@ CRM_KEY = {"Authorization": "Bearer crm-sandbox-api-key"}
 
 
 def _wait_runs_done(app: RunningApp, timeout: float = 240) -> None:
-    """Until no run is queued or running (the sensors' first ticks queue the first full sync)."""
+    """Until no run is queued or running."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         runs = app.runs()
-        if runs and all(r["status"] not in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED") for r in runs):
+        if all(r["status"] not in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED") for r in runs):
             return
         time.sleep(2)
     raise AssertionError(f"runs still going after {timeout:.0f}s: {[r['status'] for r in app.runs()]}")
@@ -213,11 +213,12 @@ def _show_markdown(page: Any, entry: str) -> Any:
 
 
 def test_why_and_what_differs_on_the_asset_pages(page: Any, app: RunningApp) -> None:
-    # the sensors' first ticks come one by one, each requesting a full run: let them, then stop them,
-    # so the run launched below is the latest materialization of what it changes
-    _wait_runs_done(app)
+    # the sensors' first ticks come one by one, each requesting a full run: stop them and drop the runs
+    # still queued (the whole run below does their work), so that run is the latest materialization of
+    # what it changes; a run already started ends first (it holds the state file)
     app.stop_sensors()
-    time.sleep(2)
+    time.sleep(2)  # a tick already under way may still request a run
+    app.cancel_runs(queued_only=True)
     _wait_runs_done(app)
     # one whole run first, so the run after the edit compares with a merge that had everything
     # (a run requested by a sensor's first tick may have collected only one system)
