@@ -26,9 +26,9 @@ SEED = 7
 SIZE = 60
 
 # The modules that take longest (measured, `pytest --durations=0`), slowest first. `make test` spreads
-# whole modules over two processes (`--dist loadfile --no-loadscope-reorder`) in collection order, a
+# whole modules over three processes (`--dist loadfile --no-loadscope-reorder`) in collection order, a
 # module to a process as it becomes free: a long module started last keeps one process busy while
-# the other idles, so these start first. Order only: every module still runs, its tests in any order.
+# the others idle, so these start first. Order only: every module still runs, its tests in any order.
 SLOW_FIRST = (
     "reliability/test_held_and_dead.py",
     "sync/test_sync.py",
