@@ -40,7 +40,7 @@ from talk_assets.sync.declaration import (
 )
 from talk_assets.sync.links import record_version, refresh_links, version_changes
 from talk_assets.sync.mapping import map_view, read_types, target_views
-from talk_assets.sync.merge import merge_type, table
+from talk_assets.sync.merge import links_refreshed, merge_type, table
 from talk_assets.sync.push import CircuitBreakerOpen, PushSettings, push_view
 from talk_assets.sync.store import connect, first
 
@@ -270,8 +270,10 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
         with connect() as con:
             res = merge_type(con, gtype)
             if not res.reused:  # the type's current links follow its members (versioned by `sync/links`)
-                refresh_links(con, datetime.now(UTC), [gtype])
-                changed, n_changed, first_merge = display.changed_entities(con, gtype)
+                refresh_links(con, datetime.now(UTC), [gtype], scope=None if res.whole else "merge_scope")
+                links_refreshed(con, gtype)
+                changed, n_changed, first_merge = display.changed_entities(
+                    con, gtype, gids=None if res.whole else "merge_gids")
             else:
                 changed, n_changed, first_merge = [], 0, False
             props = [p for p in GLOBAL_TYPES[gtype] if p != "lines"][:6]
@@ -290,6 +292,7 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata={
             "records": res.records, "entities": res.entities, "merged_groups": res.merged_groups,
             "iterations": res.iterations, "rebuilt": not res.reused, "changed_entities": n_changed,
+            "records_merged_again": 0 if res.reused else res.rebuilt,
             "preview": display.md(preview),
             "provenance_sample": dg.MetadataValue.md(display.provenance_md(
                 why_sample, "Why each value: the entities with the most records", 2)),

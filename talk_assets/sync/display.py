@@ -140,21 +140,24 @@ def provenance_md(df: pd.DataFrame, heading: str, entities: int = 5) -> str:
     return "\n".join(parts)
 
 
-def changed_entities(con: duckdb.DuckDBPyConnection, gtype: str) -> tuple[list[str], int, bool]:
+def changed_entities(con: duckdb.DuckDBPyConnection, gtype: str, gids: str | None = None) -> tuple[list[str], int, bool]:
     """The entities whose merged row differs from the one the last merge of `gtype` made: (a few of
     their ids, latest change first; how many; whether this is the first merge). Compared by a hash per entity kept in
-    `merged_digests`, updated here; called only after a merge that rebuilt its tables."""
+    `merged_digests`, updated here; called only after a merge that rebuilt its tables (`gids`: a temp table
+    of the only entities it redid, before and after, `merge.MergeResult.whole` False)."""
     merged = table("merged", gtype)
     con.execute("CREATE TABLE IF NOT EXISTS merged_digests (global_type VARCHAR, gid VARCHAR, h UBIGINT)")
     first_merge = not con.execute("SELECT 1 FROM merged_digests WHERE global_type = ? LIMIT 1", [gtype]).fetchall()
-    con.execute(f"CREATE OR REPLACE TEMP TABLE new_digests AS SELECT gid, changed_at, hash(m) AS h FROM {merged} m")
+    within = f"AND gid IN (SELECT gid FROM {gids})" if gids else ""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE new_digests AS SELECT gid, changed_at, hash(m) AS h FROM {merged} m "
+                f"WHERE true {within}")
     # the latest edits first: a person's edit shows before the echoes of the sync's own earlier writes
     changed = con.execute(
         """
         SELECT n.gid FROM new_digests n LEFT JOIN merged_digests o ON o.global_type = ? AND o.gid = n.gid
         WHERE o.h IS DISTINCT FROM n.h ORDER BY n.changed_at DESC NULLS LAST, n.gid
         """, [gtype]).fetchall()
-    con.execute("DELETE FROM merged_digests WHERE global_type = ?", [gtype])
+    con.execute(f"DELETE FROM merged_digests WHERE global_type = ? {within}", [gtype])
     con.execute("INSERT INTO merged_digests SELECT ?, gid, h FROM new_digests", [gtype])
     con.execute("DROP TABLE new_digests")
     return [r[0] for r in changed[:50]], len(changed), first_merge

@@ -48,10 +48,12 @@ def _view_modes() -> pd.DataFrame:
                          "entity": [v.entity for v in VIEWS_BY_KEY.values()]})
 
 
-def refresh_links(con: duckdb.DuckDBPyConnection, now: datetime, types: list[str] | None = None) -> int:
+def refresh_links(con: duckdb.DuckDBPyConnection, now: datetime, types: list[str] | None = None,
+                  scope: str | None = None) -> int:
     """Rewrite the current `links` rows of `types` (default: every merged type) from the merge's members,
     keeping what the sync remembers of each (origin, first link, last written payload) and the records it
-    created that were not collected back yet. Makes no version: `record_version` does, once per run."""
+    created that were not collected back yet. Makes no version: `record_version` does, once per run.
+    `scope`: a temp table of the nsids a merge redid (`merge.MergeResult.whole` False); only their rows."""
     tables = table_names(con)
     todo = [t for t in (types or list(GLOBAL_TYPES)) if f"members_{t}" in tables]
     if not todo:
@@ -60,8 +62,9 @@ def refresh_links(con: duckdb.DuckDBPyConnection, now: datetime, types: list[str
         return 0
     con.register("view_modes", _view_modes())
     try:
+        within = f"AND nsid IN (SELECT nsid FROM {scope})" if scope else ""
         for gtype in todo:
-            members = f"SELECT gid, nsid, view, record_id FROM {table('members', gtype)}"
+            members = f"SELECT gid, nsid, view, record_id FROM {table('members', gtype)} WHERE true {within}"
             con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE new_links AS
@@ -76,12 +79,12 @@ def refresh_links(con: duckdb.DuckDBPyConnection, now: datetime, types: list[str
                 -- records the sync created that have not been collected back yet
                 SELECT o.gid, o.global_type, o.nsid, o.view, o.system, o.entity, o.record_id, o.link_mode, o.origin,
                        o.first_linked_at, o.last_written_hash, o.last_written_at
-                FROM links o WHERE o.global_type = '{gtype}' AND o.origin = 'created'
+                FROM links o WHERE o.global_type = '{gtype}' AND o.origin = 'created' {within.replace('nsid', 'o.nsid', 1)}
                   AND NOT EXISTS (SELECT 1 FROM ({members}) m WHERE m.nsid = o.nsid AND m.view = o.view)
                 """,
                 [now],
             )
-            con.execute("DELETE FROM links WHERE global_type = ?", [gtype])
+            con.execute(f"DELETE FROM links WHERE global_type = ? {within}", [gtype])
             con.execute("INSERT INTO links SELECT * FROM new_links")
         return len(todo)
     finally:

@@ -49,6 +49,7 @@ from talk_assets.sync.store import (
     rebuilding,
     rows_digest,
     table_names,
+    transaction,
 )
 
 MAX_ITERATIONS = 50
@@ -320,6 +321,10 @@ class MergeResult:
     merged_groups: int
     iterations: int
     reused: bool = False  # nothing it reads changed since the last merge: its tables were kept
+    # records whose entity was merged again: all of them (`whole`), or those of the entities the changed
+    # records were or are now part of (`_merge_delta`; their ids in the temp tables `merge_scope`/`merge_gids`)
+    rebuilt: int = 0
+    whole: bool = True
 
 
 def _drop_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -328,8 +333,10 @@ def _drop_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
         con.execute(f"DROP TABLE {ident(name)}")
 
 
-def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> None:
-    """Bring `nodes_<type>` (every view's records, view by view) up to date, and a `norm_<view>` view per view.
+def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> bool:
+    """Bring `nodes_<type>` (every view's records, view by view) up to date, and a `norm_<view>` view per view;
+    True when it was built whole. The nsids of the rows it removed or wrote are left in the temp table
+    `merge_touched` (what the incremental merge starts from).
 
     A record's rows depend only on its own stored versions and on what the sync last wrote to it
     (`_echo_select`), so only the records whose input changed since the last build are derived again
@@ -346,6 +353,7 @@ def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> Non
         con.execute(f"CREATE OR REPLACE TABLE {nodes} (nsid VARCHAR, view VARCHAR, record_id VARCHAR, parent_id VARCHAR, "
                     f"changed_at TIMESTAMPTZ, {cols}, wholes VARCHAR)")
         con.execute(f"CREATE OR REPLACE TABLE {seen} (view VARCHAR, parent_id VARCHAR, h UBIGINT)")
+    con.execute("CREATE OR REPLACE TEMP TABLE merge_touched (nsid VARCHAR)")
     writes = "push_writes" in table_names(con)  # once: the catalog lookup costs a few ms per call
     for v in views:
         _node_inputs(con, gtype, v, writes)
@@ -354,10 +362,14 @@ def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> Non
                     f"UNION SELECT parent_id FROM {seen} s WHERE s.view = '{v.vkey}' "
                     f"AND parent_id NOT IN (SELECT parent_id FROM node_inputs)")
         if first(con, "SELECT count(*) FROM node_dirty")[0]:  # the query costs even when it selects nothing
+            dirty_rows = f"SELECT nsid FROM {nodes} WHERE view = '{v.vkey}' AND parent_id IN (SELECT parent_id FROM node_dirty)"
             if not full:
+                con.execute(f"INSERT INTO merge_touched {dirty_rows}")
                 con.execute(f"DELETE FROM {nodes} WHERE view = '{v.vkey}' AND parent_id IN (SELECT parent_id FROM node_dirty)")
                 con.execute(f"DELETE FROM {seen} WHERE view = '{v.vkey}' AND parent_id IN (SELECT parent_id FROM node_dirty)")
             con.execute(f"INSERT INTO {nodes} BY NAME {_echo_select(con, v, 'node_dirty')}")
+            if not full:
+                con.execute(f"INSERT INTO merge_touched {dirty_rows}")
             _node_inputs(con, gtype, v, writes)  # again: the writes to a new record's rows are found by its rows' nsids
             con.execute(f"INSERT INTO {seen} SELECT '{v.vkey}', parent_id, h FROM node_inputs "
                         f"WHERE parent_id IN (SELECT parent_id FROM node_dirty)")
@@ -369,6 +381,7 @@ def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> Non
     con.execute("DROP TABLE IF EXISTS node_inputs")
     con.execute("DROP TABLE IF EXISTS node_dirty")
     con.execute("INSERT OR REPLACE INTO cycle_state VALUES (?, ?, now())", [f"nodes:{gtype}", code_digest()])
+    return full
 
 
 def _node_inputs(con: duckdb.DuckDBPyConnection, gtype: str, view: View, with_writes: bool) -> None:
@@ -471,10 +484,14 @@ def _propagate(con: duckdb.DuckDBPyConnection, done: int) -> int:
 _NO_TIME = 1 << 62
 
 
-def _merged(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
-    """Write `merged_<type>`: per entity and property the latest non-empty value, and its provenance."""
+def _merged(con: duckdb.DuckDBPyConnection, gtype: str, only: str | None = None) -> None:
+    """Write `merged_<type>`: per entity and property the latest non-empty value, and its provenance.
+    `only`: a temp table of nsids whose entities (whole ones) are merged and added to the table instead."""
     props = list(GLOBAL_TYPES[gtype])
     nodes, members = table("nodes", gtype), table("members", gtype)
+    if only is not None:
+        nodes = f"(SELECT * FROM {nodes} SEMI JOIN {only} USING (nsid))"
+        members = f"(SELECT * FROM {members} SEMI JOIN {only} USING (nsid))"
     # references point at namespaced ids; the merged entity holds the referenced global id
     tables = table_names(con)
     refs = [(p, table("members", REFERENCES[p])) for p in props
@@ -486,8 +503,9 @@ def _merged(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
         src = f"(SELECT n.* REPLACE ({replace}) FROM {nodes} n {joins})"
     con.execute(f"CREATE OR REPLACE TEMP TABLE multi AS SELECT gid FROM {members} GROUP BY gid HAVING count(*) > 1")
     derived = [(v, c) for v in views_of_type(gtype) for c in composed_fields(v) if c.parts]
+    append = only is not None
     if not derived:
-        _latest_wins(con, gtype, src, table("merged", gtype))
+        _latest_wins(con, gtype, src, table("merged", gtype), append=append)
         return
     # Derived parts (see `Composed`): first the merge without them, then each whole is compared with
     # what its write makes of that result; a whole that still equals it adds nothing (the parts it was
@@ -505,13 +523,14 @@ def _merged(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
     unchanged = ", ".join(f"CASE WHEN {' OR '.join(conds)} THEN NULL ELSE n.{ident(p)} END AS {ident(p)}"
                           for p, conds in by_part.items())
     _latest_wins(con, gtype, f"(SELECT n.* REPLACE ({unchanged}) FROM {src} n LEFT JOIN {members} m USING (nsid) "
-                             f"LEFT JOIN merged_pre pre ON pre.gid = m.gid)", table("merged", gtype))
+                             f"LEFT JOIN merged_pre pre ON pre.gid = m.gid)", table("merged", gtype), append=append)
     con.execute("DROP TABLE IF EXISTS merged_pre")
 
 
-def _latest_wins(con: duckdb.DuckDBPyConnection, gtype: str, src: str, out: str, temp: bool = False) -> None:
-    """Write `out`: per entity of `members_<type>` and property the latest non-empty value of the
-    records in `src` (rows of `nodes_<type>`), and its provenance. Needs the temp table `multi`."""
+def _latest_wins(con: duckdb.DuckDBPyConnection, gtype: str, src: str, out: str, temp: bool = False,
+                 append: bool = False) -> None:
+    """Write `out` (`append`: add to it): per entity of `members_<type>` and property the latest non-empty
+    value of the records in `src` (rows of `nodes_<type>`), and its provenance. Needs the temp table `multi`."""
     props = list(GLOBAL_TYPES[gtype])
     members = table("members", gtype)
     # an entity of one record needs no aggregate at all: its non-empty values win
@@ -539,9 +558,10 @@ def _latest_wins(con: duckdb.DuckDBPyConnection, gtype: str, src: str, out: str,
     )
     ranked = (f"SELECT m.gid, n.*, row_number() OVER (PARTITION BY m.gid ORDER BY n.nsid) AS rk "
               f"FROM {src} n JOIN {members} m USING (nsid) SEMI JOIN multi USING (gid)")
+    head = f"INSERT INTO {out} BY NAME" if append else f"CREATE OR REPLACE {'TEMP ' if temp else ''}TABLE {out} AS"
     con.execute(
         f"""
-        CREATE OR REPLACE {'TEMP ' if temp else ''}TABLE {out} AS
+        {head}
         SELECT m.gid, 1::BIGINT AS record_count, [n.nsid] AS records, n.changed_at, {one}
         FROM {src} n JOIN {members} m USING (nsid) ANTI JOIN multi USING (gid)
         UNION ALL
@@ -555,17 +575,36 @@ def _latest_wins(con: duckdb.DuckDBPyConnection, gtype: str, src: str, out: str,
 
 def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
     """Normalise the views of `gtype` and merge them into `merged_<gtype>` / `members_<gtype>`.
-    Skipped (the last result kept) when nothing the merge reads has changed since."""
+    Skipped (the last result kept) when nothing the merge reads has changed since. One transaction: a merge
+    stopped half-way leaves the tables as the last one made them (the next one finds the same changes)."""
     views = views_of_type(gtype)
     build = Derived(con, f"merge:{gtype}", merge_inputs(con, gtype, views),
                     [f"nodes_{gtype}", f"members_{gtype}", f"merged_{gtype}"]
                     + ([f"matches_{gtype}", f"match_candidates_{gtype}"] if gtype in MATCH_KEYS else []))
     if (kept := build.reusable()) is not None:
         return MergeResult(**{**kept, "reused": True})
-    with rebuilding(con):
+    with transaction(con), rebuilding(con):
         res = _merge_type(con, gtype)
-    build.built({k: v for k, v in asdict(res).items() if k != "reused"})
+        build.built({k: v for k, v in asdict(res).items() if k != "reused"})
     return res
+
+
+def links_refreshed(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
+    """Call after the links of `gtype` were rewritten from a merge's members (`links.refresh_links`): the
+    merge's recorded inputs become those of now, links included. Else a later change that puts the links back
+    as they were before that merge (a link removed again) would find the merge's inputs unchanged and keep
+    the links without it."""
+    con.execute("UPDATE derived_state SET inputs = ? WHERE name = ?",
+                [Derived(con, f"merge:{gtype}", merge_inputs(con, gtype, views_of_type(gtype)), []).inputs,
+                 f"merge:{gtype}"])
+
+
+def _local(gtype: str, views: list[View]) -> bool:
+    """Whether an entity of `gtype` depends only on its own records (their keys, links and values), so a
+    merge can redo just the entities changed records were or are part of: not for a type whose records
+    reference another type's entities or are joined by a derived key or a fingerprint (orders)."""
+    return (gtype not in MATCH_KEYS and not any(p in REFERENCES for p in GLOBAL_TYPES[gtype])
+            and not _fingerprinted(gtype, views))
 
 
 def merge_inputs(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> list[str]:
@@ -601,7 +640,10 @@ def _referenced(con: duckdb.DuckDBPyConnection, gtype: str, ref: str) -> str:
 
 def _merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
     views = views_of_type(gtype)
-    _nodes(con, gtype, views)
+    whole = _nodes(con, gtype, views)
+    local = _local(gtype, views)
+    if local and not whole and {f"{t}_{gtype}" for t in ("members", "merged", "edges")} <= table_names(con):
+        return _merge_delta(con, gtype, views)
     if gtype in MATCH_KEYS:
         _match_keys(con, gtype, views)
     iterations = _components(con, gtype, views)
@@ -624,10 +666,94 @@ def _merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
     if gtype in MATCH_KEYS:
         _match_candidates(con, gtype)
     _merged(con, gtype)
+    if local:  # the merge-key edges the next merge compares its own with (`_merge_delta`)
+        con.execute(f"CREATE OR REPLACE TABLE {table('edges', gtype)} AS SELECT nsid, k FROM edges "
+                    "WHERE NOT starts_with(k, 'link=')")
+    return _result(con, gtype, iterations, None)
+
+
+def _result(con: duckdb.DuckDBPyConnection, gtype: str, iterations: int, rebuilt: int | None) -> MergeResult:
     records, entities, groups = first(con,
         f"SELECT sum(record_count), count(*), count(*) FILTER (WHERE record_count > 1) FROM {table('merged', gtype)}"
     )
-    return MergeResult(gtype, int(records or 0), int(entities or 0), int(groups or 0), iterations)
+    return MergeResult(gtype, int(records or 0), int(entities or 0), int(groups or 0), iterations,
+                       rebuilt=int(records or 0) if rebuilt is None else rebuilt, whole=rebuilt is None)
+
+
+def _merge_delta(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> MergeResult:
+    """Merge again only the entities that records changed since the last merge were or are now part of (a
+    `_local` type; the result equals a full rebuild's: `test_merge_incremental.py`).
+
+    The seeds are the records whose nodes were derived again (`merge_touched`), those whose merge-key edges
+    differ from the last merge's (`edges_<type>`: a key can become unsafe for a record that did not change,
+    when another record of its view takes the same e-mail), and those whose link differs from their entity
+    (after each merge the links are its members: a link made or removed since). The scope is every record of
+    the seeds' old entities and of the entities holding a key a seed has now. No record outside it shares a
+    key with one inside: a seed's keys are all in, and two other records that share a merge key or a link's
+    id were in one entity before.
+    So the components of the scope's own edges are whole components, labelled and given ids as a full
+    rebuild would (an existing link's id, else the smallest record's), and only their rows are replaced.
+    Leaves the temp tables `merge_scope` (nsid: the records re-merged and the seeds no longer there) and
+    `merge_gids` (gid: the entities before and after) for the links and the changed entities."""
+    nodes, members, merged, kept = (table(t, gtype) for t in ("nodes", "members", "merged", "edges"))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE edges_now AS SELECT DISTINCT nsid, k FROM ({_key_edges_sql(gtype, views)}) "
+                f"WHERE nsid IN (SELECT nsid FROM {nodes})")
+    keys = "SELECT nsid, k FROM edges_now WHERE NOT starts_with(k, 'link=')"
+    links = f"SELECT nsid, gid FROM links WHERE global_type = '{gtype}' AND nsid IN (SELECT nsid FROM {nodes})"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE merge_seeds AS
+        SELECT nsid FROM merge_touched
+        UNION SELECT nsid FROM ({keys} EXCEPT SELECT nsid, k FROM {kept})
+        UNION SELECT nsid FROM (SELECT nsid, k FROM {kept} EXCEPT {keys})
+        UNION SELECT nsid FROM ({links} EXCEPT SELECT nsid, gid FROM {members})
+        UNION SELECT nsid FROM (SELECT nsid, gid FROM {members} EXCEPT {links})
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE merge_old_gids AS
+        SELECT DISTINCT m.gid FROM {members} m
+        WHERE m.nsid IN (SELECT nsid FROM merge_seeds)
+           OR m.nsid IN (SELECT e.nsid FROM edges_now e SEMI JOIN
+                         (SELECT k FROM edges_now WHERE nsid IN (SELECT nsid FROM merge_seeds)) s USING (k))
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE merge_scope AS
+        SELECT nsid FROM {members} WHERE gid IN (SELECT gid FROM merge_old_gids)
+        UNION SELECT nsid FROM merge_seeds
+        """
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE edges AS SELECT nsid, k FROM edges_now SEMI JOIN merge_scope USING (nsid)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE labels AS SELECT nsid, nsid AS label FROM {nodes} SEMI JOIN merge_scope USING (nsid)")
+    iterations = _propagate(con, 0)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE comp AS
+        SELECT l.label, coalesce(min(k.gid), '{gtype}:' || substr(md5(l.label), 1, 16)) AS gid
+        FROM labels l LEFT JOIN links k ON k.nsid = l.nsid AND k.global_type = '{gtype}'
+        GROUP BY l.label
+        """
+    )
+    con.execute(f"DELETE FROM {members} WHERE gid IN (SELECT gid FROM merge_old_gids)")
+    con.execute(
+        f"""
+        INSERT INTO {members}
+        SELECT c.gid, n.nsid, n.view, n.record_id, n.parent_id, n.changed_at
+        FROM {nodes} n JOIN labels l USING (nsid) JOIN comp c USING (label)
+        """
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE merge_gids AS SELECT gid FROM merge_old_gids UNION SELECT gid FROM comp")
+    con.execute(f"DELETE FROM {merged} WHERE gid IN (SELECT gid FROM merge_gids)")
+    _merged(con, gtype, only="merge_scope")
+    con.execute(f"DELETE FROM {kept} WHERE nsid IN (SELECT nsid FROM merge_seeds)")
+    con.execute(f"INSERT INTO {kept} SELECT nsid, k FROM ({keys}) SEMI JOIN merge_seeds USING (nsid)")
+    rebuilt = first(con, "SELECT count(*) FROM labels")[0]
+    for t in ("edges_now", "merge_seeds", "merge_old_gids", "edges", "labels", "comp"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    return _result(con, gtype, iterations, int(rebuilt))
 
 
 # -- the derived match key (`MATCH_KEYS`: orders without our origin reference) ----------------------------

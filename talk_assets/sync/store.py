@@ -268,6 +268,19 @@ def rebuilding(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnec
         con.execute("RESET disabled_compression_methods")
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Statements that must land together or not at all (an incremental rebuild stopped half-way would
+    leave tables that no later change makes whole again)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 class Derived:
     """A derived table set (a type's merge, a view's mapping) rebuilt only when what it reads changed.
 
