@@ -182,9 +182,26 @@ def _edit_cycle(env: Env, picks: list[tuple[str, str, str, str]], tag: str) -> d
     with timer() as t:
         rep = env.cycle()
     reads, writes = env.calls()
+    by_system = ", ".join(f"{s} {env.sb.stats(s)['reads']}" for s in env.sb.urls)
     settle = [env.cycle() for _ in range(2)]  # the echo of its writes, then (within the lookback) a re-read
     return {"time": t["s"], "reads": reads, "writes": writes, "report": rep, "runs": len(rep.run_ids),
+            "merged_again": _merged_again(env, rep.run_ids), "reads_by_system": by_system,
             "collected": _collected(rep), "pushed": rep.writes, "settle": [len(r.run_ids) for r in settle]}
+
+
+def _merged_again(env: Env, run_ids: list[str]) -> tuple[int, int]:
+    """(records merged again, records in the merged types) over the merge steps of these runs, from each
+    merge materialization's metadata (`records_merged_again`, `records`)."""
+    import dagster as dg
+
+    again = total = 0
+    for rid in run_ids:
+        for rec in env.instance.all_logs(rid, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+            mat = rec.dagster_event.event_specific_data.materialization
+            if mat.asset_key.path[0] == "merge" and "records_merged_again" in mat.metadata:
+                again += int(mat.metadata["records_merged_again"].value)
+                total += int(mat.metadata["records"].value)
+    return again, total
 
 
 def _peak_rss_mb() -> float:
@@ -255,9 +272,13 @@ def incremental(rec: Recorder, profile: str) -> None:
     rec.add(Result("incremental.full_time", t_full["s"], "s", "n/a", None, label, note=full_note))
     for name, m in (("edits1", one), (f"edits{p['edits']}", many)):
         rec.add(Result(f"incremental.{name}_time", m["time"], "s", "full cycle", t_full["s"], label,
-                       note=f"{m['reads']} reads + {m['writes']} writes ({m['pushed']} pushed), collect read "
+                       note=f"{m['reads']} reads ({m['reads_by_system']}) + {m['writes']} writes ({m['pushed']} pushed), collect read "
                             f"{m['collected'][0]:,} records ({m['collected'][1]:,} new or changed), {m['runs']} Dagster "
                             f"run(s); the next cycles ran {m['settle']} run(s) (the echo, the re-read)"))
+        again, merged = m["merged_again"]
+        rec.add(Result(f"incremental.{name}_merged_again", again, "records", "records in the merged types", merged,
+                       label, note="records the cycle's merges merged again (an orders merge, not yet incremental, "
+                                   "counts all of its records)"))
     many_calls = many["reads"] + many["writes"]
     rec.add(Result("incremental.api_calls", many_calls, "calls", "full cycle", f_reads + f_writes, label,
                    note=f"{len(picks) - 1} edits, one per linked pair ({n_pairs:,} pairs)"))

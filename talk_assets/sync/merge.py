@@ -647,15 +647,7 @@ def _merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
     if gtype in MATCH_KEYS:
         _match_keys(con, gtype, views)
     iterations = _components(con, gtype, views)
-    # global ids: keep an existing one (the smallest, when two entities merged), else derive one
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE comp AS
-        SELECT l.label, coalesce(min(k.gid), '{gtype}:' || substr(md5(l.label), 1, 16)) AS gid
-        FROM labels l LEFT JOIN links k ON k.nsid = l.nsid AND k.global_type = '{gtype}'
-        GROUP BY l.label
-        """
-    )
+    _entity_ids(con, gtype)
     con.execute(
         f"""
         CREATE OR REPLACE TABLE {table('members', gtype)} AS
@@ -670,6 +662,19 @@ def _merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
         con.execute(f"CREATE OR REPLACE TABLE {table('edges', gtype)} AS SELECT nsid, k FROM edges "
                     "WHERE NOT starts_with(k, 'link=')")
     return _result(con, gtype, iterations, None)
+
+
+def _entity_ids(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
+    """Temp table `comp` (label, gid): each component's global id, an existing one (the smallest, when two
+    entities merged) or one derived from its label (its smallest record)."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE comp AS
+        SELECT l.label, coalesce(min(k.gid), '{gtype}:' || substr(md5(l.label), 1, 16)) AS gid
+        FROM labels l LEFT JOIN links k ON k.nsid = l.nsid AND k.global_type = '{gtype}'
+        GROUP BY l.label
+        """
+    )
 
 
 def _result(con: duckdb.DuckDBPyConnection, gtype: str, iterations: int, rebuilt: int | None) -> MergeResult:
@@ -729,14 +734,7 @@ def _merge_delta(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) 
     con.execute("CREATE OR REPLACE TEMP TABLE edges AS SELECT nsid, k FROM edges_now SEMI JOIN merge_scope USING (nsid)")
     con.execute(f"CREATE OR REPLACE TEMP TABLE labels AS SELECT nsid, nsid AS label FROM {nodes} SEMI JOIN merge_scope USING (nsid)")
     iterations = _propagate(con, 0)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE comp AS
-        SELECT l.label, coalesce(min(k.gid), '{gtype}:' || substr(md5(l.label), 1, 16)) AS gid
-        FROM labels l LEFT JOIN links k ON k.nsid = l.nsid AND k.global_type = '{gtype}'
-        GROUP BY l.label
-        """
-    )
+    _entity_ids(con, gtype)
     con.execute(f"DELETE FROM {members} WHERE gid IN (SELECT gid FROM merge_old_gids)")
     con.execute(
         f"""
