@@ -25,7 +25,14 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from talk_assets.config import SYSTEMS
 from talk_assets.sync import checks, display
 from talk_assets.sync.checks import PREVIEW_ROWS
-from talk_assets.sync.collect import bad_lines, collect_records, collect_since, content_hash, read_changes
+from talk_assets.sync.collect import (
+    bad_lines,
+    collect_records,
+    collect_since,
+    content_hash,
+    read_changes,
+    stored_probes,
+)
 from talk_assets.sync.declaration import (
     GLOBAL_TYPES,
     MERGE_KEYS,
@@ -531,16 +538,17 @@ def _read_source(context: AssetExecutionContext, client: Any, src: Source,
     sensor sees the version later)."""
     with connect() as con:
         since = collect_since(con, src, full=full)
-    version = _probe(context, client, src)
+        previous = stored_probes(con).get(src.key)
+    version = _probe(context, client, src, previous)
     records, read_from = read_changes(client, src, since)
     return since, version, records, read_from
 
 
-def _probe(context: AssetExecutionContext, client: Any, src: Source) -> str | None:
+def _probe(context: AssetExecutionContext, client: Any, src: Source, previous: str | None = None) -> str | None:
     """The entity's version, or None when the system does not answer the probe: a refused or failed
     probe costs only the observation (the collect's read and the push decide what a failure means)."""
     try:
-        return client.probe(src.entity)
+        return client.probe(src.entity, previous)
     except Exception as exc:
         context.log.warning(f"{src.key}: probe failed, no observation recorded: {exc}")
         return None

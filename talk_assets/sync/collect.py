@@ -232,6 +232,12 @@ def lookback_window() -> timedelta:
     return timedelta(seconds=settings().collect_lookback_s)
 
 
+def stored_probes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Each entity's probe as stored with its last complete read (`collect_state.probe`), by source key."""
+    return {f"{s}.{e}": p for s, e, p in con.execute(
+        "SELECT system, entity, probe FROM collect_state WHERE probe IS NOT NULL").fetchall()}
+
+
 def collect_since(con: duckdb.DuckDBPyConnection, source: Source, *, full: bool) -> datetime | None:
     """Where the next incremental read starts: None for a full read.
 

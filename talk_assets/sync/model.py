@@ -333,7 +333,11 @@ class SystemClient(Protocol):
     def update_record(self, entity: str, record_id: str, changes: dict[str, Any], *,
                       expected_version: str | None = None) -> dict[str, Any]: ...
 
-    def probe(self, entity: str) -> str: ...
+    def probe(self, entity: str, previous: str | None = None) -> str:
+        """A token that changes when the entity's data changes. `previous`: the token this probe gave last
+        (a hint, possibly stale or None) for an API that can neither count nor sort its changes
+        (Squarespace) to search from; an API that can ignores it. The token must not depend on it."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -93,9 +93,11 @@ class CyclePlan:
                 "talk/recheck": ",".join(s.key for s in self.recheck) or "-"}
 
 
-def probe_all(client_for: Callable[[str], Any]) -> dict[str, str | None]:
+def probe_all(client_for: Callable[[str], Any], previous: dict[str, str] | None = None) -> dict[str, str | None]:
     """Every entity's probe, one client per system; None where the system did not answer (the
-    collect will read and report the failure)."""
+    collect will read and report the failure). `previous`: the probes stored with the last reads
+    (`stored_probes`), the hint a probe may search from (`SystemClient.probe`)."""
+    previous = previous or {}
     out: dict[str, str | None] = {}
     for system in dict.fromkeys(s.system for s in SOURCES):
         client = None
@@ -103,7 +105,7 @@ def probe_all(client_for: Callable[[str], Any]) -> dict[str, str | None]:
             client = client_for(system)
             for src in (s for s in SOURCES if s.system == system):
                 try:
-                    out[src.key] = client.probe(src.entity)
+                    out[src.key] = client.probe(src.entity, previous.get(src.key))
                 except Exception:
                     out[src.key] = None
         except Exception:  # no client (a wrong setting): its collect says what to fix

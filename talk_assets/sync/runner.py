@@ -23,7 +23,7 @@ from typing import Any
 import dagster as dg
 
 from talk_assets.sync.assets import BREAKER_TAG, HTTP, HttpTuning, pushed_key
-from talk_assets.sync.collect import BadRecord, CollectResult, bad_lines
+from talk_assets.sync.collect import BadRecord, CollectResult, bad_lines, stored_probes
 from talk_assets.sync.declaration import SOURCES
 from talk_assets.sync.mapping import target_views
 from talk_assets.sync.plan import CyclePlan, plan_cycle, probe_all, record_planned
@@ -241,7 +241,9 @@ def _plan(http: HttpTuning | None) -> CyclePlan:
     from talk_assets.resources import client_from_env
 
     tuning = http or HttpTuning()
-    probes = probe_all(lambda system: probe_client(tuning.apply(client_from_env(system))))
+    with connect() as con:
+        previous = stored_probes(con)
+    probes = probe_all(lambda system: probe_client(tuning.apply(client_from_env(system))), previous)
     with connect() as con:
         return plan_cycle(con, probes)
 

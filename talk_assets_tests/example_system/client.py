@@ -49,6 +49,6 @@ class Client(ApiClient):
                       expected_version: str | None = None) -> dict[str, Any]:
         return self.request("PATCH", f"{self._entity(entity)}/{record_id}", json=changes).json()
 
-    def probe(self, entity: str) -> str:
+    def probe(self, entity: str, previous: str | None = None) -> str:
         rows = list(self.iter_records(entity))
         return hashlib.md5(f"{len(rows)}|{max((r['updated_at'] for r in rows), default='')}".encode()).hexdigest()

@@ -122,7 +122,7 @@ class _Client:
     def iter_records(self, entity: str, since: datetime | None = None) -> list[dict]:
         return self.records
 
-    def probe(self, entity: str) -> str:  # the collect observes the source before it reads
+    def probe(self, entity: str, previous: str | None = None) -> str:  # the collect observes the source before it reads
         return f"{len(self.records)}"
 
     def close(self) -> None:

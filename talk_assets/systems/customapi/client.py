@@ -142,7 +142,7 @@ class CustomApiClient(ApiClient):
     def summary(self, entity: str) -> Summary:
         return Summary.model_validate(self.get_json(f"{self._path(entity)}/_summary"))
 
-    def probe(self, entity: str) -> str:
+    def probe(self, entity: str, previous: str | None = None) -> str:
         """Count and newest change time: changes whenever the entity's data changes."""
         body = self.get_json(f"{self._path(entity)}/_summary")
         return f"{body['count']}|{body['max_updated_at']}"

@@ -451,7 +451,7 @@ class Client(ApiClient):
                                f"(now {current.get('LastChangedDateTimeOffset')})")
         return self._patch(f"{path}/{record_id}", changes)
 
-    def probe(self, entity: str) -> str:
+    def probe(self, entity: str, previous: str | None = None) -> str:
         """'<count>|<newest LastChangedDateTimeOffset>': one call for the newest change (ordered,
         one row, one field) and one per 20,000 records for the count (Id only)."""
         path = self._entity(entity)

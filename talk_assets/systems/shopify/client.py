@@ -778,7 +778,7 @@ class Client(ApiClient):
             return self._get("product", record_id) or {}
         return self.update_order_record(record_id, changes)
 
-    def probe(self, entity: str) -> str:
+    def probe(self, entity: str, previous: str | None = None) -> str:
         """Count plus newest `updatedAt`, in one cheap query of documented arguments
         (`<x>Count`, `sortKey: UPDATED_AT, reverse: true, first: 1`). Stock is probed through products."""
         self._check(entity)

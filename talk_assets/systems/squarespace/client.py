@@ -63,6 +63,19 @@ def full_read_seconds(raw: str) -> float:
     return value
 
 
+def _probe_change(entity: str, token: str | None) -> datetime | None:
+    """The change time a products or orders probe token names (`entity:<modifiedOn>:<id>`), None for any
+    other text (no token of this entity, an empty listing's, an older format)."""
+    if not token or not token.startswith(f"{entity}:"):
+        return None
+    stamp, _, rid = token.removeprefix(f"{entity}:").rpartition(":")
+    try:
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if rid and at.tzinfo else None
+
+
 class Client(ApiClient):
     """Squarespace Commerce API client: typed methods plus the uniform sync interface."""
 
@@ -302,12 +315,15 @@ class Client(ApiClient):
                                    {"quantity": stock.get("quantity", 0), "isUnlimited": bool(stock.get("unlimited"))})
         return self.get_record("products", product_id) or current
 
-    def probe(self, entity: str) -> str:
+    def probe(self, entity: str, previous: str | None = None) -> str:
         """A token that changes when the entity changes (the collect is skipped while it stays the same).
 
-        Products and orders: the newest (modifiedOn, id), found in the narrowest recent window that has
-        any record (`modifiedAfter`/`modifiedBefore` are documented for both lists). Deletions of
-        products and orders are not seen (the API has no count).
+        Products and orders: the newest (modifiedOn, id). The lists have no change count and document no
+        sort order, only the window `modifiedAfter`/`modifiedBefore` (exclusive), so the newest is searched
+        from `previous` (this probe's last token for the entity: only records changed at or after the change
+        it named, one page when nothing did), else in the narrowest recent window that has any record (after
+        an import that window holds all of it). Both give the same token. Deletions of products and orders
+        are not seen (the API has no count).
 
         Inventory: `GET /1.0/commerce/inventory` takes only `cursor` (no change filter, no timestamp:
         https://developers.squarespace.com/commerce-apis/retrieve-all-inventory), nothing documents that
@@ -324,24 +340,38 @@ class Client(ApiClient):
         self._check_entity(entity)
         if entity == "inventory":
             period = int(time.time() // self.inventory_full_read_s)
-            return f"inventory:{self._probe_cached('orders')}|{self._probe_cached('products')}|{period}"
-        return self._probe_cached(entity)
+            hints = dict.fromkeys(("orders", "products"))
+            if previous and previous.startswith("inventory:"):
+                for part in previous.removeprefix("inventory:").split("|"):
+                    hints.update({e: part for e in hints if part.startswith(f"{e}:")})
+            return (f"inventory:{self._probe_cached('orders', hints['orders'])}|"
+                    f"{self._probe_cached('products', hints['products'])}|{period}")
+        return self._probe_cached(entity, previous)
 
-    def _probe_cached(self, entity: str) -> str:
+    def _probe_cached(self, entity: str, previous: str | None = None) -> str:
         """One probe of products or orders serves the inventory token too, within a few seconds and as
         long as this client wrote nothing (`request` forgets them on every write)."""
         hit = self._probes.get(entity)
         if hit is not None and time.monotonic() - hit[0] < 5.0:
             return hit[1]
-        now = datetime.now(UTC)
-        token = f"{entity}:empty"
-        for width in PROBE_WINDOWS:
-            it = (self.iter_orders if entity == "orders" else self.iter_products)(
-                modified_after=now - width, modified_before=FAR_FUTURE)
-            newest = max(((r.get("modifiedOn") or "", r.get("id") or "") for r in it), default=None)
-            if newest:
-                token = f"{entity}:{newest[0]}:{newest[1]}"
-                break
+        listing = self.iter_orders if entity == "orders" else self.iter_products
+        token = None
+        seen = _probe_change(entity, previous)
+        if seen is not None:  # what changed at or after the last newest change (1 ms: the filter is exclusive)
+            newest = max(((r.get("modifiedOn") or "", r.get("id") or "")
+                          for r in listing(modified_after=seen - timedelta(milliseconds=1), modified_before=FAR_FUTURE)),
+                         default=None)
+            # nothing there: the record that was newest is gone (deleted), and the windows find the next one
+            token = f"{entity}:{newest[0]}:{newest[1]}" if newest else None
+        if token is None:
+            now = datetime.now(UTC)
+            token = f"{entity}:empty"
+            for width in PROBE_WINDOWS:
+                newest = max(((r.get("modifiedOn") or "", r.get("id") or "")
+                              for r in listing(modified_after=now - width, modified_before=FAR_FUTURE)), default=None)
+                if newest:
+                    token = f"{entity}:{newest[0]}:{newest[1]}"
+                    break
         self._probes[entity] = (time.monotonic(), token)
         return token
 

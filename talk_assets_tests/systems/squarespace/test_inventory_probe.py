@@ -19,11 +19,12 @@ from talk_assets.sandbox.server import SandboxServer
 from talk_assets.systems.squarespace.client import Client, full_read_seconds
 from talk_assets.systems.squarespace.system import SquarespaceResource
 from talk_assets_tests.systems.squarespace.conftest import KEY
+from talk_assets_tests.systems.squarespace.test_squarespace import new_product
 
 
 def _inventory_reads(server: SandboxServer) -> int:
     stats = requests.get(f"{server.url}/_sandbox/stats", timeout=10).json()["requests"]
-    return sum(n for k, n in stats.items() if k.startswith("GET ") and "/inventory" in k)
+    return stats.get("GET inventory", 0)  # the sandbox counts requests by method and resource
 
 
 def test_a_quiet_store_is_probed_without_reading_the_inventory(fresh: SandboxServer, client: Client) -> None:
@@ -71,3 +72,34 @@ def test_a_bad_full_read_period_names_its_variable(raw: str) -> None:
         full_read_seconds(raw)
     with pytest.raises(ValueError, match="TALK_SQUARESPACE_INVENTORY_FULL_READ_S"):
         SquarespaceResource(url="http://127.0.0.1:1", api_key="k", inventory_full_read_s=raw).client()
+
+
+def _list_reads(server: SandboxServer) -> int:
+    stats = requests.get(f"{server.url}/_sandbox/stats", timeout=10).json()["requests"]
+    return stats.get("GET products", 0) + stats.get("GET orders", 0)
+
+
+def test_a_probe_starts_at_the_newest_change_it_saw_last(fresh: SandboxServer, client: Client) -> None:
+    """The APIs have no change count and document no sort order, so a probe without a hint finds the newest
+    change by windows of one hour and wider, reading every record changed in the first window that has one
+    (after an import: all of it). With its last token as the hint it reads only what changed since that
+    change (`modifiedAfter`), one page when nothing did, and answers the very same token either way."""
+    for i in range(60):  # an import: 60 new products this hour, two pages of 50
+        client.create_product(new_product(i) | {"name": f"Import {i} \u00e5 \U0001f389"})
+    cold = Client(fresh.url, KEY, min_interval=0.0)
+    requests.post(f"{fresh.url}/_sandbox/stats/reset", timeout=10)
+    tokens = {e: cold.probe(e) for e in ("products", "orders", "inventory")}
+    assert _list_reads(fresh) >= 4, "without a hint the hour's 60 new products are paged through (twice: inventory)"
+    for entity, token in tokens.items():
+        hinted = Client(fresh.url, KEY, min_interval=0.0)
+        requests.post(f"{fresh.url}/_sandbox/stats/reset", timeout=10)
+        assert hinted.probe(entity, previous=token) == token, entity
+        assert _list_reads(fresh) <= (2 if entity == "inventory" else 1), entity
+    product = next(iter(client.iter_products()))
+    client.update_product(product["id"], {"name": "Ny\nlinje"})
+    after = Client(fresh.url, KEY, min_interval=0.0)
+    moved = after.probe("products", previous=tokens["products"])
+    assert moved != tokens["products"] and moved == Client(fresh.url, KEY, min_interval=0.0).probe("products")
+    assert after.probe("inventory", previous=tokens["inventory"]) != tokens["inventory"]
+    # a hint that is no token of this entity (another system's, an old format) is no hint
+    assert Client(fresh.url, KEY, min_interval=0.0).probe("products", previous="orders:x:y") == moved
