@@ -19,6 +19,7 @@ once the data changes (an e-mail filled in, the mailbox freed) the row is a crea
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 
 import duckdb
@@ -37,7 +38,15 @@ from talk_assets.sync.declaration import (
 )
 from talk_assets.sync.merge import canonical_whole, composed_fields, ident, match_held_sql, table
 from talk_assets.sync.model import fill_write
-from talk_assets.sync.store import Derived, code_digest, digest_of, first, rebuilding, table_names
+from talk_assets.sync.store import (
+    Derived,
+    code_digest,
+    digest_of,
+    first,
+    rebuilding,
+    table_names,
+    transaction,
+)
 
 CREATING_MODES = ("merge-or-create", "always-insert")
 
@@ -100,11 +109,12 @@ def referencing_views(view: View) -> list[tuple[View, str]]:
     return out
 
 
-def mapped_sql(view: View, tables: set[str] | None = None) -> str:
+def mapped_sql(view: View, tables: set[str] | None = None, only: str | None = None) -> str:
     """SQL creating `mapped_<view>`: wanted payload, current payload, changed fields and action.
 
     `tables`: the tables that exist (None: assume all do); entities referenced by orders are only
-    looked up once the order merge has made its tables, so a customer view maps before it."""
+    looked up once the order merge has made its tables, so a customer view maps before it.
+    `only`: a temp table of global ids whose rows are made and added to the table (`map_view`)."""
     gtype = view.global_type
     props = list(GLOBAL_TYPES[gtype])
     creators = [o.vkey for f, o, is_target in counterparts(view) if is_target and f.link_mode in CREATING_MODES]
@@ -127,6 +137,8 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
         return ", ".join(f"'{k}'" for k in keys) or "NULL"
 
     members = table("members", gtype)
+    if only is not None:
+        members = f"(SELECT * FROM {members} WHERE gid IN (SELECT gid FROM {only}))"
     merged = table("merged", gtype)
     norm = table("norm", view.vkey)
     # wanted values (global, references as the target's own record ids) and current values
@@ -183,8 +195,10 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
     held = _held_sql(view, fields, want, norm)
     payload = "json_object(" + ", ".join(f"'{f}', {want[f]}" for f, _, _ in fields) + ")"
     current = "json_object(" + ", ".join(f"'{f}', {have[f]}" for f, _, _ in fields) + ")"
+    head = (f"INSERT INTO {table('mapped', view.vkey)} BY NAME" if only is not None
+            else f"CREATE OR REPLACE TABLE {table('mapped', view.vkey)} AS")
     return f"""
-    CREATE OR REPLACE TABLE {table('mapped', view.vkey)} AS
+    {head}
     WITH target AS (
         SELECT gid, min(nsid) AS nsid, arg_min(record_id, nsid) AS record_id, arg_min(parent_id, nsid) AS parent_id
         FROM {members} WHERE view = '{view.vkey}' GROUP BY gid
@@ -195,7 +209,8 @@ def mapped_sql(view: View, tables: set[str] | None = None) -> str:
         SELECT gid FROM {members} WHERE view IN ({in_list(partners)}) AND gid IN (SELECT gid FROM target)
         {''.join(' UNION ' + q for q in referenced)}
     ),
-    rows AS (SELECT wanted.gid, t.nsid, t.record_id, t.parent_id FROM wanted LEFT JOIN target t USING (gid)),
+    rows AS (SELECT wanted.gid, t.nsid, t.record_id, t.parent_id FROM wanted LEFT JOIN target t USING (gid)
+             {f"WHERE wanted.gid IN (SELECT gid FROM {only})" if only is not None else ""}),
     sides AS (
         SELECT r.gid, r.nsid, r.record_id, r.parent_id, {locked_col}, {', '.join(want_cols + have_cols)}
         FROM rows r JOIN {merged} g USING (gid) LEFT JOIN {norm} n ON n.nsid = r.nsid {' '.join(joins)} {locked_join}
@@ -256,8 +271,19 @@ def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
                     [f"mapped_{view.vkey.replace('.', '_')}"])
     if (kept := build.reusable()) is not None:
         return MapResult(**{**kept, "reused": True})
-    with rebuilding(con):
-        con.execute(sql)
+    own, others = view.global_type, _others_digest(con, view, sql)
+    merge_build = first(con, "SELECT max(build) FROM merge_changes WHERE global_type = ?", [own])[0]
+    mapped = table("mapped", view.vkey)
+    with transaction(con), rebuilding(con):
+        again = _changed_gids(con, view, others, merge_build)
+        if again is None:
+            con.execute(sql)
+        else:
+            con.execute(f"DELETE FROM {mapped} WHERE gid IN (SELECT gid FROM map_again)")
+            con.execute(mapped_sql(view, table_names(con), only="map_again"))
+            con.execute("DROP TABLE map_again")
+        con.execute("INSERT OR REPLACE INTO map_state VALUES (?, ?, ?, ?)",
+                    [view.vkey, merge_build, others, -1 if again is None else again])
     rows, c, u, n, lk, h = first(con,
         f"SELECT count(*), count(*) FILTER (WHERE action = 'create'), count(*) FILTER (WHERE action = 'update'), "
         f"count(*) FILTER (WHERE action = 'unchanged'), count(*) FILTER (WHERE action = 'locked'), "
@@ -266,6 +292,42 @@ def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
     res = MapResult(view.vkey, int(rows), int(c), int(u), int(n), locked=int(lk), held=int(h))
     build.built({k: v for k, v in asdict(res).items() if k != "reused"})
     return res
+
+
+def _others_digest(con: duckdb.DuckDBPyConnection, view: View, sql: str) -> str:
+    """What a mapping reads besides its own type's merge: its SQL, the engine, the other merges."""
+    return hashlib.md5("\x1f".join([code_digest(), sql] + [digest_of(con, f"merge:{t}") for t in read_types(view)
+                                                            if t != view.global_type]).encode()).hexdigest()
+
+
+def _changed_gids(con: duckdb.DuckDBPyConnection, view: View, others: str, merge_build: int | None) -> int | None:
+    """Temp table `map_again` (gid): the entities whose mapped rows may differ from the last mapping's, and
+    how many; None when the mapping must be made whole.
+
+    A mapped row depends on its entity's merged row and records (members, the target record's values and
+    lock), which the merges of its own type log per build (`merge_changes`), and on the rest of the target
+    view only through a create's held reason (another target record with the e-mail it would take): rows
+    without a target record are always made again. Whole when anything else it reads changed (`others`:
+    the SQL, the engine, the merges of other types, such as the orders that make a customer wanted), when
+    a merge since was whole, or when the log no longer reaches back to the last mapping."""
+    mapped = table("mapped", view.vkey)
+    last = first(con, "SELECT build, others FROM map_state WHERE view = ?", [view.vkey])
+    if last is None or last[0] is None or merge_build is None or last[1] != others or mapped[1:-1] not in table_names(con):
+        return None
+    since = int(last[0])
+    oldest, whole = first(con, "SELECT min(build), count(*) FILTER (WHERE gid IS NULL AND build > ?) FROM merge_changes "
+                               "WHERE global_type = ?", [since, view.global_type])
+    if whole or (merge_build > since and (oldest is None or oldest > since + 1)):
+        return None
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE map_again AS
+        SELECT gid FROM merge_changes WHERE global_type = ? AND build > ? AND build <= ?
+        UNION SELECT gid FROM {mapped} WHERE nsid IS NULL
+        """,
+        [view.global_type, since, merge_build],
+    )
+    return int(first(con, "SELECT count(*) FROM map_again")[0])
 
 
 def read_types(view: View) -> list[str]:

@@ -585,8 +585,23 @@ def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
         return MergeResult(**{**kept, "reused": True})
     with transaction(con), rebuilding(con):
         res = _merge_type(con, gtype)
+        _log_changes(con, gtype, res)
         build.built({k: v for k, v in asdict(res).items() if k != "reused"})
     return res
+
+
+MERGE_BUILDS_KEPT = 500  # builds of a type's `merge_changes` kept; a mapping further behind is made whole
+
+
+def _log_changes(con: duckdb.DuckDBPyConnection, gtype: str, res: MergeResult) -> None:
+    """Log this build's changed entities in `merge_changes` (before and after: `merge_gids`; a whole build
+    logs one row without a gid), for the mappings (`mapping.map_view`)."""
+    build = int(first(con, "SELECT coalesce(max(build), 0) + 1 FROM merge_changes WHERE global_type = ?", [gtype])[0])
+    if res.whole:
+        con.execute("INSERT INTO merge_changes VALUES (?, ?, NULL)", [gtype, build])
+    else:
+        con.execute("INSERT INTO merge_changes SELECT ?, ?, gid FROM merge_gids", [gtype, build])
+    con.execute("DELETE FROM merge_changes WHERE global_type = ? AND build <= ?", [gtype, build - MERGE_BUILDS_KEPT])
 
 
 def links_refreshed(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
