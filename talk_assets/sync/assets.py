@@ -401,6 +401,7 @@ def build_mapped_asset(view: View) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata={
             "rows": res.rows, "create": res.create, "update": res.update, "unchanged": res.unchanged,
             "held": res.held, "rebuilt": not res.reused,
+            "entities_mapped_again": 0 if res.reused else (res.rows if res.mapped_again < 0 else res.mapped_again),
             # records the target refuses to change (a Confirmed PowerOffice order): one-way, not written
             **({"locked": res.locked, "locked_reason": view.locked_reason} if view.locked else {}),
             "pending": res.create + res.update,

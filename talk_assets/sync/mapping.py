@@ -262,6 +262,7 @@ class MapResult:
     locked: int = 0  # differences held back: the record is locked against edits in the target (`View.locked`)
     held: int = 0  # new records not created, each with its reason (`held_reason`)
     reused: bool = False  # the merges it reads did not change: the last mapping was kept
+    mapped_again: int = -1  # entities mapped again (`_changed_gids`); -1: the whole view
 
 
 def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
@@ -289,7 +290,8 @@ def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
         f"count(*) FILTER (WHERE action = 'unchanged'), count(*) FILTER (WHERE action = 'locked'), "
         f"count(*) FILTER (WHERE action = 'held') FROM {table('mapped', view.vkey)}"
     )
-    res = MapResult(view.vkey, int(rows), int(c), int(u), int(n), locked=int(lk), held=int(h))
+    res = MapResult(view.vkey, int(rows), int(c), int(u), int(n), locked=int(lk), held=int(h),
+                    mapped_again=-1 if again is None else again)
     build.built({k: v for k, v in asdict(res).items() if k != "reused"})
     return res
 
