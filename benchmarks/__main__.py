@@ -31,7 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--consistent", action="store_true",
                     help="incremental/latency: start from a consistent-seed sandbox (converged once per seed, "
                          "size and code, then restored from TALK_SANDBOX_CACHE) instead of converging each run")
+    ap.add_argument("--incremental-size", type=int, metavar="N",
+                    help="incremental: the sandbox size instead of the profile's (11,500 is ~100k linked records, "
+                         "~115,000 ~1M)")
     args = ap.parse_args(argv)
+    if args.incremental_size:
+        os.environ["TALK_BENCH_INC_SIZE"] = str(args.incremental_size)
     if args.consistent:
         os.environ["TALK_BENCH_CONSISTENT"] = "1"
     profile = args.profile or "quick"

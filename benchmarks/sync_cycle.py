@@ -219,7 +219,8 @@ def incremental(rec: Recorder, profile: str) -> None:
     plan (sync/plan.py) probes every entity and runs only what changed."""
     from talk_assets.settings import environment
 
-    p = PROFILES[profile]
+    p = dict(PROFILES[profile])
+    p["inc_size"] = int(os.environ.get("TALK_BENCH_INC_SIZE") or p["inc_size"])  # --incremental-size
     print(f"incremental: sandbox size {p['inc_size']:,} (all five systems); cycles with 1 and {p['edits']} edits, "
           "quiet cycles within and past the lookback, a full cycle", flush=True)
     with timer() as t_setup:
