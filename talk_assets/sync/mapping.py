@@ -275,7 +275,7 @@ def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
     own, others = view.global_type, _others_digest(con, view, sql)
     merge_build = first(con, "SELECT max(build) FROM merge_changes WHERE global_type = ?", [own])[0]
     mapped = table("mapped", view.vkey)
-    with transaction(con), rebuilding(con):
+    with rebuilding(con), transaction(con):  # a failed statement is rolled back before the setting is reset
         again = _changed_gids(con, view, others, merge_build)
         if again is None:
             con.execute(sql)

@@ -583,7 +583,7 @@ def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
                     + ([f"matches_{gtype}", f"match_candidates_{gtype}"] if gtype in MATCH_KEYS else []))
     if (kept := build.reusable()) is not None:
         return MergeResult(**{**kept, "reused": True})
-    with transaction(con), rebuilding(con):
+    with rebuilding(con), transaction(con):  # a failed statement is rolled back before the setting is reset
         res = _merge_type(con, gtype)
         _log_changes(con, gtype, res)
         build.built({k: v for k, v in asdict(res).items() if k != "reused"})

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -194,3 +195,36 @@ def test_a_create_held_by_another_target_record_is_mapped_again_when_that_record
                    ("put", "poweroffice.customers", 2, "kari@x.no", "Kari van der Berg"),
                    ("put", "shopify.customer", 1, "kari@x.no", "Kari"), MERGE,
                    ("put", "shopify.customer", 1, "ola@firma.no", "Kari"), MERGE]) >= 1
+
+
+def test_a_merge_stopped_half_way_leaves_the_last_tables_and_the_next_one_ends_as_a_rebuild(monkeypatch) -> None:
+    """The merge is one transaction: a failure after members were rewritten (a killed process, a full disk)
+    leaves every table as the last merge made it, and says what failed, not that a transaction was aborted;
+    the next merge still finds the same changes."""
+    import talk_assets.sync.merge as merge
+
+    inc, full = _state(), _state()
+    try:
+        for con in (inc, full):
+            _play(con, 1, ("put", "customcrm.customers", 1, "ola@firma.no", "Ola Nordmann"))
+            _play(con, 2, ("put", "shopify.customer", 1, "kari@x.no", "Kari"))
+        _merge(inc, 3, whole=False)
+        _merge(full, 3, whole=True)
+        before = _tables(inc)
+        for con in (inc, full):
+            _play(con, 4, ("put", "shopify.customer", 1, "ola@firma.no", "Ola"))
+
+        def broken(*_a: object, **_k: object) -> None:
+            raise OSError("disk full while writing merged_customer")
+
+        monkeypatch.setattr(merge, "_merged", broken)
+        with pytest.raises(OSError, match="disk full"):
+            merge_type(inc, "customer")
+        assert _tables(inc) == before
+        monkeypatch.undo()
+        assert not _merge(inc, 5, whole=False).whole
+        _merge(full, 5, whole=True)
+        assert _tables(inc) == _tables(full)
+    finally:
+        inc.close()
+        full.close()
