@@ -67,6 +67,15 @@ def waiting_run_collects(context: dg.SensorEvaluationContext, job_name: str, sou
     return any(r.asset_selection is None or keys <= r.asset_selection for r in runs)
 
 
+def _cursor_versions(cursor: str | None) -> dict[str, str]:
+    """The versions a change sensor's cursor holds (entity -> probe token), {} for none or another form."""
+    try:
+        loaded = json.loads(cursor) if cursor else {}
+    except ValueError:
+        return {}
+    return {k: v for k, v in loaded.items() if isinstance(v, str)} if isinstance(loaded, dict) else {}
+
+
 def build_change_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDefinition:
     sources = [s for s in SOURCES if s.system == system]
 
@@ -82,8 +91,9 @@ def build_change_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDef
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         client = probe_client(getattr(context.resources, HTTP).apply(getattr(context.resources, system).client()))
+        last = _cursor_versions(context.cursor)  # each probe's last token: the hint some APIs search from
         try:
-            versions = {s.entity: client.probe(s.entity) for s in sources}
+            versions = {s.entity: client.probe(s.entity, last.get(s.entity)) for s in sources}
         except Exception as exc:  # the API is down: say so, try again next tick
             return dg.SensorResult(skip_reason=f"{SYSTEMS[system].title} could not be probed: {exc}")
         finally:

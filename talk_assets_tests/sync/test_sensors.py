@@ -17,11 +17,11 @@ from talk_assets_tests.conftest import Sandbox
 from talk_assets_tests.harness import SYSTEM_KEYS, SyncHarness
 
 
-def _tick(system: str, instance: dg.DagsterInstance) -> dg.SensorResult:
+def _tick(system: str, instance: dg.DagsterInstance, cursor: str | None = None) -> dg.SensorResult:
     """One evaluation, its observations stored as the sensor daemon stores them."""
     sensor = build_change_sensor(system)
     resources = {system: all_resources()[system], "http": HttpTuning()}
-    result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
+    result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor))
     for event in result.asset_events:
         instance.report_runless_asset_event(event)
     return result
@@ -221,3 +221,25 @@ def test_a_push_run_again_before_its_mapping_does_not_create_twice(synced: SyncH
     synced.reset_stats()
     again = synced.cycle(selection=push_only)
     assert again.pushed["customcrm.customer"].updated == 0 and synced.writes()["customcrm"] == 0
+
+
+def test_a_tick_probes_from_the_tokens_in_its_cursor(synced: SyncHarness, sandbox: Sandbox) -> None:
+    """Squarespace's products and orders cannot be counted or sorted: without a token the probe searches
+    windows back to the newest change (the seed's, months old: several list reads each); from the last
+    tick's token (the sensor's cursor) one read each, and the same versions."""
+    sandbox.reset("squarespace")  # the seed alone: no change in the last hour (reset again at the end)
+    try:
+        sandbox.control("squarespace", "POST", "stats/reset")
+        first = _tick("squarespace", synced.instance)
+        cold = sandbox.stats("squarespace")["requests"]
+        assert cold.get("GET products", 0) > 1 and cold.get("GET orders", 0) > 1, cold
+        sandbox.control("squarespace", "POST", "stats/reset")
+        again = _tick("squarespace", synced.instance, first.cursor)
+        assert again.cursor == first.cursor
+        warm = sandbox.stats("squarespace")["requests"]
+        assert warm.get("GET products", 0) == 1 and warm.get("GET orders", 0) == 1, warm
+        sandbox.control("squarespace", "POST", "stats/reset")
+        other = _tick("squarespace", synced.instance, "not json")  # a cursor of another form: no hint, no failure
+        assert other.cursor == first.cursor and sandbox.stats("squarespace")["requests"] == cold
+    finally:
+        sandbox.reset("squarespace")
