@@ -354,26 +354,23 @@ class Client(ApiClient):
         hit = self._probes.get(entity)
         if hit is not None and time.monotonic() - hit[0] < 5.0:
             return hit[1]
-        listing = self.iter_orders if entity == "orders" else self.iter_products
-        token = None
         seen = _probe_change(entity, previous)
-        if seen is not None:  # what changed at or after the last newest change (1 ms: the filter is exclusive)
-            newest = max(((r.get("modifiedOn") or "", r.get("id") or "")
-                          for r in listing(modified_after=seen - timedelta(milliseconds=1), modified_before=FAR_FUTURE)),
-                         default=None)
-            # nothing there: the record that was newest is gone (deleted), and the windows find the next one
-            token = f"{entity}:{newest[0]}:{newest[1]}" if newest else None
+        # from the last newest change (1 ms: the filter is exclusive); nothing there means the record that was
+        # newest is gone (deleted), and the windows find the next one
+        token = self._newest_since(entity, seen - timedelta(milliseconds=1)) if seen is not None else None
         if token is None:
             now = datetime.now(UTC)
-            token = f"{entity}:empty"
-            for width in PROBE_WINDOWS:
-                newest = max(((r.get("modifiedOn") or "", r.get("id") or "")
-                              for r in listing(modified_after=now - width, modified_before=FAR_FUTURE)), default=None)
-                if newest:
-                    token = f"{entity}:{newest[0]}:{newest[1]}"
-                    break
+            token = next((t for width in PROBE_WINDOWS if (t := self._newest_since(entity, now - width))),
+                         f"{entity}:empty")
         self._probes[entity] = (time.monotonic(), token)
         return token
+
+    def _newest_since(self, entity: str, after: datetime) -> str | None:
+        """The probe token of the newest (modifiedOn, id) among the products or orders changed after `after`."""
+        listing = self.iter_orders if entity == "orders" else self.iter_products
+        newest = max(((r.get("modifiedOn") or "", r.get("id") or "")
+                      for r in listing(modified_after=after, modified_before=FAR_FUTURE)), default=None)
+        return f"{entity}:{newest[0]}:{newest[1]}" if newest else None
 
     def request(self, method: str, path: str, **kw: Any) -> requests.Response:
         if method.upper() != "GET":
