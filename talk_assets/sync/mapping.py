@@ -268,11 +268,14 @@ class MapResult:
 def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
     """Build `mapped_<view>`; skipped (the last result kept) when the merges it reads did not change."""
     sql = mapped_sql(view, table_names(con))
-    build = Derived(con, f"map:{view.vkey}", [code_digest(), sql] + [digest_of(con, f"merge:{t}") for t in read_types(view)],
+    merges = {t: digest_of(con, f"merge:{t}") for t in read_types(view)}
+    build = Derived(con, f"map:{view.vkey}", [code_digest(), sql, *merges.values()],
                     [f"mapped_{view.vkey.replace('.', '_')}"])
     if (kept := build.reusable()) is not None:
         return MapResult(**{**kept, "reused": True})
-    own, others = view.global_type, _others_digest(con, view, sql)
+    own = view.global_type
+    # what it reads besides its own type's merge: its SQL, the engine, the other types' merges
+    others = hashlib.md5("\x1f".join([code_digest(), sql] + [d for t, d in merges.items() if t != own]).encode()).hexdigest()
     merge_build = first(con, "SELECT max(build) FROM merge_changes WHERE global_type = ?", [own])[0]
     mapped = table("mapped", view.vkey)
     with rebuilding(con), transaction(con):  # a failed statement is rolled back before the setting is reset
@@ -283,23 +286,16 @@ def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
             con.execute(f"DELETE FROM {mapped} WHERE gid IN (SELECT gid FROM map_again)")
             con.execute(mapped_sql(view, table_names(con), only="map_again"))
             con.execute("DROP TABLE map_again")
-        con.execute("INSERT OR REPLACE INTO map_state VALUES (?, ?, ?, ?)",
-                    [view.vkey, merge_build, others, -1 if again is None else again])
+        con.execute("INSERT OR REPLACE INTO map_state VALUES (?, ?, ?)", [view.vkey, merge_build, others])
     rows, c, u, n, lk, h = first(con,
         f"SELECT count(*), count(*) FILTER (WHERE action = 'create'), count(*) FILTER (WHERE action = 'update'), "
         f"count(*) FILTER (WHERE action = 'unchanged'), count(*) FILTER (WHERE action = 'locked'), "
-        f"count(*) FILTER (WHERE action = 'held') FROM {table('mapped', view.vkey)}"
+        f"count(*) FILTER (WHERE action = 'held') FROM {mapped}"
     )
     res = MapResult(view.vkey, int(rows), int(c), int(u), int(n), locked=int(lk), held=int(h),
                     mapped_again=-1 if again is None else again)
     build.built({k: v for k, v in asdict(res).items() if k != "reused"})
     return res
-
-
-def _others_digest(con: duckdb.DuckDBPyConnection, view: View, sql: str) -> str:
-    """What a mapping reads besides its own type's merge: its SQL, the engine, the other merges."""
-    return hashlib.md5("\x1f".join([code_digest(), sql] + [digest_of(con, f"merge:{t}") for t in read_types(view)
-                                                            if t != view.global_type]).encode()).hexdigest()
 
 
 def _changed_gids(con: duckdb.DuckDBPyConnection, view: View, others: str, merge_build: int | None) -> int | None:

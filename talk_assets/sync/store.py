@@ -99,9 +99,8 @@ CREATE TABLE IF NOT EXISTS derived_state (
 -- the entities each merge build changed (gid NULL: the build was whole), which the mappings read to map
 -- only those again (sync/mapping.py `map_view`); the recent builds are kept
 CREATE TABLE IF NOT EXISTS merge_changes (global_type VARCHAR NOT NULL, build BIGINT NOT NULL, gid VARCHAR);
--- per mapping: the merge build of its own type it was made from, a digest of what else it read, and how
--- many entities it mapped again (-1: all of them)
-CREATE TABLE IF NOT EXISTS map_state (view VARCHAR PRIMARY KEY, build BIGINT, others VARCHAR, mapped_again BIGINT);
+-- per mapping: the merge build of its own type it was made from and a digest of what else it read
+CREATE TABLE IF NOT EXISTS map_state (view VARCHAR PRIMARY KEY, build BIGINT, others VARCHAR);
 -- what the state was last built with, per name (sync/plan.py: the code digest of the last planned run)
 CREATE TABLE IF NOT EXISTS cycle_state (name VARCHAR PRIMARY KEY, value VARCHAR, recorded_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS link_versions (
