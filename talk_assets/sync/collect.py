@@ -192,17 +192,22 @@ def collect_records(
             """,
             [source.system, source.entity, seen, now, source.system, source.entity],
         )
-        prev = first(con, "SELECT cursor, first_collected_at FROM collect_state WHERE system = ? AND entity = ?",
-                     [source.system, source.entity])
+        prev = first(con, "SELECT cursor, first_collected_at, changed_read_at FROM collect_state "
+                          "WHERE system = ? AND entity = ?", [source.system, source.entity])
         # the first read's time on the source's clock, which stamps the edit times the breaker compares
         # with it (push._pending_by_source): the server's `Date` when the read began, else the newest
         # change seen; our clock only where the source shows neither (an empty system without `Date`)
         first_read = read_from or newest or now
         cursor = max([t for t in (newest, prev[0] if prev else None) if t is not None], default=None)
+        # a read saw a change when it stored a new version (or is the first); one that found nothing keeps the
+        # time of the last that did, so rechecks end one lookback after it. A probe that moved without a new
+        # version (a period of Squarespace's inventory token, a deletion) starts none: its read saw everything
+        saw_change = prev is None or prev[2] is None or res.new > 0 or res.changed > 0
         con.execute(
             "INSERT OR REPLACE INTO collect_state (system, entity, cursor, last_collected_at, read_from, probe, "
-            "first_collected_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [source.system, source.entity, cursor, now, read_from, probe, (prev[1] if prev else None) or first_read],
+            "first_collected_at, changed_read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [source.system, source.entity, cursor, now, read_from, probe, (prev[1] if prev else None) or first_read,
+             now if saw_change else prev[2]],
         )
         res.cursor = cursor
     finally:

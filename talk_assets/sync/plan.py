@@ -12,9 +12,12 @@ then selects only:
   breaker, replayed dead letters, creates whose answer was lost) or dead letters the target already
   holds as intended (`push.resolve_present`): their own entity with its
   downstream, as if it had changed, so the retry starts from a fresh read of the target;
-- **recheck** entities, last read less than the lookback ago (`TALK_COLLECT_LOOKBACK_S`): a late commit carrying an older change time does not move the probe
-  (newest change time and count), so the collect alone runs; a record it finds starts a follow-up
-  run of that entity's downstream (`followup`).
+- **recheck** entities whose last read that saw a change (it stored a new version,
+  `collect_state.changed_read_at`) is less than the lookback ago (`TALK_COLLECT_LOOKBACK_S`): a late
+  commit carrying an older change time does not move the probe (newest change time and count), so the
+  collect alone runs; a record it finds starts a follow-up run of that entity's downstream
+  (`followup`). A recheck that finds nothing does not restart the window: with cycles closer together
+  than the lookback it would never end.
 
 Nothing changed, pending or to recheck: no run at all; a quiet cycle costs one probe per entity and
 a few reads of the state file. A changed declaration or engine (`code_digest`) selects everything.
@@ -126,7 +129,7 @@ def plan_cycle(con: duckdb.DuckDBPyConnection, probes: dict[str, str | None],
         plan.everything = "first planned cycle" if stored is None else "the declaration or engine changed"
         return plan
     state = {f"{s}.{e}": (probe, read_from) for s, e, probe, read_from in con.execute(
-        "SELECT system, entity, probe, last_collected_at FROM collect_state").fetchall()}
+        "SELECT system, entity, probe, coalesce(changed_read_at, last_collected_at) FROM collect_state").fetchall()}
     window = lookback_window()
     for src in SOURCES:  # the recheck window is a duration on our clock: no server time is compared with ours
         probe, last_read = state.get(src.key, (None, None))

@@ -57,6 +57,9 @@ ALTER TABLE collect_state ADD COLUMN IF NOT EXISTS probe VARCHAR;
 -- when the entity was first read from this state: values edited before then are the first sync's,
 -- which the circuit breaker lets through (push.py `_pending_by_source`)
 ALTER TABLE collect_state ADD COLUMN IF NOT EXISTS first_collected_at TIMESTAMPTZ;
+-- our clock: when a read last saw a change (it stored a new or changed record, or was the first); the
+-- plan re-reads for late commits for one lookback after it (sync/plan.py), not after every re-read
+ALTER TABLE collect_state ADD COLUMN IF NOT EXISTS changed_read_at TIMESTAMPTZ;
 CREATE TABLE IF NOT EXISTS links (
     gid VARCHAR NOT NULL, global_type VARCHAR NOT NULL, nsid VARCHAR NOT NULL, view VARCHAR NOT NULL,
     system VARCHAR NOT NULL, entity VARCHAR NOT NULL, record_id VARCHAR NOT NULL,

@@ -121,6 +121,30 @@ def test_a_late_commit_that_leaves_the_probe_unchanged_is_found_by_the_recheck(w
     assert world.client("customwebshop").get_record("products", shop)["description"] == f"Sen {t}"
 
 
+def test_rechecks_end_one_lookback_after_the_last_change_however_often_cycles_run(
+        world: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-read that found nothing is no reason for another: the window for late commits runs from the
+    last read that saw a change. Before, each recheck restarted it, so with cycles closer together than
+    the lookback an entity once changed was re-read every cycle for ever (Squarespace's inventory, which
+    has no change filter, read whole each time)."""
+    lookback = 6.0
+    monkeypatch.setenv("TALK_COLLECT_LOOKBACK_S", str(lookback))
+    world.until_quiet()
+    crm = world.client("customcrm")
+    rid = _linked(world, "customcrm.product", "customwebshop.product")[0]
+    crm.update_record("products", rid, {"description": f"Vindu {uuid.uuid4().hex[:6]} — Ødegård"})
+    first = world.cycle()
+    changed_at = time.monotonic()
+    assert "customcrm.products" in {s.key for s in first.plan.changed}, first.plan.summary()
+    seen = []
+    while time.monotonic() - changed_at < lookback + 3:
+        report = world.cycle()  # back to back: each closer to the one before than the lookback
+        seen.append(sorted(s.key for s in report.plan.recheck))
+        time.sleep(0.5)
+    assert any("customcrm.products" in r for r in seen), seen  # the window was honoured first...
+    assert world.cycle().plan.quiet, seen  # ...then ended, though a recheck ran less than the lookback ago
+
+
 def test_a_new_engine_or_declaration_runs_every_step_once(world: Harness) -> None:
     world.sql("UPDATE cycle_state SET value = 'an older release' WHERE name = 'code_digest'")
     report = world.cycle()
