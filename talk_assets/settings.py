@@ -113,6 +113,7 @@ class Settings:
 
     data_dir: Path = Path("data")  # TALK_DATA_DIR: the DuckDB state file's folder
     collect_lookback_s: float = 300.0  # TALK_COLLECT_LOOKBACK_S: an incremental read starts this early
+    probe_refresh_s: float = 900.0  # TALK_PROBE_REFRESH_S: how often a probe's part that pages is taken again
     duckdb_memory_limit: str = "2GB"  # TALK_DUCKDB_MEMORY_LIMIT
     poll_interval_s: int = 300  # TALK_POLL_INTERVAL_S (Sesam's default), per system TALK_<SYSTEM>_POLL_INTERVAL_S
     circuit_breaker_share: float = 0.5  # TALK_CIRCUIT_BREAKER_SHARE
@@ -139,6 +140,8 @@ class Settings:
             data_dir=Path(e.get("TALK_DATA_DIR") or "data"),
             collect_lookback_s=_parse(e, "TALK_COLLECT_LOOKBACK_S", 300.0, float, "a number of seconds >= 0",
                                       lambda v: v >= 0),
+            probe_refresh_s=_parse(e, "TALK_PROBE_REFRESH_S", 900.0, float, "a number of seconds > 0",
+                                   lambda v: v > 0),
             duckdb_memory_limit=e.get("TALK_DUCKDB_MEMORY_LIMIT") or "2GB",
             poll_interval_s=_parse(e, "TALK_POLL_INTERVAL_S", 300, int, "a whole number of seconds > 0",
                                    lambda v: v > 0),

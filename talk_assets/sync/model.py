@@ -17,6 +17,7 @@ declaration when asked): systems declare themselves with it, the engine reads it
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -338,6 +339,25 @@ class SystemClient(Protocol):
         (a hint, possibly stale or None) for an API that can neither count nor sort its changes
         (Squarespace) to search from; an API that can ignores it. The token must not depend on it."""
         ...
+
+
+def paged_probe_part(previous: str | None, take: Callable[[], tuple[str, bool]]) -> str:
+    """The part of a probe token that costs a read per page of records (a digest of a list without
+    change times, a count by listing ids), taken again at most once per `TALK_PROBE_REFRESH_S`.
+
+    `take()` gives (value, whether it read more than one page). A value of one page is cheap: it is
+    taken every time and written bare. One of more pages is written `value~<period>`; while the period
+    (time // TALK_PROBE_REFRESH_S) lasts, `previous` (this part of the probe's last token) is returned
+    as it is, without a read. A new period takes it again, so the token moves once per period: the
+    entity is read then (its collect is incremental) and a change the part alone shows (a staff edit,
+    a deletion) is seen within one period, not at once."""
+    from talk_assets.settings import settings  # this module imports nothing of the project at load
+
+    period = int(time.time() // settings().probe_refresh_s)
+    if previous and previous.rpartition("~")[2] == str(period):
+        return previous
+    value, paged = take()
+    return f"{value}~{period}" if paged else value
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 import requests
 
 from talk_assets.core.http import ApiClient, ApiError, Pacer, RetryPolicy
+from talk_assets.sync.model import paged_probe_part
 from talk_assets.systems.poweroffice.info import INFO as POWEROFFICE
 from talk_assets.systems.poweroffice.models import (
     Customer,
@@ -451,12 +452,22 @@ class Client(ApiClient):
                                f"(now {current.get('LastChangedDateTimeOffset')})")
         return self._patch(f"{path}/{record_id}", changes)
 
+    # the count's page: the documented MaxPageSize (ResourceParameters, 20,000 by default)
+    count_page_size = MAX_PAGE_SIZE
+
     def probe(self, entity: str, previous: str | None = None) -> str:
         """'<count>|<newest LastChangedDateTimeOffset>': one call for the newest change (ordered,
-        one row, one field) and one per 20,000 records for the count (Id only)."""
+        one row, one field) and one per 20,000 records for the count (Id only: the API documents no
+        count). The newest change shows every edit and create; the count adds deletions (which the sync
+        does not propagate) and a create stamped no later than the newest. Above one page the count is
+        taken once per `TALK_PROBE_REFRESH_S` (`paged_probe_part`): at 1M records it was ~50 pages a probe."""
         path = self._entity(entity)
         resp = self.request("GET", path, params={"OrderBy": "LastChangedDateTimeOffset desc", "PageSize": 1,
                                                  "Fields": "LastChangedDateTimeOffset"})
         newest = resp.json()[0].get("LastChangedDateTimeOffset") if resp.status_code == 200 and resp.content else ""
-        count = sum(1 for _ in self.iter_pages(path, {"Fields": "Id"}, MAX_PAGE_SIZE))
-        return f"{count}|{newest}"
+
+        def count() -> tuple[str, bool]:
+            n = sum(1 for _ in self.iter_pages(path, {"Fields": "Id"}, self.count_page_size))
+            return str(n), n >= self.count_page_size
+
+        return f"{paged_probe_part((previous or '').partition('|')[0] or None, count)}|{newest}"

@@ -31,6 +31,7 @@ from typing import Any
 import requests
 
 from talk_assets.core.http import ApiClient, ApiError, Pacer, RetryPolicy
+from talk_assets.sync.model import paged_probe_part
 from talk_assets.systems.shopify.graphql import documents as D
 from talk_assets.systems.shopify.graphql.cost import CostPacer, ceil_ratio, estimate_cost, page_size
 from talk_assets.systems.shopify.info import INFO as SHOPIFY
@@ -133,6 +134,7 @@ class Client(ApiClient):
 
     system = "shopify"
     entities = ("customer", "product", "order", "inventory_level", "staff")
+    staff_page_size = 250  # the staff probe's page: a connection's largest `first` (shopify.dev/docs/api/usage/pagination-graphql)
 
     def __init__(self, base_url: str, access_token: str, api_version: str = "2026-07", *,
                  retry: RetryPolicy | None = None, pacer: Pacer | None = None,
@@ -782,10 +784,15 @@ class Client(ApiClient):
         """Count plus newest `updatedAt`, in one cheap query of documented arguments
         (`<x>Count`, `sortKey: UPDATED_AT, reverse: true, first: 1`). Stock is probed through products."""
         self._check(entity)
-        if entity == "staff":  # no count, no change time: the whole (short) list's digest
-            digest = hashlib.sha256(json.dumps([[u.get("id"), u.get("email"), u.get("first_name"), u.get("last_name"),
-                                                 u.get("phone")] for u in self.iter_staff()]).encode()).hexdigest()
-            return f"staff:{digest[:16]}"
+        if entity == "staff":  # no count, no change time, no sort by change: the whole list's digest
+            def digest() -> tuple[str, bool]:
+                staff = [[u.get("id"), u.get("email"), u.get("first_name"), u.get("last_name"), u.get("phone")]
+                         for u in self.iter_staff(self.staff_page_size)]
+                return hashlib.sha256(json.dumps(staff).encode()).hexdigest()[:16], len(staff) >= self.staff_page_size
+
+            # a shop with more staff than one page (Plus: no staff limit) would spend its cost bucket on
+            # every probe: above one page the digest is taken once per TALK_PROBE_REFRESH_S
+            return f"staff:{paged_probe_part((previous or '').removeprefix('staff:') or None, digest)}"
         target = "product" if entity == "inventory_level" else entity
         doc = {"customer": D.PROBE_CUSTOMERS, "product": D.PROBE_PRODUCTS, "order": D.PROBE_ORDERS}[target]
         data = self.graphql(doc)

@@ -233,3 +233,30 @@ def test_repeated_create_is_found_without_a_field_keyed_error(sb: Sandbox, clien
     assert p2["Id"] == p1["Id"]
     with pytest.raises(ApiError):  # a refusal for another reason is not mistaken for our own earlier create
         client.create_record("customers", {"Name": "Feil", "EmailAddress": "broken"}, idempotency_key="intent-9")
+
+
+def test_a_count_of_more_than_a_page_is_taken_once_per_refresh_period(
+        sb: Sandbox, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The count reads a page of ids per 20,000 records (the API documents no count): ~50 pages a probe
+    at 1M. Above one page it is taken once per TALK_PROBE_REFRESH_S; the newest change, one call, is
+    taken every time and still shows every edit and create at once."""
+    monkeypatch.setattr(client, "count_page_size", 5)
+    monkeypatch.setenv("TALK_PROBE_REFRESH_S", "1e9")  # one period (time // 1e9) for the test's length
+    token = client.probe("customers")
+    count, _, newest = token.partition("|")
+    assert count.endswith("~1") and int(count.removesuffix("~1")) > 10, token
+    calls = sb.stats()["requests"]["GET Customers"]
+    assert client.probe("customers", token) == token
+    assert sb.stats()["requests"]["GET Customers"] == calls + 1  # the newest change only
+    cust = next(client.customers())
+    client.update_customer(cust.Id, {"Name": "Åse van der Berg-Ødegård"})
+    moved = client.probe("customers", token)
+    assert moved.partition("|")[0] == count and moved.partition("|")[2] != newest  # an edit shows at once
+    monkeypatch.setenv("TALK_PROBE_REFRESH_S", "5e8")  # another period: counted again
+    recount = client.probe("customers", moved)
+    assert recount.partition("|")[0] == f"{count.removesuffix('~1')}~3", recount
+    monkeypatch.setattr(client, "count_page_size", 20_000)  # one page: counted every time, written bare
+    bare = client.probe("customers")
+    calls = sb.stats()["requests"]["GET Customers"]
+    assert bare.partition("|")[0] == count.removesuffix("~1") and client.probe("customers", bare) == bare
+    assert sb.stats()["requests"]["GET Customers"] == calls + 2  # the newest change and the one page

@@ -285,3 +285,30 @@ def test_errors_never_contain_the_token(shop: Shop) -> None:
         c.get_record("customer", "1")
     assert err.value.status == 401 and "Invalid API key" in str(err.value)
     assert secret not in str(err.value) and secret not in repr(err.value.body)
+
+
+def test_a_staff_list_longer_than_a_page_is_digested_once_per_refresh_period(
+        shop: Shop, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Staff have no count, no change time and no sort by change: the probe digests the whole list. A
+    shop with more staff than one page (Plus) would spend its cost bucket on every probe, so above one
+    page the digest is taken once per TALK_PROBE_REFRESH_S and, within a period, the last token stands."""
+    assert len(shop.app.users) >= 1
+    monkeypatch.setattr(client, "staff_page_size", 1)  # the sandbox shop's staff fill at least a page
+    monkeypatch.setenv("TALK_PROBE_REFRESH_S", "1e9")  # one period (time // 1e9) for the test's length
+    token = client.probe("staff")
+    assert token.startswith("staff:") and token.endswith("~1"), token
+    calls = shop.control("GET", "stats")["requests"].get("POST graphql.json", 0)
+    sid = shop.app.users.ids[-1]
+    shop.app.users.rows[sid] = {**shop.app.users.rows[sid], "first_name": "Ærlige Ødegård-van der Berg"}
+    assert client.probe("staff", token) == token  # within the period: not read (the edit waits for the next)
+    assert shop.control("GET", "stats")["requests"].get("POST graphql.json", 0) == calls
+    monkeypatch.setenv("TALK_PROBE_REFRESH_S", "5e8")  # another period
+    again = client.probe("staff", token)
+    assert again != token and again.endswith("~3"), again
+    assert shop.control("GET", "stats")["requests"]["POST graphql.json"] > calls
+    # one page of staff: digested every time, whatever the previous token
+    monkeypatch.setattr(client, "staff_page_size", 250)
+    short = client.probe("staff")
+    calls = shop.control("GET", "stats")["requests"]["POST graphql.json"]
+    assert "~" not in short and client.probe("staff", short) == short
+    assert shop.control("GET", "stats")["requests"]["POST graphql.json"] == calls + 1
