@@ -20,6 +20,7 @@ once the data changes (an e-mail filled in, the mailbox freed) the row is a crea
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass
 
 import duckdb
@@ -274,19 +275,23 @@ def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
     if (kept := build.reusable()) is not None:
         return MapResult(**{**kept, "reused": True})
     own = view.global_type
-    # what it reads besides its own type's merge: its SQL, the engine, the other types' merges
-    others = hashlib.md5("\x1f".join([code_digest(), sql] + [d for t, d in merges.items() if t != own]).encode()).hexdigest()
-    merge_build = first(con, "SELECT max(build) FROM merge_changes WHERE global_type = ?", [own])[0]
+    refs = referenced_types(view)
+    # what it reads besides the merges of its own type and of the types it references: its SQL, the
+    # engine, the other types' merges (the orders that make a customer wanted)
+    others = hashlib.md5("\x1f".join([code_digest(), sql] + [d for t, d in merges.items()
+                                                             if t != own and t not in refs]).encode()).hexdigest()
+    builds = {t: first(con, "SELECT max(build) FROM merge_changes WHERE global_type = ?", [t])[0] for t in [own, *refs]}
     mapped = table("mapped", view.vkey)
     with rebuilding(con), transaction(con):  # a failed statement is rolled back before the setting is reset
-        again = _changed_gids(con, view, others, merge_build)
+        again = _changed_gids(con, view, others, builds)
         if again is None:
             con.execute(sql)
         else:
             con.execute(f"DELETE FROM {mapped} WHERE gid IN (SELECT gid FROM map_again)")
             con.execute(mapped_sql(view, table_names(con), only="map_again"))
             con.execute("DROP TABLE map_again")
-        con.execute("INSERT OR REPLACE INTO map_state VALUES (?, ?, ?)", [view.vkey, merge_build, others])
+        con.execute("INSERT OR REPLACE INTO map_state VALUES (?, ?, ?, ?)",
+                    [view.vkey, builds[own], others, json.dumps({t: builds[t] for t in refs}, sort_keys=True)])
     rows, c, u, n, lk, h = first(con,
         f"SELECT count(*), count(*) FILTER (WHERE action = 'create'), count(*) FILTER (WHERE action = 'update'), "
         f"count(*) FILTER (WHERE action = 'unchanged'), count(*) FILTER (WHERE action = 'locked'), "
@@ -298,34 +303,54 @@ def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
     return res
 
 
-def _changed_gids(con: duckdb.DuckDBPyConnection, view: View, others: str, merge_build: int | None) -> int | None:
+def _changed_gids(con: duckdb.DuckDBPyConnection, view: View, others: str,
+                  builds: dict[str, int | None]) -> int | None:
     """Temp table `map_again` (gid): the entities whose mapped rows may differ from the last mapping's, and
     how many; None when the mapping must be made whole.
 
     A mapped row depends on its entity's merged row and records (members, the target record's values and
-    lock), which the merges of its own type log per build (`merge_changes`), and on the rest of the target
-    view only through a create's held reason (another target record with the e-mail it would take): rows
-    without a target record are always made again. Whole when anything else it reads changed (`others`:
-    the SQL, the engine, the merges of other types, such as the orders that make a customer wanted), when
-    a merge since was whole, or when the log no longer reaches back to the last mapping."""
+    lock), which the merges of its own type log per build (`merge_changes`), on the entities its references
+    point at (an order's customer: the target's record id for it, or its fallback value), which their
+    types' merges log the same way, and on the rest of the target view only through a create's held
+    reason (another target record with the e-mail it would take): rows without a target record are always
+    made again. Whole when anything else it reads changed (`others`: the SQL, the engine, the merges of
+    types that reference this one, such as the orders that make a customer wanted), when a merge since
+    was whole, or when the log no longer reaches back to the last mapping. `builds`: the newest build of
+    the view's own type and of each referenced type."""
     mapped = table("mapped", view.vkey)
-    last = first(con, "SELECT build, others FROM map_state WHERE view = ?", [view.vkey])
-    if last is None or last[0] is None or merge_build is None or last[1] != others or mapped[1:-1] not in table_names(con):
+    own = view.global_type
+    last = first(con, "SELECT build, others, ref_builds FROM map_state WHERE view = ?", [view.vkey])
+    if last is None or last[1] != others or mapped[1:-1] not in table_names(con):
         return None
-    since = int(last[0])
-    oldest, whole = first(con, "SELECT min(build), count(*) FILTER (WHERE gid IS NULL AND build > ?) FROM merge_changes "
-                               "WHERE global_type = ?", [since, view.global_type])
-    if whole or (merge_build > since and (oldest is None or oldest > since + 1)):
-        return None
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE map_again AS
-        SELECT gid FROM merge_changes WHERE global_type = ? AND build > ? AND build <= ?
-        UNION SELECT gid FROM {mapped} WHERE nsid IS NULL
-        """,
-        [view.global_type, since, merge_build],
-    )
+    since = {own: last[0], **json.loads(last[2] or "{}")}
+    logged = []
+    for t, now in builds.items():
+        before = since.get(t)
+        if before is None or now is None:
+            if before != now or t == own:
+                return None
+            continue
+        oldest, whole = first(con, "SELECT min(build), count(*) FILTER (WHERE gid IS NULL AND build > ?) "
+                                   "FROM merge_changes WHERE global_type = ?", [before, t])
+        if whole or (now > before and (oldest is None or oldest > before + 1)):
+            return None
+        changed = f"SELECT gid FROM merge_changes WHERE global_type = '{t}' AND build > {int(before)} AND build <= {int(now)}"
+        if t == own:
+            logged.append(changed)
+        else:  # the entities whose references point at a changed entity of `t` (today a reference reads
+            # the target's record id of its members, whose change also merges the orders whole: this
+            # part then carries a fallback value, `REFERENCE_FALLBACK`, and keeps the rule one place)
+            logged += [f"SELECT gid FROM {table('merged', own)} WHERE {ident(p)} IN ({changed})"
+                       for p in GLOBAL_TYPES[own] if REFERENCES.get(p) == t]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE map_again AS "
+                f"{' UNION '.join([*logged, f'SELECT gid FROM {mapped} WHERE nsid IS NULL'])}")
     return int(first(con, "SELECT count(*) FROM map_again")[0])
+
+
+def referenced_types(view: View) -> list[str]:
+    """The types the view's own type references (an order's customer and products), whose merges log the
+    entities they change: a mapping follows them entity by entity (`_changed_gids`)."""
+    return sorted({REFERENCES[p] for p in GLOBAL_TYPES[view.global_type] if p in REFERENCES} - {view.global_type})
 
 
 def read_types(view: View) -> list[str]:
