@@ -33,7 +33,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from talk_assets.sync.assets import collected_key
+from talk_assets.sync.assets import collected_key, pushed_key
 from talk_assets.sync.collect import lookback_window
 from talk_assets.sync.declaration import SOURCES, Source, View, source_of
 from talk_assets.sync.mapping import payload_fields, target_views
@@ -138,11 +138,11 @@ def plan_cycle(con: duckdb.DuckDBPyConnection, probes: dict[str, str | None],
         elif last_read is not None and now - last_read < window:
             plan.recheck.append(src)
     existing = table_names(con)
-    touched = _systems_reached(plan.changed)
+    reached = _pushes_reached(plan.changed)
     plan.pending = [v for v in target_views() if table("mapped", v.vkey).strip('"') in existing
                     and source_of(v) not in plan.changed
                     and (pending_writes(con, v) or present_dead_letters(con, v)
-                         or (v.system in touched and waiting_writes(con, v)))]
+                         or (_target_gets_data(v, plan.changed, reached) and waiting_writes(con, v)))]
     plan.recheck = [s for s in plan.recheck if s not in {source_of(v) for v in plan.pending}]
     return plan
 
@@ -173,11 +173,20 @@ def waiting_writes(con: duckdb.DuckDBPyConnection, view: View) -> int:
     return int(row[0]) if row else 0
 
 
-def _systems_reached(changed: list[Source]) -> set[str]:
-    """Systems whose data may be different after this run: a changed entity's, and every system a
-    push downstream of a change writes to."""
+def _pushes_reached(changed: list[Source]) -> set[dg.AssetKey]:
+    """The push steps downstream of the changed entities."""
     keys = downstream_of(tuple(changed)) if changed else []
-    return {s.system for s in changed} | {k.path[0] for k in keys if len(k.path) == 3 and k.path[1] == "pushed"}
+    return {k for k in keys if len(k.path) == 3 and k.path[1] == "pushed"}
+
+
+def _target_gets_data(view: View, changed: list[Source], reached: set[dg.AssetKey]) -> bool:
+    """Whether `view`'s system may hold records after this run that it did not hold before, which a row
+    waiting for its data (a product the target lacks) could now find: one of its entities changed, or a
+    push of another of its views runs. The view's own push does not count: a customer edit reaches every
+    order push, and Squarespace's waiting orders then cost a whole-inventory read each run, to wait again."""
+    own = pushed_key(view)
+    return (any(s.system == view.system for s in changed)
+            or any(k.path[0] == view.system and k != own for k in reached))
 
 
 def record_planned(con: duckdb.DuckDBPyConnection) -> None:

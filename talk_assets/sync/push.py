@@ -130,8 +130,14 @@ def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], in
                m.refs::VARCHAR, m.global::VARCHAR, m.payload_hash, {version} AS version,
                (d.id IS NOT NULL) AS parked, (i.status IS NOT NULL AND i.status <> 'done') AS unverified,
                (i.status = 'done') AS created_unread,
-               (m.action = 'update' AND cur.collected_at > ds.built_at) AS mapped_before
+               (m.action = 'update' AND cur.collected_at > ds.built_at) AS mapped_before,
+               (w.gid IS NOT NULL AND w.since >= coalesce(t.newest, w.since)) AS still_waiting
         FROM {mapped} m
+        {waiting_join(view)}
+        -- a row held back for its data (a product the target lacks) with the same payload is tried again
+        -- only once the target holds a record it did not hold at the wait: the write would cost calls (a
+        -- whole-inventory read for Squarespace's SKUs) in every run that reaches the push, to fail the same way
+        LEFT JOIN (SELECT max(collected_at) AS newest FROM raw_current WHERE system = '{view.system}') t ON true
         LEFT JOIN derived_state ds ON ds.name = 'map:{view.vkey}'
         LEFT JOIN raw_current cur ON cur.system = '{src.system}' AND cur.entity = '{src.entity}'
              AND cur.record_id = coalesce(m.parent_id, m.record_id)
@@ -149,14 +155,14 @@ def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], in
     size = first(con, f"SELECT count(*) FROM {table('norm', view.vkey)}")[0]
     out, held = [], 0
     for gid, action, nsid, rid, pid, changed, payload, refs, glob, phash, ver, parked, unverified, created_unread, \
-            mapped_before in rows:
+            mapped_before, still_waiting in rows:
         # created by us since the target was last read, or since read back but not yet mapped (its link
         # is the one the create wrote): it exists, and a run that does not map the target first (a
         # sensor's run for another system reaches the push through the push order) must not create it again.
         # An update mapped before the target record's current version was read (a push read back its
         # write after this mapping was made): it was written, or the record changed since; the next
         # mapping decides, and the version now stored must not let an old payload through the lock
-        if parked or created_unread or mapped_before or (unverified and not _retry_unverified(view)):
+        if parked or created_unread or mapped_before or still_waiting or (unverified and not _retry_unverified(view)):
             held += 1
             continue
         out.append(Row(view, gid, action, nsid, rid, pid, list(changed or []), json.loads(payload),

@@ -301,6 +301,14 @@ def test_an_order_waiting_for_its_product_lets_the_cycles_go_quiet_and_follows_t
     assert world.sql("SELECT count(*) FROM push_waits WHERE view = 'squarespace.order'")[0][0] >= 1
     quiet = world.cycle()
     assert quiet.plan.quiet and quiet.run_ids == [], quiet.plan.summary()
+    # an edit that reaches the order pushes (a customer's) but brings Squarespace no record: the order still
+    # waits, without a read of Squarespace's whole inventory to find the SKU again (its writer's lookup)
+    crm.update_record("customers", cust["id"], {"phone": f"+47 22 {int(t, 16) % 1_000_000:06d}"})
+    world.reset_stats()
+    edit = world.cycle()
+    assert "customcrm.customers" in {s.key for s in edit.plan.changed}, edit.plan.summary()
+    assert "squarespace.order" not in {v.vkey for v in edit.plan.pending}, edit.plan.summary()
+    assert not world.stats()["squarespace"]["requests"].get("GET inventory"), world.stats()["squarespace"]
     crm.create_record("products", {"sku": sku, "name": f"Ventevare {t}", "unit_price": "50.00", "stock_quantity": 4})
     report = world.cycle()
     assert "squarespace.order" in {v.vkey for v in report.plan.pending}, report.plan.summary()
