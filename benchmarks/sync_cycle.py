@@ -143,6 +143,10 @@ class Env:
             self.instance = dg.DagsterInstance.ephemeral()
         return run_cycle(full=full, instance=self.instance, selection=selection)
 
+    def reads_by_system(self) -> str:
+        """Reads per sandbox since the last reset, for the notes."""
+        return ", ".join(f"{s} {self.sb.stats(s)['reads']}" for s in self.sb.urls)
+
     def calls(self) -> tuple[int, int]:
         """(reads, writes) over every sandbox since the last reset."""
         st = [self.sb.stats(s) for s in self.sb.urls]
@@ -238,9 +242,8 @@ def _edit_cycle(env: Env, picks: list[tuple[str, str]], tag: str) -> dict[str, A
     with timer() as t:
         rep = env.cycle()
     reads, writes = env.calls()
-    stats = {s: env.sb.stats(s) for s in env.sb.urls}
-    by_system = ", ".join(f"{s} {st['reads']}" for s, st in stats.items())
-    writes_by = ", ".join(f"{s} {st['writes']}" for s, st in stats.items() if st["writes"])
+    by_system = env.reads_by_system()
+    writes_by = ", ".join(f"{s} {st['writes']}" for s in env.sb.urls if (st := env.sb.stats(s))["writes"])
     peak = _peak_rss_mb()
     steps = _longest_steps(env, rep.run_ids)
     settle = [env.cycle() for _ in range(2)]  # the echo of its writes, then (within the lookback) a re-read
@@ -347,7 +350,7 @@ def incremental(rec: Recorder, profile: str) -> None:
                 with timer() as t_period:
                     rep_period = env.cycle()
                 p_reads, _ = env.calls()
-                p_by = ", ".join(f"{s} {env.sb.stats(s)['reads']}" for s in env.sb.urls)
+                p_by = env.reads_by_system()
             env.cycle()  # back to the default periods: the tokens move once more
         env.sb.reset_stats()
         with timer() as t_full:

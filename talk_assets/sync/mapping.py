@@ -348,14 +348,14 @@ def _changed_gids(con: duckdb.DuckDBPyConnection, view: View, others: str,
 
 
 def referenced_types(view: View) -> list[str]:
-    """The types the view's own type references (an order's customer and products), whose merges log the
+    """The types the view's own type references (an order's customer and user), whose merges log the
     entities they change: a mapping follows them entity by entity (`_changed_gids`)."""
     return sorted({REFERENCES[p] for p in GLOBAL_TYPES[view.global_type] if p in REFERENCES} - {view.global_type})
 
 
 def read_types(view: View) -> list[str]:
     """The global types whose merged tables `mapped_sql(view)` reads."""
-    types = {view.global_type} | {REFERENCES[p] for p in GLOBAL_TYPES[view.global_type] if p in REFERENCES}
+    types = {view.global_type, *referenced_types(view)}
     types |= {ov.global_type for ov, _p in referencing_views(view)}
     return sorted(types)
 

@@ -104,7 +104,7 @@ CREATE TABLE IF NOT EXISTS derived_state (
 CREATE TABLE IF NOT EXISTS merge_changes (global_type VARCHAR NOT NULL, build BIGINT NOT NULL, gid VARCHAR);
 -- per mapping: the merge build of its own type it was made from and a digest of what else it read
 CREATE TABLE IF NOT EXISTS map_state (view VARCHAR PRIMARY KEY, build BIGINT, others VARCHAR);
--- ...and the builds of the types its own type references (an order's customer and products), as JSON
+-- ...and the builds of the types its own type references (an order's customer and user), as JSON
 ALTER TABLE map_state ADD COLUMN IF NOT EXISTS ref_builds VARCHAR;
 -- what the state was last built with, per name (sync/plan.py: the code digest of the last planned run)
 CREATE TABLE IF NOT EXISTS cycle_state (name VARCHAR PRIMARY KEY, value VARCHAR, recorded_at TIMESTAMPTZ);
