@@ -134,7 +134,7 @@ import json, sys, signal
 from talk_assets.sandbox.runner import start_all
 seed, size, systems = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(",")
 servers = start_all(seed=seed, size=size, systems=systems, ephemeral_ports=True, consistent=sys.argv[4] == "1")
-print(json.dumps({k: s.url for k, s in servers.items()}), flush=True)
+print("URLS " + json.dumps({k: s.url for k, s in servers.items()}), flush=True)
 sys.stdin.read()  # until the parent closes it
 for s in servers.values():
     s.stop()
@@ -153,14 +153,27 @@ class Sandboxes:
         self.proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(seed), str(size), ",".join(systems),
                                       "1" if consistent else "0"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # the URLs come on a line of their own: the consistent seed's convergence logs to stdout before them
+        # (a 1M run failed on "no sync state at ..." read as the URLs)
+        try:
+            self.urls: dict[str, str] = self._ready(timeout_s)
+        except BaseException:  # no orphan: the child of a failed start went on converging for an hour
+            self.proc.kill()
+            raise
+
+    def _ready(self, timeout_s: float) -> dict[str, str]:
         line = ""
         deadline = time.monotonic() + timeout_s
         assert self.proc.stdout is not None
-        while not line and time.monotonic() < deadline:
+        while not line.startswith("URLS ") and time.monotonic() < deadline:
             line = self.proc.stdout.readline()
+            if not line.startswith("URLS ") and line:
+                print(f"   sandbox: {line.rstrip()}", file=sys.stderr, flush=True)
             if self.proc.poll() is not None:
                 raise RuntimeError("sandbox process exited before it was ready")
-        self.urls: dict[str, str] = json.loads(line)
+        if not line.startswith("URLS "):
+            raise RuntimeError(f"sandbox process not ready after {timeout_s:.0f} s")
+        return json.loads(line.removeprefix("URLS "))
 
     def env(self) -> None:
         """Point the engine's clients at these servers (TALK_<SYSTEM>_URL)."""

@@ -115,6 +115,7 @@ class Settings:
     collect_lookback_s: float = 300.0  # TALK_COLLECT_LOOKBACK_S: an incremental read starts this early
     probe_refresh_s: float = 900.0  # TALK_PROBE_REFRESH_S: how often a probe's part that pages is taken again
     duckdb_memory_limit: str = "2GB"  # TALK_DUCKDB_MEMORY_LIMIT
+    duckdb_threads: int = 0  # TALK_DUCKDB_THREADS: DuckDB's worker threads per connection (0: its default, the cores)
     poll_interval_s: int = 300  # TALK_POLL_INTERVAL_S (Sesam's default), per system TALK_<SYSTEM>_POLL_INTERVAL_S
     circuit_breaker_share: float = 0.5  # TALK_CIRCUIT_BREAKER_SHARE
     circuit_breaker_min_rows: int = 50  # TALK_CIRCUIT_BREAKER_MIN_ROWS
@@ -143,6 +144,8 @@ class Settings:
             probe_refresh_s=_parse(e, "TALK_PROBE_REFRESH_S", 900.0, float, "a number of seconds > 0",
                                    lambda v: v > 0),
             duckdb_memory_limit=e.get("TALK_DUCKDB_MEMORY_LIMIT") or "2GB",
+            duckdb_threads=_parse(e, "TALK_DUCKDB_THREADS", 0, int, "a whole number >= 0 (0: one per core)",
+                                  lambda v: v >= 0),
             poll_interval_s=_parse(e, "TALK_POLL_INTERVAL_S", 300, int, "a whole number of seconds > 0",
                                    lambda v: v > 0),
             circuit_breaker_share=_parse(e, "TALK_CIRCUIT_BREAKER_SHARE", 0.5, float, share, lambda v: 0 <= v <= 1),

@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 SEED = 7
 SIZE = 60
 
+# The suite's cycles follow one another within seconds, so under the production lookback (300 s) each
+# would re-read, for late commits, every entity changed in the last five minutes: at SIZE a quiet cycle
+# cost 1.5 s of CPU instead of 0.1 s and an edit cycle 6.3 s instead of 4.3 s. The suite runs without
+# it (set before any test process or subprocess starts, so all inherit it); the tests of the recheck
+# itself set their own (sync/test_plan.py), and test_settings checks the default from an empty env.
+os.environ.setdefault("TALK_COLLECT_LOOKBACK_S", "0")
+# Three test processes share two cores (`make test`): DuckDB's own thread per core in each only adds
+# switching for the suite's small tables (a small world's first sync: 17.5 s of CPU with 1, 19.9 s without).
+os.environ.setdefault("TALK_DUCKDB_THREADS", "1")
+
 # The modules that take longest (measured, `pytest --durations=0`), slowest first. `make test` spreads
 # whole modules over three processes (`--dist loadfile --no-loadscope-reorder`) in collection order, a
 # module to a process as it becomes free: a long module started last keeps one process busy while

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from talk_assets.settings import SettingError, Settings
@@ -14,6 +15,7 @@ from talk_assets.sync import declaration
 def test_defaults_without_variables() -> None:
     s = Settings.from_env({})
     assert s.data_dir == Path("data") and s.collect_lookback_s == 300 and s.duckdb_memory_limit == "2GB"
+    assert s.duckdb_threads == 0
     assert (s.circuit_breaker_share, s.circuit_breaker_min_rows) == (0.5, 50)
     assert (s.check_max_bad_share, s.check_min_bad_rows) == (0.05, 10)
     assert s.poll_interval("shopify") == 300 and s.max_rps("shopify") is None
@@ -35,6 +37,7 @@ def test_per_system_values_override_the_global_ones() -> None:
     ("TALK_CIRCUIT_BREAKER_SHARE", "50%"), ("TALK_CIRCUIT_BREAKER_SHARE", "2"),
     ("TALK_CIRCUIT_BREAKER_MIN_ROWS", "many"), ("TALK_CHECK_MAX_BAD_SHARE", "nan%"),
     ("TALK_CHECK_MIN_BAD_ROWS", "-3"), ("TALK_SANDBOX_FRESH", "maybe"),
+    ("TALK_DUCKDB_THREADS", "-1"), ("TALK_DUCKDB_THREADS", "two"),
 ])
 def test_an_invalid_value_raises_an_error_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingError, match=name):
@@ -68,3 +71,18 @@ def test_the_declaration_digest_follows_its_content(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(declaration, "VIEWS", tuple(dataclasses.replace(v, props=props) if v is view else v
                                                     for v in declaration.VIEWS))
     assert declaration.content_digest() != before
+
+
+def test_the_duckdb_settings_reach_every_connection_to_the_state_file(tmp_path: Path) -> None:
+    """`TALK_DUCKDB_THREADS` and `TALK_DUCKDB_MEMORY_LIMIT` are what the state file's connections run with;
+    0 threads leaves DuckDB's own choice (one per core)."""
+    from talk_assets.settings import environment
+    from talk_assets.sync.store import connect
+
+    limits = {"TALK_DATA_DIR": str(tmp_path), "TALK_DUCKDB_THREADS": "1", "TALK_DUCKDB_MEMORY_LIMIT": "300MB"}
+    with environment(limits), connect() as con:
+        threads, memory = con.execute("SELECT current_setting('threads'), current_setting('memory_limit')").fetchone()
+    assert threads == 1 and memory.replace(" ", "") in ("286.1MiB", "300.0MB"), (threads, memory)
+    with environment({"TALK_DATA_DIR": str(tmp_path), "TALK_DUCKDB_THREADS": "0"}), connect() as con:
+        assert con.execute("SELECT current_setting('threads')").fetchone()[0] == duckdb.connect().execute(
+            "SELECT current_setting('threads')").fetchone()[0]

@@ -245,6 +245,8 @@ def connect(path: Path | str | None = None, *, read_only: bool = False) -> Itera
         # spills to disk beyond it. Measured at 3M customers (benchmarks/README.md): merge and map take
         # 53 s within 2GB (2.1 GB peak) instead of 38 s with DuckDB's default (6.4 GB peak)
         con.execute("SET memory_limit = ?", [settings().duckdb_memory_limit])
+        if (threads := settings().duckdb_threads) > 0:  # processes that share the cores (the test suite's three)
+            con.execute(f"SET threads = {threads:d}")
         if not read_only and key not in _READY:
             con.execute(SCHEMA)
             _READY.add(key)

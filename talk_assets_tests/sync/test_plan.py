@@ -97,9 +97,11 @@ def test_a_write_held_by_a_system_failure_is_retried_though_nothing_changed(worl
     world.until_quiet()
 
 
-def test_a_late_commit_that_leaves_the_probe_unchanged_is_found_by_the_recheck(world: Harness) -> None:
+def test_a_late_commit_that_leaves_the_probe_unchanged_is_found_by_the_recheck(
+        world: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     """A record committed late, with a change time older than the newest: the probe (count, newest
     change) does not move, so within the lookback the collect re-reads and a follow-up run carries it."""
+    monkeypatch.setenv("TALK_COLLECT_LOOKBACK_S", "300")  # the default (the suite runs without one)
     world.until_quiet()
     crm = world.client("customcrm")
     ids = _linked(world, "customcrm.product", "customwebshop.product", 2)

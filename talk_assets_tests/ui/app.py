@@ -177,7 +177,17 @@ class RunningApp:
         return "\n".join(self.log().splitlines()[-lines:])
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None, timeout: float = 30) -> dict[str, Any]:
-        r = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout)
+        """One GraphQL call to the webserver. A 5xx is tried again twice, a second apart: on a loaded
+        machine the webserver answered `stopSensor` once with a 500 while the daemon wrote its ticks to the
+        same SQLite storage (every query and mutation used here is idempotent); the third says its body."""
+        for attempt in range(3):
+            r = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
+                              timeout=timeout)
+            if r.status_code < 500:
+                break
+            if attempt == 2:
+                raise AssertionError(f"webserver answered {r.status_code} to {query.split()[0]}: {r.text[:2000]}")
+            time.sleep(1.0)
         r.raise_for_status()
         body = r.json()
         if body.get("errors"):
