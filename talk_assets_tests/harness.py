@@ -70,7 +70,19 @@ class SyncHarness:
                            instance=self.instance, **kw)
         self.reports.append(report)
         assert allow_errors or not report.errors, report.errors
+        self.assert_link_version_current()
         return report
+
+    def assert_link_version_current(self) -> None:
+        """The link table's last version, kept up by deltas (`links.record_version`), says what the table
+        holds whenever no row was written since: a writer that does not note its rows fails here."""
+        from talk_assets.sync.links import whole_data_version
+
+        with connect() as con:
+            if not con.execute("SELECT 1 FROM links_touched LIMIT 1").fetchall():
+                last = con.execute("SELECT data_version FROM link_versions ORDER BY version DESC LIMIT 1").fetchall()
+                if last:
+                    assert last[0][0] == whole_data_version(con), "the last link version is not the table's content"
 
     def until_quiet(self, limit: int = 6) -> int:
         """Clean cycles until one writes nothing (by its own count and by the sandboxes' counters)."""

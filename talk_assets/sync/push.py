@@ -472,6 +472,7 @@ class _Written:
                     "last_written_hash = excluded.last_written_hash, last_written_at = excluded.last_written_at",
                     [view.global_type, view.vkey, view.system, view.entity, link_mode(view.vkey), now, now],
                 )
+                con.execute("INSERT INTO links_touched SELECT ?, nsid FROM staged_created", [view.vkey])
                 # a gid created twice in one push (not expected): the last record id, as row by row did
                 done = staged.drop_duplicates("gid", keep="last")
                 with _registered(con, "staged_done", done):
@@ -488,6 +489,7 @@ class _Written:
                     "FROM staged_updated u WHERE links.view = ? AND links.nsid = u.nsid",
                     [now, view.vkey],
                 )
+                con.execute("INSERT INTO links_touched SELECT ?, nsid FROM staged_updated", [view.vkey])
         if self.props:
             self._record_values(con)
         if self.resolved:

@@ -112,6 +112,12 @@ CREATE TABLE IF NOT EXISTS link_versions (
     version INTEGER PRIMARY KEY, data_version VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL,
     row_count BIGINT, added BIGINT, removed BIGINT, run_id VARCHAR
 );
+-- the version's content checksum (the sum of its rows' hashes, of which `data_version` is a digest): the
+-- next version adds and subtracts the rows that changed instead of hashing every link (links.py)
+ALTER TABLE link_versions ADD COLUMN IF NOT EXISTS content_sum HUGEINT;
+-- the link rows written since the last version (`refresh_links`, a push's creates and writes); the next
+-- `record_version` compares only these with the history, then empties it
+CREATE TABLE IF NOT EXISTS links_touched (view VARCHAR NOT NULL, nsid VARCHAR NOT NULL);
 """
 
 

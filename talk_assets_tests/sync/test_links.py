@@ -1,0 +1,103 @@
+"""The link table's versions kept up by deltas (`links.record_version`): each version says exactly what
+the table held, however the rows changed, and every version stays readable (`links_at`)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import duckdb
+import pandas as pd
+import pytest
+
+from talk_assets.sync.links import LINK_COLUMNS, links_at, record_version, whole_data_version
+
+NOW = datetime(2026, 12, 3, tzinfo=UTC)
+
+
+def _rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute(f"SELECT {', '.join(LINK_COLUMNS)} FROM links ORDER BY view, nsid").df()
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    def norm(df: pd.DataFrame) -> list[tuple]:
+        return sorted(tuple(None if pd.isna(x) else x for x in row)
+                      for row in df[list(LINK_COLUMNS)].itertuples(index=False))
+    return norm(a) == norm(b)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, view: str, nsid: str, gid: str, note: bool = True) -> None:
+    con.execute("INSERT INTO links VALUES (?, 'customer', ?, ?, 's', 'e', ?, 'two-way', 'collected', ?, NULL, NULL)",
+                [gid, nsid, view, nsid.split(":")[-1], NOW])
+    if note:
+        con.execute("INSERT INTO links_touched VALUES (?, ?)", [view, nsid])
+
+
+def _random_step(con: duckdb.DuckDBPyConnection, rng: random.Random, serial: list[int]) -> None:
+    """One writer's change, noted as the writers note theirs: a new link, a record gone, a record moved
+    to another entity (a merge key joined or split), a payload written; odd names and NULLs included."""
+    existing = con.execute("SELECT view, nsid FROM links ORDER BY view, nsid").fetchall()
+    op = rng.choice(["add", "add", "remove", "move", "write", "write"]) if existing else "add"
+    if op == "add":
+        serial[0] += 1
+        view = rng.choice(["customcrm.customer", "shopify.customer", "poweroffice.customer"])
+        _insert(con, view, f"{view}:{serial[0]}:ÆØÅ 🙂|{rng.random():.3f}", f"g{rng.randrange(40)}")
+        return
+    view, nsid = rng.choice(existing)
+    if op == "remove":
+        con.execute("DELETE FROM links WHERE view = ? AND nsid = ?", [view, nsid])
+    elif op == "move":
+        con.execute("UPDATE links SET gid = ? WHERE view = ? AND nsid = ?", [f"g{rng.randrange(40)}", view, nsid])
+    else:
+        payload = rng.choice([None, f"h{rng.randrange(5)}", "multi\nline"])
+        con.execute("UPDATE links SET last_written_hash = ? WHERE view = ? AND nsid = ?", [payload, view, nsid])
+    con.execute("INSERT INTO links_touched VALUES (?, ?)", [view, nsid])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_versions_kept_by_deltas_equal_a_whole_hash_and_every_version_stays_readable(
+        con: duckdb.DuckDBPyConnection, seed: int) -> None:
+    rng = random.Random(seed)
+    serial = [0]
+    snapshots: dict[int, pd.DataFrame] = {}
+    for _ in range(25):
+        for _ in range(rng.randrange(0, 6)):  # zero steps: a run that changed nothing makes no version
+            _random_step(con, rng, serial)
+        before = con.execute("SELECT max(version) FROM link_versions").fetchone()[0]
+        v = record_version(con, NOW)
+        assert v.data_version == whole_data_version(con)
+        assert con.execute("SELECT count(*) FROM links_touched").fetchone()[0] == 0
+        if v.created:
+            snapshots[v.version] = _rows(con)
+        else:
+            assert v.version == before
+    assert len(snapshots) > 10
+    for version, rows in snapshots.items():
+        assert _same(links_at(con, version), rows), version
+
+
+def test_a_row_removed_without_being_noted_is_found_by_its_count_and_the_version_hashes_everything(
+        con: duckdb.DuckDBPyConnection) -> None:
+    for i in range(5):
+        _insert(con, "customcrm.customer", f"crm:{i}", f"g{i}")
+    record_version(con, NOW)
+    con.execute("DELETE FROM links WHERE nsid = 'crm:3'")  # nothing noted
+    v = record_version(con, NOW)
+    assert v.created and v.removed == 1 and v.data_version == whole_data_version(con)
+    assert _same(links_at(con, v.version), _rows(con))
+
+
+def test_a_state_file_whose_versions_have_no_checksum_is_hashed_whole_once(con: duckdb.DuckDBPyConnection) -> None:
+    """Versions written before the checksum was kept (`content_sum` NULL): the next one starts from a
+    whole hash, whose digest is the one the old code wrote (an unchanged table makes no new version)."""
+    for i in range(4):
+        _insert(con, "shopify.customer", f"gid://shopify/Customer/{i}", f"g{i}")
+    v1 = record_version(con, NOW)
+    con.execute("UPDATE link_versions SET content_sum = NULL")
+    con.execute("DELETE FROM links_touched")
+    assert not record_version(con, NOW).created
+    assert con.execute("SELECT content_sum IS NULL FROM link_versions WHERE version = ?", [v1.version]).fetchone()[0]
+    _insert(con, "shopify.customer", "gid://shopify/Customer/9", "g9")
+    v2 = record_version(con, NOW)
+    assert v2.created and v2.added == 1 and v2.data_version == whole_data_version(con)
+    assert con.execute("SELECT content_sum IS NOT NULL FROM link_versions WHERE version = ?", [v2.version]).fetchone()[0]
