@@ -10,13 +10,14 @@ import time
 import traceback
 from collections.abc import Callable
 
-from benchmarks import collect, merge_map, push, sync_cycle
+from benchmarks import collect, links, merge_map, push, sync_cycle
 from benchmarks.common import LATEST, Recorder
 
 BENCHMARKS: dict[str, Callable[[Recorder, str], None]] = {
     "merge_map": merge_map.run,
     "collect": collect.run,
     "push": push.run,
+    "links": links.run,
     "incremental": sync_cycle.incremental,
     "latency": sync_cycle.latency,
 }
