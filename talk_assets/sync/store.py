@@ -250,9 +250,10 @@ def connect(path: Path | str | None = None, *, read_only: bool = False) -> Itera
         # DuckDB's own default is 80 % of RAM; a sync that shares its machine gets a fixed budget and
         # spills to disk beyond it. Measured at 3M customers (benchmarks/README.md): merge and map take
         # 53 s within 2GB (2.1 GB peak) instead of 38 s with DuckDB's default (6.4 GB peak)
-        con.execute("SET memory_limit = ?", [settings().duckdb_memory_limit])
-        if (threads := settings().duckdb_threads) > 0:  # processes that share the cores (the test suite's three)
-            con.execute(f"SET threads = {threads:d}")
+        s = settings()  # read once per connection: a cycle opens ~200
+        con.execute("SET memory_limit = ?", [s.duckdb_memory_limit])
+        if s.duckdb_threads > 0:  # processes that share the cores (the test suite's three)
+            con.execute(f"SET threads = {s.duckdb_threads:d}")
         if not read_only and key not in _READY:
             con.execute(SCHEMA)
             _READY.add(key)

@@ -178,8 +178,8 @@ class RunningApp:
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None, timeout: float = 30) -> dict[str, Any]:
         """One GraphQL call to the webserver. A 5xx is tried again twice, a second apart: on a loaded
-        machine the webserver answered `stopSensor` once with a 500 while the daemon wrote its ticks to the
-        same SQLite storage (every query and mutation used here is idempotent); the third says its body."""
+        machine the webserver answered `stopSensor` once with a 500 whose body the old code did not keep
+        (cause not found; every query and mutation used here is idempotent); the third says its body."""
         for attempt in range(3):
             r = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
                               timeout=timeout)
