@@ -24,6 +24,7 @@ def _write(con: duckdb.DuckDBPyConnection, round_: int) -> None:
 
 def run(rec: Recorder, profile: str) -> None:
     from talk_assets.settings import environment
+    from talk_assets.sync.checks import linked_once, records_per_system
     from talk_assets.sync.links import record_version, whole_data_version
     from talk_assets.sync.store import connect
 
@@ -34,10 +35,18 @@ def run(rec: Recorder, profile: str) -> None:
             con.execute(f"""INSERT INTO links SELECT 'g' || (i // 2), 'customer', 'n' || i, 'view' || (i % 7), 's', 'e',
                             'r' || i, 'two-way', 'collected', now(), md5(i::VARCHAR), now() FROM range({n}) t(i)""")
             record_version(con, now)  # the first version: every link
+            assert linked_once(con).passed and records_per_system(con).passed  # the whole table passes
             _write(con, 1)
             with timer() as t_delta:
                 v = record_version(con, now)
             assert v.created and v.written == WRITES and v.data_version == whole_data_version(con)
+            with timer() as t_checks:  # the rows written since the version that passed
+                scoped = [linked_once(con), records_per_system(con)]
+            con.execute("DELETE FROM cycle_state WHERE name LIKE 'links_checked:%'")  # no result to start from
+            with timer() as t_checks_whole:
+                whole = [linked_once(con), records_per_system(con)]
+            assert all(c.passed for c in scoped + whole)
+            assert scoped[0].metadata["checked"].value != whole[0].metadata["checked"].value == "the whole table"
             with timer() as t_none:
                 same = record_version(con, now)
             assert not same.created
@@ -49,5 +58,8 @@ def run(rec: Recorder, profile: str) -> None:
         size = f"{n:,} links"
         rec.add(Result("links.version_after_100_writes", t_delta["s"], "s", "whole-table version", t_whole["s"], size,
                        note=f"{WRITES} links written since the last version"))
+        rec.add(Result("links.checks_after_100_writes", t_checks["s"], "s", "both link checks on every link",
+                       t_checks_whole["s"], size, note=f"record_linked_once + one_record_per_system after {WRITES} "
+                       "links written, reading the rows changed since the version that passed"))
         rec.add(Result("links.version_nothing_written", t_none["s"], "s", "whole-table version", t_whole["s"], size,
                        note="a run that wrote no link: no version"))

@@ -101,3 +101,94 @@ def test_a_state_file_whose_versions_have_no_checksum_is_hashed_whole_once(con: 
     v2 = record_version(con, NOW)
     assert v2.created and v2.added == 1 and v2.data_version == whole_data_version(con)
     assert con.execute("SELECT content_sum IS NOT NULL FROM link_versions WHERE version = ?", [v2.version]).fetchone()[0]
+
+
+# -- the link checks read what changed since the whole table last passed ------------------------------
+def _whole_violations(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(records linked to two entities, entities with two records in one view), read from every row."""
+    twice = con.execute("SELECT count(*) FROM (SELECT nsid FROM links GROUP BY nsid "
+                        "HAVING count(DISTINCT gid) > 1)").fetchone()[0]
+    dupes = con.execute("SELECT count(*) FROM (SELECT 1 FROM links GROUP BY gid, view HAVING count(*) > 1)").fetchone()[0]
+    return int(twice), int(dupes)
+
+
+def _check_step(con: duckdb.DuckDBPyConnection, rng: random.Random, serial: list[int]) -> None:
+    """A writer's change as in `_random_step`, or one that breaks or mends a check: a record linked a
+    second time in another view to another entity, a record moved onto an entity that has one in its view,
+    a duplicate removed."""
+    op = rng.choice(["step", "step", "twice", "crowd", "mend"])
+    existing = con.execute("SELECT view, nsid, gid FROM links ORDER BY view, nsid").fetchall()
+    if op == "step" or not existing:
+        _random_step(con, rng, serial)
+    elif op == "twice":
+        view, nsid, gid = rng.choice(existing)
+        other = rng.choice([v for v in ("customcrm.customer", "shopify.customer", "poweroffice.customer") if v != view])
+        if not con.execute("SELECT 1 FROM links WHERE view = ? AND nsid = ?", [other, nsid]).fetchall():
+            _insert(con, other, nsid, f"{gid}-other")
+    elif op == "crowd":
+        (view, nsid, _), (_, _, gid) = rng.choice(existing), rng.choice(existing)
+        con.execute("UPDATE links SET gid = ? WHERE view = ? AND nsid = ?", [gid, view, nsid])
+        con.execute("INSERT INTO links_touched VALUES (?, ?)", [view, nsid])
+    else:
+        bad = con.execute("""SELECT view, nsid FROM links WHERE nsid IN (SELECT nsid FROM links GROUP BY nsid
+                                 HAVING count(DISTINCT gid) > 1)
+                             OR (gid, view) IN (SELECT (gid, view) FROM links GROUP BY gid, view HAVING count(*) > 1)
+                             ORDER BY view, nsid""").fetchall()
+        for view, nsid in rng.sample(bad, min(len(bad), 3)):
+            con.execute("DELETE FROM links WHERE view = ? AND nsid = ?", [view, nsid])
+            con.execute("INSERT INTO links_touched VALUES (?, ?)", [view, nsid])
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_the_link_checks_on_what_changed_find_exactly_what_a_whole_scan_finds(
+        con: duckdb.DuckDBPyConnection, seed: int) -> None:
+    """After each version both link checks give the verdict and count of a scan of every row, over random
+    runs that break and mend them, while most of them read only the rows changed since the table passed."""
+    from talk_assets.sync.checks import linked_once, records_per_system
+
+    rng = random.Random(seed)
+    serial = [0]
+    scoped = failed = 0
+    for _ in range(40):
+        for _ in range(rng.randrange(0, 5)):
+            _check_step(con, rng, serial)
+        record_version(con, NOW)
+        twice, dupes = _whole_violations(con)
+        once, per_system = linked_once(con), records_per_system(con)
+        assert (once.passed, per_system.passed) == (twice == 0, dupes == 0)
+        assert once.metadata["records_linked_twice"].value == min(twice, 20)
+        assert per_system.metadata["duplicates"].value == dupes
+        scoped += once.metadata["checked"].value != "the whole table"
+        failed += not once.passed or not per_system.passed
+    assert scoped >= 10 and failed >= 5  # both ways taken, or the test proves nothing
+
+
+def test_a_failed_link_check_keeps_failing_until_the_row_is_mended_whatever_else_changes(
+        con: duckdb.DuckDBPyConnection) -> None:
+    """A failure is not forgotten because later runs changed other rows: after a failure the whole table
+    is read again, until it passes; then only the changes since are read."""
+    from talk_assets.sync.checks import records_per_system
+
+    for i in range(6):
+        _insert(con, "customcrm.customer", f"crm:{i}", f"g{i}")
+    record_version(con, NOW)
+    first = records_per_system(con)
+    assert first.passed and first.metadata["checked"].value == "the whole table"
+    _insert(con, "customcrm.customer", "crm:dupe", "g1")  # a second CRM record on entity g1
+    v = record_version(con, NOW)
+    bad = records_per_system(con)
+    assert not bad.passed and bad.metadata["checked"].value == f"the records linked, moved or written since version {v.version - 1}"
+    for i in range(3):  # runs that touch only other records
+        _insert(con, "shopify.customer", f"gid://shopify/Customer/{i}", f"g{i + 3}")
+        record_version(con, NOW)
+        again = records_per_system(con)
+        assert not again.passed and again.metadata["duplicates"].value == 1
+        assert again.metadata["checked"].value == "the whole table"
+    con.execute("DELETE FROM links WHERE nsid = 'crm:dupe'")
+    con.execute("INSERT INTO links_touched VALUES ('customcrm.customer', 'crm:dupe')")
+    mended = record_version(con, NOW)
+    assert records_per_system(con).passed
+    _insert(con, "shopify.customer", "gid://shopify/Customer/9", "g9")
+    record_version(con, NOW)
+    after = records_per_system(con)
+    assert after.passed and after.metadata["checked"].value == f"the records linked, moved or written since version {mended.version}"
