@@ -24,7 +24,7 @@ import pandas as pd
 from talk_assets.settings import settings
 from talk_assets.sync.declaration import GENERIC_MAILBOXES, REFERENCES, REQUIRED, View
 from talk_assets.sync.mapping import payload_fields
-from talk_assets.sync.merge import table
+from talk_assets.sync.merge import MERGE_BUILDS_KEPT, table
 from talk_assets.sync.store import connect, first
 
 PREVIEW_ROWS = 8
@@ -55,41 +55,46 @@ def min_bad_rows() -> int:
     return settings().check_min_bad_rows
 
 
-# -- the link table's checks: what changed since a version at which the whole table passed ------------
-def _checked_key(name: str) -> str:
-    return f"links_checked:{name}"  # cycle_state row: "<version>:<violations found at it>"
-
-
-def _links_scope(con: duckdb.DuckDBPyConnection, name: str) -> tuple[int | None, int | None]:
-    """(the link table's current version, the version since which only changed rows need a look).
-
-    A violation of either link check is a group of current rows (one record's links; one entity's
-    records in one view). When the whole table passed at version c, a group that violates now holds a
-    row that was not current at c: one with `valid_from > c` in `links_history` (the check runs after
-    `record_version`, so `links` is the last version). Only those rows' groups are read then, not the
-    whole table (~0.5 s per check at 1M links). A failure, no stored result (a new or older state
-    file) or a stored version the history does not reach: the whole table."""
-    current = first(con, "SELECT max(version) FROM link_versions")[0]
-    row = first(con, "SELECT value FROM cycle_state WHERE name = ?", [_checked_key(name)])
+# -- checks of the link table and the merges: what changed since the state last passed -----------------
+# A violation of these checks is a group of rows (one record's links, one entity's records in one view,
+# one entity's members): when the whole state passed at some point, a group that violates now holds a row
+# that changed since. After a pass only those groups are read (~0.5 s per check at 1M rows otherwise);
+# after a failure, without a stored result (a new or older state file) or when what changed since is
+# not known any more, everything. cycle_state row "checked:<check>": "<version or build>:<violations>".
+def _since_passed(con: duckdb.DuckDBPyConnection, check: str, current: int | None, oldest: int = 0) -> int | None:
+    """The version (or build) at which `check` last found nothing, if the changes since it are known
+    (it is at least `oldest` and not after `current`)."""
+    row = first(con, "SELECT value FROM cycle_state WHERE name = ?", [f"checked:{check}"])
     if current is None or row is None:
-        return current, None
-    version, bad = (int(x) for x in row[0].split(":"))
-    return current, (version if bad == 0 and version <= current else None)
+        return None
+    at, bad = (int(x) for x in row[0].split(":"))
+    return at if bad == 0 and oldest <= at <= current else None
 
 
-def _remember(con: duckdb.DuckDBPyConnection, name: str, version: int | None, violations: int) -> None:
-    if version is not None:
+def _remember(con: duckdb.DuckDBPyConnection, check: str, current: int | None, violations: int) -> None:
+    if current is not None:
         con.execute("INSERT OR REPLACE INTO cycle_state VALUES (?, ?, now())",
-                    [_checked_key(name), f"{version}:{violations}"])
+                    [f"checked:{check}", f"{current}:{violations}"])
 
 
-def _scope_text(since: int | None) -> str:
-    return "the whole table" if since is None else f"the records linked, moved or written since version {since}"
+def _checked(since: int | None, what: str) -> dict[str, str]:
+    return {"checked": "everything" if since is None else what.format(since)}
+
+
+def _link_scope(con: duckdb.DuckDBPyConnection, check: str) -> tuple[int | None, int | None]:
+    """(the link table's version, the version since which only the rows changed need a look: a row that was
+    not current then has `valid_from` after it in `links_history`; the check runs after `record_version`,
+    so `links` is the last version)."""
+    current = first(con, "SELECT max(version) FROM link_versions")[0]
+    return current, _since_passed(con, check, current)
+
+
+LINKS_SINCE = "the records linked, moved or written since link version {}"
 
 
 def linked_once(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
-    """No record is linked to two global entities (see `_links_scope` for what is read)."""
-    current, since = _links_scope(con, "record_linked_once")
+    """No record is linked to two global entities."""
+    current, since = _link_scope(con, "record_linked_once")
     within = "" if since is None else \
         "WHERE nsid IN (SELECT nsid FROM links_history WHERE valid_from > $since AND valid_to IS NULL)"
     bad = con.execute(f"SELECT nsid, list(DISTINCT gid ORDER BY gid) AS gids FROM links {within} GROUP BY nsid "
@@ -98,12 +103,12 @@ def linked_once(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     _remember(con, "record_linked_once", current, len(bad))
     return dg.AssetCheckResult(check_name="record_linked_once", passed=bad.empty,
                                metadata={"records_linked_twice": len(bad), "examples": md_table(bad),
-                                         "checked": _scope_text(since)})
+                                         **_checked(since, LINKS_SINCE)})
 
 
 def records_per_system(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
-    """Each global entity has at most one record per view (see `_links_scope` for what is read)."""
-    current, since = _links_scope(con, "one_record_per_system")
+    """Each global entity has at most one record per view."""
+    current, since = _link_scope(con, "one_record_per_system")
     scope = "links" if since is None else \
         ("links JOIN (SELECT DISTINCT gid, view FROM links_history WHERE valid_from > $since AND valid_to IS NULL) "
          "USING (gid, view)")
@@ -114,44 +119,51 @@ def records_per_system(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     n = int(first(con, f"SELECT count(*) FROM ({groups})", params)[0])
     _remember(con, "one_record_per_system", current, n)
     return dg.AssetCheckResult(check_name="one_record_per_system", passed=n == 0, severity=dg.AssetCheckSeverity.WARN,
-                               metadata={"duplicates": n, "examples": md_table(dupes), "checked": _scope_text(since)})
+                               metadata={"duplicates": n, "examples": md_table(dupes), **_checked(since, LINKS_SINCE)})
 
 
-def record_linked_once() -> dg.AssetCheckResult:
-    with connect() as con:
-        return linked_once(con)
+MERGE_SINCE = "the entities merged again since merge build {}"
 
 
-def one_record_per_system() -> dg.AssetCheckResult:
-    with connect() as con:
-        return records_per_system(con)
-
-
-def customers_not_collapsed() -> dg.AssetCheckResult:
-    generic = ", ".join(f"'{m}'" for m in GENERIC_MAILBOXES)
-    with connect() as con:
-        bad = con.execute(
-            f"""
+def not_collapsed(con: duckdb.DuckDBPyConnection, gtype: str) -> dg.AssetCheckResult:
+    """`customers_not_collapsed` or `products_not_collapsed` on the type's merge. What is read: the entities
+    the merge builds since the last pass changed (`merge_changes`, before and after; a build that logged no
+    entity was whole), every entity when one of them was whole or the log does not reach back."""
+    check = f"{gtype}s_not_collapsed"
+    current = int(first(con, "SELECT coalesce(max(build), 0) FROM merge_changes WHERE global_type = ?", [gtype])[0])
+    since = _since_passed(con, check, current, oldest=current - MERGE_BUILDS_KEPT)
+    if since is not None and first(con, "SELECT count(*) FROM merge_changes WHERE global_type = ? AND build > ? "
+                                        "AND gid IS NULL", [gtype, since])[0]:
+        since = None
+    within = "" if since is None else \
+        "WHERE gid IN (SELECT gid FROM merge_changes WHERE global_type = $gtype AND build > $since)"
+    params = {"gtype": gtype, "since": since} if within else {}
+    if gtype == "customer":
+        generic = ", ".join(f"'{m}'" for m in GENERIC_MAILBOXES)
+        sql = f"""
             SELECT gid, list(DISTINCT organization_number) FILTER (WHERE organization_number IS NOT NULL) AS org_numbers
-            FROM nodes_customer JOIN members_customer USING (nsid) GROUP BY gid
+            FROM nodes_customer JOIN members_customer USING (nsid) {within} GROUP BY gid
             HAVING count(DISTINCT organization_number) > 1
                 OR (count(*) FILTER (WHERE split_part(email, '@', 1) IN ({generic}) AND is_person = 'true') > 0
                     AND count(*) FILTER (WHERE is_person = 'true') > 1)
-            LIMIT 20
-            """
-        ).df()
-    return dg.AssetCheckResult(check_name="customers_not_collapsed", passed=bad.empty,
-                               metadata={"collapsed_entities": len(bad), "examples": md_table(bad)})
+            ORDER BY gid LIMIT 20"""
+    else:
+        sql = (f"SELECT gid, list(DISTINCT sku ORDER BY sku) AS skus FROM nodes_product JOIN members_product USING (nsid) "
+               f"{within} {'AND' if within else 'WHERE'} sku IS NOT NULL GROUP BY gid HAVING count(DISTINCT sku) > 1 "
+               "ORDER BY gid LIMIT 20")
+    bad = con.execute(sql, params).df()
+    _remember(con, check, current, len(bad))
+    return dg.AssetCheckResult(check_name=check, passed=bad.empty,
+                               metadata={"collapsed_entities": len(bad), "examples": md_table(bad),
+                                         **_checked(since, MERGE_SINCE)})
 
 
-def products_not_collapsed() -> dg.AssetCheckResult:
-    with connect() as con:
-        bad = con.execute(
-            "SELECT gid, list(DISTINCT sku) AS skus FROM nodes_product JOIN members_product USING (nsid) "
-            "WHERE sku IS NOT NULL GROUP BY gid HAVING count(DISTINCT sku) > 1 LIMIT 20"
-        ).df()
-    return dg.AssetCheckResult(check_name="products_not_collapsed", passed=bad.empty,
-                               metadata={"collapsed_entities": len(bad), "examples": md_table(bad)})
+def _on_state(fn: Callable[..., dg.AssetCheckResult], *args: str) -> Callable[[], dg.AssetCheckResult]:
+    """A check as its asset's step runs it: on the state file."""
+    def run() -> dg.AssetCheckResult:
+        with connect() as con:
+            return fn(con, *args)
+    return run
 
 
 def _share_result(name: str, bad_rows: int, total: int, examples: object, what: str,
@@ -235,11 +247,11 @@ Checks = list[tuple[dg.AssetCheckSpec, Callable[[], dg.AssetCheckResult]]]
 def links_checks(key: dg.AssetKey) -> Checks:
     return [
         (dg.AssetCheckSpec("record_linked_once", asset=key, blocking=True,
-                           description="No record is linked to two global entities."), record_linked_once),
+                           description="No record is linked to two global entities."), _on_state(linked_once)),
         (dg.AssetCheckSpec("one_record_per_system", asset=key,
                            description="Each global entity has at most one record per system view (duplicates "
                                        "inside one system are reported, the first record is the one kept in sync)."),
-         one_record_per_system),
+         _on_state(records_per_system)),
     ]
 
 
@@ -249,12 +261,12 @@ def merge_checks(gtype: str, key: dg.AssetKey) -> Checks:
             "customers_not_collapsed", asset=key, blocking=True,
             description="The merge did not collapse unrelated customers: no global customer has two different "
                         "organisation numbers, and no generic mailbox (post@, info@...) joins persons."),
-            customers_not_collapsed)]
+            _on_state(not_collapsed, gtype))]
     if gtype == "product":
         return [(dg.AssetCheckSpec(
             "products_not_collapsed", asset=key, blocking=True,
             description="The merge did not collapse different products: one SKU per global product."),
-            products_not_collapsed)]
+            _on_state(not_collapsed, gtype))]
     return []
 
 

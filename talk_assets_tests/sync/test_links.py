@@ -158,7 +158,7 @@ def test_the_link_checks_on_what_changed_find_exactly_what_a_whole_scan_finds(
         assert (once.passed, per_system.passed) == (twice == 0, dupes == 0)
         assert once.metadata["records_linked_twice"].value == min(twice, 20)
         assert per_system.metadata["duplicates"].value == dupes
-        scoped += once.metadata["checked"].value != "the whole table"
+        scoped += once.metadata["checked"].value != "everything"
         failed += not once.passed or not per_system.passed
     assert scoped >= 10 and failed >= 5  # both ways taken, or the test proves nothing
 
@@ -167,23 +167,23 @@ def test_a_failed_link_check_keeps_failing_until_the_row_is_mended_whatever_else
         con: duckdb.DuckDBPyConnection) -> None:
     """A failure is not forgotten because later runs changed other rows: after a failure the whole table
     is read again, until it passes; then only the changes since are read."""
-    from talk_assets.sync.checks import records_per_system
+    from talk_assets.sync.checks import LINKS_SINCE, records_per_system
 
     for i in range(6):
         _insert(con, "customcrm.customer", f"crm:{i}", f"g{i}")
     record_version(con, NOW)
     first = records_per_system(con)
-    assert first.passed and first.metadata["checked"].value == "the whole table"
+    assert first.passed and first.metadata["checked"].value == "everything"
     _insert(con, "customcrm.customer", "crm:dupe", "g1")  # a second CRM record on entity g1
     v = record_version(con, NOW)
     bad = records_per_system(con)
-    assert not bad.passed and bad.metadata["checked"].value == f"the records linked, moved or written since version {v.version - 1}"
+    assert not bad.passed and bad.metadata["checked"].value == LINKS_SINCE.format(v.version - 1)
     for i in range(3):  # runs that touch only other records
         _insert(con, "shopify.customer", f"gid://shopify/Customer/{i}", f"g{i + 3}")
         record_version(con, NOW)
         again = records_per_system(con)
         assert not again.passed and again.metadata["duplicates"].value == 1
-        assert again.metadata["checked"].value == "the whole table"
+        assert again.metadata["checked"].value == "everything"
     con.execute("DELETE FROM links WHERE nsid = 'crm:dupe'")
     con.execute("INSERT INTO links_touched VALUES ('customcrm.customer', 'crm:dupe')")
     mended = record_version(con, NOW)
@@ -191,4 +191,4 @@ def test_a_failed_link_check_keeps_failing_until_the_row_is_mended_whatever_else
     _insert(con, "shopify.customer", "gid://shopify/Customer/9", "g9")
     record_version(con, NOW)
     after = records_per_system(con)
-    assert after.passed and after.metadata["checked"].value == f"the records linked, moved or written since version {mended.version}"
+    assert after.passed and after.metadata["checked"].value == LINKS_SINCE.format(mended.version)

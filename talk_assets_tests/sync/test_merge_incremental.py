@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from talk_assets.sync.checks import MERGE_SINCE, not_collapsed
 from talk_assets.sync.display import changed_entities
 from talk_assets.sync.links import refresh_links
 from talk_assets.sync.mapping import map_view, target_views
@@ -131,6 +132,12 @@ def _check(steps: list[tuple]) -> int:
             _merge(full, hour, whole=True)
             partial += not res.reused and not res.whole
             assert _tables(inc) == _tables(full), f"after {hour} steps"
+            # the merge check reads the entities merged again since it last passed; the other reads all
+            full.execute("DELETE FROM cycle_state WHERE name LIKE 'checked:%'")
+            got, want = not_collapsed(inc, "customer"), not_collapsed(full, "customer")
+            assert want.metadata["checked"].value == "everything"
+            assert (got.passed, got.metadata["collapsed_entities"].value) == \
+                (want.passed, want.metadata["collapsed_entities"].value), f"after {hour} steps"
     finally:
         inc.close()
         full.close()
@@ -228,3 +235,36 @@ def test_a_merge_stopped_half_way_leaves_the_last_tables_and_the_next_one_ends_a
     finally:
         inc.close()
         full.close()
+
+
+def test_the_merge_check_reads_what_changed_after_a_pass_and_everything_after_a_failure() -> None:
+    """A generic mailbox (post@) joins two persons through a link: `customers_not_collapsed` fails, and
+    keeps failing while other records change; once the link is gone it passes, and the next merge's check
+    reads only the entities that merge changed."""
+    con = _state()
+    try:
+        for step_ in [("put", "customcrm.customers", 1, "post@firma.no", "Ola Nordmann"),
+                      ("put", "shopify.customer", 2, "kari@x.no", "Kari")]:
+            _play(con, 1, step_)
+        _merge(con, 2, whole=False)
+        assert not_collapsed(con, "customer").passed
+        _play(con, 3, ("link", "customcrm.customers", 1, "shopify.customer", 2))
+        _merge(con, 3, whole=False)
+        bad = not_collapsed(con, "customer")
+        assert not bad.passed and bad.metadata["checked"].value.startswith("the entities merged again since")
+        for hour, name in ((4, "Åse 🎉"), (5, "van der Berg")):  # other records change; the failure stays
+            _play(con, hour, ("put", "customwebshop.customers", 3, "ola@firma.no", name))
+            _merge(con, hour, whole=False)
+            again = not_collapsed(con, "customer")
+            assert not again.passed and again.metadata["checked"].value == "everything"
+        for src, rid in (("customcrm.customers", 1), ("shopify.customer", 2)):
+            _play(con, 6, ("unlink", src, rid, None, None))
+        _merge(con, 6, whole=False)
+        assert not_collapsed(con, "customer").passed
+        build = con.execute("SELECT max(build) FROM merge_changes WHERE global_type = 'customer'").fetchone()[0]
+        _play(con, 7, ("put", "customwebshop.customers", 3, "ola@firma.no", "Ola"))
+        assert not _merge(con, 7, whole=False).whole
+        after = not_collapsed(con, "customer")
+        assert after.passed and after.metadata["checked"].value == MERGE_SINCE.format(build)
+    finally:
+        con.close()
