@@ -101,7 +101,10 @@ def _fast(servers: dict[str, Any]) -> Iterator[None]:
             if limiter is not None:
                 saved.append((limiter, limiter.enabled))
                 limiter.enabled = False
-        api = getattr(srv.app, "_graphql", None)
+        # Shopify's GraphQL API is built on its first request: build it now, or the bucket set below
+        # would be the one a later request creates (the standard plan's: the convergence's creates
+        # then waited for it, hours at 115,000)
+        api = srv.app.graphql_api() if hasattr(srv.app, "graphql_api") else None
         if api is not None:
             saved.append((api.bucket, (api.bucket.size, api.bucket.restore_rate)))  # type: ignore[arg-type]
             api.bucket.size = api.bucket.restore_rate = 1e9

@@ -127,3 +127,25 @@ def test_a_consistent_reset_without_a_made_world_says_what_to_run(cache: Path) -
         assert "talk-assets sandbox --consistent --seed 99 --size 5" in text and CACHE_ENV in text
     finally:
         srv.stop()
+
+
+def test_the_convergence_does_not_wait_for_shopifys_cost_bucket_on_a_fresh_sandbox() -> None:
+    """The fast path must reach Shopify's cost bucket even before any GraphQL request built the sandbox's
+    GraphQL API (it is built on first use): else the convergence's creates were paced at the standard
+    plan's 100 points/s, and a world of 115,000 took hours instead of minutes."""
+    from talk_assets.sandbox.consistent import _fast
+
+    servers = start_all(seed=SEED, size=SIZE, systems=["shopify"], ephemeral_ports=True)
+    headers = {"X-Shopify-Access-Token": SYSTEMS["shopify"].settings["access_token"].default}
+    try:
+        with _fast(servers):
+            r = requests.post(f"{servers['shopify'].url}/admin/api/2026-07/graphql.json",
+                              headers=headers, json={"query": "{ shop { name } }"}, timeout=30)
+            status = r.json()["extensions"]["cost"]["throttleStatus"]
+            assert status["maximumAvailable"] >= 1e9 and status["restoreRate"] >= 1e9, status
+        r = requests.post(f"{servers['shopify'].url}/admin/api/2026-07/graphql.json",
+                          headers=headers, json={"query": "{ shop { name } }"}, timeout=30)
+        assert r.json()["extensions"]["cost"]["throttleStatus"]["maximumAvailable"] == 2000  # put back
+    finally:
+        for srv in servers.values():
+            srv.stop()
