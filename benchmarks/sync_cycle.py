@@ -253,12 +253,15 @@ def _edit_cycle(env: Env, picks: list[tuple[str, str]], tag: str) -> dict[str, A
             "collected": _collected(rep), "pushed": rep.writes, "settle": [len(r.run_ids) for r in settle]}
 
 
-def _longest_steps(env: Env, run_ids: list[str], n: int = 3) -> str:
-    """The run's `n` longest steps with their seconds (where an edit cycle's time goes)."""
+def _longest_steps(env: Env, run_ids: list[str], n: int = 6) -> str:
+    """The runs' `n` longest steps with their seconds, and how many steps took how long in all (where an
+    edit cycle's time goes; the rest of the cycle is the plan's probes and Dagster's own work)."""
     stats = [st for rid in run_ids for st in env.instance.get_run_step_stats(rid)
              if st.start_time is not None and st.end_time is not None]
     stats.sort(key=lambda st: st.end_time - st.start_time, reverse=True)
-    return ", ".join(f"{st.step_key} {st.end_time - st.start_time:.1f}s" for st in stats[:n]) or "none"
+    total = sum(st.end_time - st.start_time for st in stats)
+    longest = ", ".join(f"{st.step_key} {st.end_time - st.start_time:.1f}s" for st in stats[:n]) or "none"
+    return f"{longest}; {len(stats)} steps, {total:.1f}s in them"
 
 
 def _merged_again(env: Env, run_ids: list[str]) -> tuple[int, int]:
