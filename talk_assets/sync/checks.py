@@ -136,20 +136,20 @@ def not_collapsed(con: duckdb.DuckDBPyConnection, gtype: str) -> dg.AssetCheckRe
                                         "AND gid IS NULL", [gtype, since])[0]:
         since = None
     within = "" if since is None else \
-        "WHERE gid IN (SELECT gid FROM merge_changes WHERE global_type = $gtype AND build > $since)"
+        "AND gid IN (SELECT gid FROM merge_changes WHERE global_type = $gtype AND build > $since)"
     params = {"gtype": gtype, "since": since} if within else {}
     if gtype == "customer":
         generic = ", ".join(f"'{m}'" for m in GENERIC_MAILBOXES)
         sql = f"""
             SELECT gid, list(DISTINCT organization_number) FILTER (WHERE organization_number IS NOT NULL) AS org_numbers
-            FROM nodes_customer JOIN members_customer USING (nsid) {within} GROUP BY gid
+            FROM nodes_customer JOIN members_customer USING (nsid) WHERE true {within} GROUP BY gid
             HAVING count(DISTINCT organization_number) > 1
                 OR (count(*) FILTER (WHERE split_part(email, '@', 1) IN ({generic}) AND is_person = 'true') > 0
                     AND count(*) FILTER (WHERE is_person = 'true') > 1)
             ORDER BY gid LIMIT 20"""
     else:
         sql = (f"SELECT gid, list(DISTINCT sku ORDER BY sku) AS skus FROM nodes_product JOIN members_product USING (nsid) "
-               f"{within} {'AND' if within else 'WHERE'} sku IS NOT NULL GROUP BY gid HAVING count(DISTINCT sku) > 1 "
+               f"WHERE sku IS NOT NULL {within} GROUP BY gid HAVING count(DISTINCT sku) > 1 "
                "ORDER BY gid LIMIT 20")
     bad = con.execute(sql, params).df()
     _remember(con, check, current, len(bad))
