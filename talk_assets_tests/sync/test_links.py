@@ -192,3 +192,52 @@ def test_a_failed_link_check_keeps_failing_until_the_row_is_mended_whatever_else
     record_version(con, NOW)
     after = records_per_system(con)
     assert after.passed and after.metadata["checked"].value == LINKS_SINCE.format(mended.version)
+
+
+def _members(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, str]]) -> None:
+    """The customer merge's members as a whole merge leaves them: (gid, view, record id)."""
+    con.execute("CREATE OR REPLACE TABLE members_customer (gid VARCHAR, nsid VARCHAR, view VARCHAR, record_id VARCHAR)")
+    for gid, view, rid in rows:
+        con.execute("INSERT INTO members_customer VALUES (?, ?, ?, ?)", [gid, f"{view}:{rid}", view, rid])
+
+
+def test_a_whole_merge_rewrites_only_the_links_that_differ(con: duckdb.DuckDBPyConnection) -> None:
+    """A whole merge (orders, a full cycle) makes every link of its type again; only the rows that differ
+    are written and noted, so the version after it reads those rows, not the type's every link. The table
+    then holds what rewriting every row would have made: the members, what the sync remembers of each
+    (origin, first link, last written payload) and its creates not collected back yet."""
+    from talk_assets.sync.links import refresh_links
+
+    rows = [(f"g{i % 7}", view, f"{i} Dødsbo-Ærlig 🙂") for i in range(40)
+            for view in ("customcrm.customer", "shopify.customer") if (i + len(view)) % 3]
+    _members(con, rows)
+    refresh_links(con, NOW)
+    first = record_version(con, NOW)
+    con.execute("UPDATE links SET last_written_hash = 'h1' WHERE record_id LIKE '1%'")  # a push wrote to these
+    con.execute("INSERT INTO links_touched SELECT view, nsid FROM links WHERE record_id LIKE '1%'")
+    _insert(con, "customwebshop.customer", "customwebshop.customer:created-1", "g3")  # a create not read back
+    con.execute("UPDATE links SET origin = 'created' WHERE nsid = 'customwebshop.customer:created-1'")
+    record_version(con, NOW)
+    before = _rows(con)
+
+    refresh_links(con, datetime(2027, 1, 1, tzinfo=UTC))  # the same members: nothing differs
+    assert con.execute("SELECT count(*) FROM links_touched").fetchone() == (0,)
+    assert _same(_rows(con), before)
+    assert not record_version(con, NOW).created
+
+    moved, gone = rows[3], rows[5]
+    new = ("g99", "shopify.customer", "new\nline")
+    _members(con, [*(r if r != moved else ("g6", *moved[1:]) for r in rows if r != gone), new])
+    refresh_links(con, datetime(2027, 1, 2, tzinfo=UTC))
+    touched = set(con.execute("SELECT view, nsid FROM links_touched").fetchall())
+    assert touched == {(v, f"{v}:{r}") for _, v, r in (moved, gone, new)}
+    after = _rows(con).set_index(["view", "nsid"])
+    assert after.loc[(moved[1], f"{moved[1]}:{moved[2]}"), "gid"] == "g6"
+    assert (gone[1], f"{gone[1]}:{gone[2]}") not in after.index
+    assert after.loc[(new[1], f"{new[1]}:{new[2]}"), "origin"] == "collected"
+    assert ("customwebshop.customer", "customwebshop.customer:created-1") in after.index  # kept until read back
+    kept = after.drop([(moved[1], f"{moved[1]}:{moved[2]}"), (new[1], f"{new[1]}:{new[2]}")])
+    assert _same(kept.reset_index(), before[~before.nsid.isin([f"{v}:{r}" for _, v, r in (moved, gone)])])
+    v = record_version(con, NOW)
+    assert (v.added, v.removed, v.moved) == (1, 1, 1) and v.version == first.version + 2
+    assert v.data_version == whole_data_version(con)
