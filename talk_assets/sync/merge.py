@@ -325,6 +325,9 @@ class MergeResult:
     # records were or are now part of (`_merge_delta`; their ids in the temp tables `merge_scope`/`merge_gids`)
     rebuilt: int = 0
     whole: bool = True
+    # a whole merge that found which entities differ from the last build's (`_whole_changes`; their ids
+    # in `merge_gids`): logged entity by entity, so the mappings after it stay incremental
+    logged: bool = False
 
 
 def _drop_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -597,7 +600,7 @@ def _log_changes(con: duckdb.DuckDBPyConnection, gtype: str, res: MergeResult) -
     """Log this build's changed entities in `merge_changes` (before and after: `merge_gids`; a whole build
     logs one row without a gid), for the mappings (`mapping.map_view`)."""
     build = int(first(con, "SELECT coalesce(max(build), 0) + 1 FROM merge_changes WHERE global_type = ?", [gtype])[0])
-    if res.whole:
+    if res.whole and not res.logged:
         con.execute("INSERT INTO merge_changes VALUES (?, ?, NULL)", [gtype, build])
     else:
         con.execute("INSERT INTO merge_changes SELECT ?, ?, gid FROM merge_gids", [gtype, build])
@@ -659,6 +662,9 @@ def _merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
     local = _local(gtype, views)
     if local and not whole and {f"{t}_{gtype}" for t in ("members", "merged", "edges")} <= table_names(con):
         return _merge_delta(con, gtype, views)
+    before = not whole and {f"{t}_{gtype}" for t in ("members", "merged")} <= table_names(con)
+    if before:
+        _entities_before(con, gtype)
     if gtype in MATCH_KEYS:
         _match_keys(con, gtype, views)
     iterations = _components(con, gtype, views)
@@ -676,7 +682,43 @@ def _merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
     if local:  # the merge-key edges the next merge compares its own with (`_merge_delta`)
         con.execute(f"CREATE OR REPLACE TABLE {table('edges', gtype)} AS SELECT nsid, k FROM edges "
                     "WHERE NOT starts_with(k, 'link=')")
-    return _result(con, gtype, iterations, None)
+    res = _result(con, gtype, iterations, None)
+    if before:
+        _whole_changes(con, gtype)
+        res.logged = True
+    return res
+
+
+def _entities_before(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
+    """Before a whole merge over nodes kept from the last build: each entity's merged row as a hash, and
+    the entities the re-derived records (`merge_touched`) belonged to (`_whole_changes` compares)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE merged_before AS SELECT gid, hash(m) AS h FROM {table('merged', gtype)} m")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE touched_before AS SELECT DISTINCT gid FROM {table('members', gtype)} "
+                "WHERE nsid IN (SELECT nsid FROM merge_touched)")
+
+
+def _whole_changes(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
+    """Temp table `merge_gids`: the entities a whole merge changed, before and after, as `_merge_delta`
+    leaves them. Orders merge whole (their references and fingerprints are not local), and logging such
+    a build as "everything" made every order mapping, and the customer mappings that read the orders,
+    rebuild whole after any order or customer edit (5 s of a 1-edit cycle at 1M records).
+
+    A mapped row reads its entity's merged row (its values, references and `records`, so a record that
+    moved shows in both entities' rows) and its records' nodes and current versions, which change only
+    for re-derived records (`merge_touched`, before and after). So the entities whose merged row differs
+    or that hold a re-derived record are all that can map differently."""
+    merged, members = table("merged", gtype), table("members", gtype)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE merge_gids AS
+        WITH after AS (SELECT gid, hash(m) AS h FROM {merged} m)
+        SELECT gid FROM (SELECT gid, h FROM merged_before EXCEPT SELECT gid, h FROM after)
+        UNION SELECT gid FROM (SELECT gid, h FROM after EXCEPT SELECT gid, h FROM merged_before)
+        UNION SELECT gid FROM touched_before
+        UNION SELECT gid FROM {members} WHERE nsid IN (SELECT nsid FROM merge_touched)
+        """)
+    con.execute("DROP TABLE merged_before")
+    con.execute("DROP TABLE touched_before")
 
 
 def _entity_ids(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
