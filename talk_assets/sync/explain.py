@@ -64,17 +64,21 @@ def provenance_rows(con: duckdb.DuckDBPyConnection, gtype: str, gids: list[str])
     origin = (lambda p: f"coalesce(n.{ident(p + '__origin')}, n.nsid)") if has_origin else (lambda p: "n.nsid")
     cands = " UNION ALL ".join(
         f"SELECT m.gid, '{p}' AS prop, n.nsid AS carrier, n.{ident(p)}::VARCHAR AS value, {origin(p)} AS origin, "
-        f"n.{ident(p + '__ts')} AS at FROM {table('nodes', gtype)} n JOIN ids m USING (nsid) "
+        f"n.{ident(p + '__ts')} AS at FROM n JOIN ids m USING (nsid) "
         f"WHERE nullif(n.{ident(p)}::VARCHAR, '') IS NOT NULL"
         for p in props)
     wins = " UNION ALL ".join(
         f"SELECT gid, '{p}' AS prop, {ident(p)}::VARCHAR AS value, {ident(p + '__from')}.nsid AS origin, "
-        f"{ident(p + '__from')}.at AS at, {i} AS ord FROM {table('merged', gtype)} WHERE gid IN (SELECT gid FROM ids) "
-        f"AND {ident(p)} IS NOT NULL"
+        f"{ident(p + '__from')}.at AS at, {i} AS ord FROM g WHERE {ident(p)} IS NOT NULL"
         for i, p in enumerate(props))
     rows = con.execute(
         f"""
-        WITH ids AS (SELECT gid, nsid FROM {table('members', gtype)} WHERE gid IN (SELECT unnest(?::VARCHAR[]))),
+        WITH ids AS MATERIALIZED (SELECT gid, nsid FROM {table('members', gtype)}
+                                  WHERE gid IN (SELECT unnest(?::VARCHAR[]))),
+        -- the entities' nodes and merged rows read once: each property's branch below scanned the whole
+        -- tables (0.2-0.35 s per call at ~500k customers, two calls in every merge step)
+        n AS MATERIALIZED (SELECT * FROM {table('nodes', gtype)} SEMI JOIN ids USING (nsid)),
+        g AS MATERIALIZED (SELECT * FROM {table('merged', gtype)} SEMI JOIN ids USING (gid)),
         c AS ({cands}), w AS ({wins})
         SELECT w.gid, w.prop, w.value, w.origin, w.at,
                list(DISTINCT c.carrier) FILTER (WHERE c.carrier <> w.origin AND c.origin = w.origin
