@@ -276,11 +276,11 @@ def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
         return MapResult(**{**kept, "reused": True})
     own = view.global_type
     refs = referenced_types(view)
-    # what it reads besides the merges of its own type and of the types it references: its SQL, the
-    # engine, the other types' merges (the orders that make a customer wanted)
+    followed = [own, *refs, *referencing_types(view)]
+    # what it reads besides the merges it follows by their logs: its SQL, the engine, any other merge
     others = hashlib.md5("\x1f".join([code_digest(), sql] + [d for t, d in merges.items()
-                                                             if t != own and t not in refs]).encode()).hexdigest()
-    builds = {t: first(con, "SELECT max(build) FROM merge_changes WHERE global_type = ?", [t])[0] for t in [own, *refs]}
+                                                             if t not in followed]).encode()).hexdigest()
+    builds = {t: first(con, "SELECT max(build) FROM merge_changes WHERE global_type = ?", [t])[0] for t in followed}
     mapped = table("mapped", view.vkey)
     with rebuilding(con), transaction(con):  # a failed statement is rolled back before the setting is reset
         again = _changed_gids(con, view, others, builds)
@@ -291,7 +291,7 @@ def map_view(con: duckdb.DuckDBPyConnection, view: View) -> MapResult:
             con.execute(mapped_sql(view, table_names(con), only="map_again"))
             con.execute("DROP TABLE map_again")
         con.execute("INSERT OR REPLACE INTO map_state VALUES (?, ?, ?, ?)",
-                    [view.vkey, builds[own], others, json.dumps({t: builds[t] for t in refs}, sort_keys=True)])
+                    [view.vkey, builds[own], others, json.dumps({t: builds[t] for t in followed[1:]}, sort_keys=True)])
     rows, c, u, n, lk, h = first(con,
         f"SELECT count(*), count(*) FILTER (WHERE action = 'create'), count(*) FILTER (WHERE action = 'update'), "
         f"count(*) FILTER (WHERE action = 'unchanged'), count(*) FILTER (WHERE action = 'locked'), "
@@ -311,14 +311,16 @@ def _changed_gids(con: duckdb.DuckDBPyConnection, view: View, others: str,
     A mapped row depends on its entity's merged row and records (members, the target record's values and
     lock), which the merges of its own type log per build (`merge_changes`), on the entities its references
     point at (an order's customer: the target's record id for it, or its fallback value), which their
-    types' merges log the same way, and on the rest of the target view only through a create's held
-    reason (another target record with the e-mail it would take): rows without a target record are always
-    made again. Whole when anything else it reads changed (`others`: the SQL, the engine, the merges of
-    types that reference this one, such as the orders that make a customer wanted), when a merge since
-    was whole, or when the log no longer reaches back to the last mapping. `builds`: the newest build of
-    the view's own type and of each referenced type."""
+    types' merges log the same way, on whether an order synced into the target names the entity (a
+    customer is wanted there then), which the order merge logs as the entities its changed orders named
+    before or name now (`merge_ref_changes`), and on the rest of the target view only through a create's
+    held reason (another target record with the e-mail it would take): rows without a target record are
+    always made again. Whole when anything else it reads changed (`others`: the SQL, the engine), when a
+    merge since was whole, or when the log no longer reaches back to the last mapping. `builds`: the
+    newest build of each type it follows (its own, the referenced, the referencing)."""
     mapped = table("mapped", view.vkey)
     own = view.global_type
+    referenced = referenced_types(view)
     last = first(con, "SELECT build, others, ref_builds FROM map_state WHERE view = ?", [view.vkey])
     if last is None or last[1] != others or mapped[1:-1] not in table_names(con):
         return None
@@ -334,9 +336,13 @@ def _changed_gids(con: duckdb.DuckDBPyConnection, view: View, others: str,
                                    "FROM merge_changes WHERE global_type = ?", [before, t])
         if whole or (now > before and (oldest is None or oldest > before + 1)):
             return None
-        changed = f"SELECT gid FROM merge_changes WHERE global_type = '{t}' AND build > {int(before)} AND build <= {int(now)}"
+        builds_since = f"global_type = '{t}' AND build > {int(before)} AND build <= {int(now)}"
+        changed = f"SELECT gid FROM merge_changes WHERE {builds_since}"
         if t == own:
             logged.append(changed)
+        elif t not in referenced:  # a type whose entities reference this view's (orders naming a customer)
+            logged += [f"SELECT gid FROM merge_ref_changes WHERE {builds_since} AND prop = '{p}'"
+                       for ov, p in referencing_views(view) if ov.global_type == t]
         else:  # the entities whose references point at a changed entity of `t` (today a reference reads
             # the target's record id of its members, whose change also merges the orders whole: this
             # part then carries a fallback value, `REFERENCE_FALLBACK`, and keeps the rule one place)
@@ -351,6 +357,13 @@ def referenced_types(view: View) -> list[str]:
     """The types the view's own type references (an order's customer and user), whose merges log the
     entities they change: a mapping follows them entity by entity (`_changed_gids`)."""
     return sorted({REFERENCES[p] for p in GLOBAL_TYPES[view.global_type] if p in REFERENCES} - {view.global_type})
+
+
+def referencing_types(view: View) -> list[str]:
+    """The types whose entities, synced into the view's system, make an entity of the view's type wanted
+    there (`referencing_views`: the orders that name a customer); a mapping follows their merges' logs of
+    the entities their changed records named (`_changed_gids`)."""
+    return sorted({ov.global_type for ov, _p in referencing_views(view)} - {view.global_type, *referenced_types(view)})
 
 
 def read_types(view: View) -> list[str]:

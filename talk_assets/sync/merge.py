@@ -604,7 +604,15 @@ def _log_changes(con: duckdb.DuckDBPyConnection, gtype: str, res: MergeResult) -
         con.execute("INSERT INTO merge_changes VALUES (?, ?, NULL)", [gtype, build])
     else:
         con.execute("INSERT INTO merge_changes SELECT ?, ?, gid FROM merge_gids", [gtype, build])
-    con.execute("DELETE FROM merge_changes WHERE global_type = ? AND build <= ?", [gtype, build - MERGE_BUILDS_KEPT])
+    if res.logged and _reference_props(gtype):
+        con.execute("INSERT INTO merge_ref_changes SELECT ?, ?, prop, gid FROM merge_ref_gids", [gtype, build])
+    for log in ("merge_changes", "merge_ref_changes"):
+        con.execute(f"DELETE FROM {log} WHERE global_type = ? AND build <= ?", [gtype, build - MERGE_BUILDS_KEPT])
+
+
+def _reference_props(gtype: str) -> list[str]:
+    """The properties of `gtype` that reference another type's entities (an order's customer and user)."""
+    return [p for p in GLOBAL_TYPES[gtype] if p in REFERENCES]
 
 
 def links_refreshed(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
@@ -692,7 +700,8 @@ def _merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
 def _entities_before(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
     """Before a whole merge over nodes kept from the last build: each entity's merged row as a hash, and
     the entities the re-derived records (`merge_touched`) belonged to (`_whole_changes` compares)."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE merged_before AS SELECT gid, hash(m) AS h FROM {table('merged', gtype)} m")
+    refs = "".join(f", {ident(p)} AS {ident('r__' + p)}" for p in _reference_props(gtype))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE merged_before AS SELECT gid, hash(m) AS h{refs} FROM {table('merged', gtype)} m")
     con.execute(f"CREATE OR REPLACE TEMP TABLE touched_before AS SELECT DISTINCT gid FROM {table('members', gtype)} "
                 "WHERE nsid IN (SELECT nsid FROM merge_touched)")
 
@@ -706,7 +715,9 @@ def _whole_changes(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
     A mapped row reads its entity's merged row (its values, references and `records`, so a record that
     moved shows in both entities' rows) and its records' nodes and current versions, which change only
     for re-derived records (`merge_touched`, before and after). So the entities whose merged row differs
-    or that hold a re-derived record are all that can map differently."""
+    or that hold a re-derived record are all that can map differently. Temp table `merge_ref_gids` (prop,
+    gid): the entities those entities referenced before or reference now, for the mappings of the
+    referenced types (a customer is created in a target when an order there names it)."""
     merged, members = table("merged", gtype), table("members", gtype)
     con.execute(
         f"""
@@ -717,6 +728,10 @@ def _whole_changes(con: duckdb.DuckDBPyConnection, gtype: str) -> None:
         UNION SELECT gid FROM touched_before
         UNION SELECT gid FROM {members} WHERE nsid IN (SELECT nsid FROM merge_touched)
         """)
+    refs = [f"SELECT '{p}' AS prop, {ident('r__' + p)} AS gid FROM merged_before SEMI JOIN merge_gids USING (gid) "
+            f"UNION SELECT '{p}', {ident(p)} FROM {merged} SEMI JOIN merge_gids USING (gid)" for p in _reference_props(gtype)]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE merge_ref_gids AS SELECT * FROM ({' UNION '.join(refs)}) WHERE gid IS NOT NULL"
+                if refs else "CREATE OR REPLACE TEMP TABLE merge_ref_gids (prop VARCHAR, gid VARCHAR)")
     con.execute("DROP TABLE merged_before")
     con.execute("DROP TABLE touched_before")
 

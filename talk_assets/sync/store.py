@@ -102,6 +102,8 @@ CREATE TABLE IF NOT EXISTS derived_state (
 -- the entities each merge build changed (gid NULL: the build was whole), which the mappings read to map
 -- only those again (sync/mapping.py `map_view`); the recent builds are kept
 CREATE TABLE IF NOT EXISTS merge_changes (global_type VARCHAR NOT NULL, build BIGINT NOT NULL, gid VARCHAR);
+CREATE TABLE IF NOT EXISTS merge_ref_changes (global_type VARCHAR NOT NULL, build BIGINT NOT NULL, prop VARCHAR NOT NULL,
+    gid VARCHAR NOT NULL);
 -- per mapping: the merge build of its own type it was made from and a digest of what else it read
 CREATE TABLE IF NOT EXISTS map_state (view VARCHAR PRIMARY KEY, build BIGINT, others VARCHAR);
 -- ...and the builds of the types its own type references (an order's customer and user), as JSON

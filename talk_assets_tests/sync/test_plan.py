@@ -148,16 +148,16 @@ def test_rechecks_end_one_lookback_after_the_last_change_however_often_cycles_ru
     assert world.cycle().plan.quiet, seen  # ...then ended, though a recheck ran less than the lookback ago
 
 
-def _order_mappings_as_rebuilt(h: Harness) -> dict[str, int]:
-    """Each order view's mapped rows equal a whole rebuild's (made here, on the same state); the number of
-    entities the cycle's mapping step mapped again, from its materialization."""
+def _order_mappings_as_rebuilt(h: Harness, gtype: str = "order") -> dict[str, int]:
+    """Each order view's (`gtype`'s) mapped rows equal a whole rebuild's (made here, on the same state); the
+    number of entities the cycle's mapping step mapped again, from its materialization."""
     from talk_assets.sync.assets import mapped_key
     from talk_assets.sync.mapping import map_view, target_views
     from talk_assets.sync.merge import table
     from talk_assets.sync.store import connect
 
     again = {}
-    for v in (v for v in target_views() if v.global_type == "order"):
+    for v in (v for v in target_views() if v.global_type == gtype):
         made = h.sql(f"SELECT * FROM {table('mapped', v.vkey)} ORDER BY ALL")
         with connect(h.data / "talk.duckdb") as con:
             con.execute("DELETE FROM map_state WHERE view = ?", [v.vkey])
@@ -192,18 +192,27 @@ def test_a_customer_edit_maps_again_only_the_orders_that_reference_it(world: Har
 
 def test_an_order_edit_maps_again_only_the_orders_it_changed(world: Harness, no_lookback: None) -> None:
     """Orders merge whole (their references and fingerprints are not local), but each build logs the
-    entities that differ from the last build's, so after an order edit the order mappings map those
-    again, not every order (a whole build logged as "everything" rebuilt every order mapping: 0.2-0.7 s a
-    view at 1M records, and their WAL's checkpoints), and equal a whole rebuild."""
+    entities that differ from the last build's, and the customers those orders named before or name now:
+    after an order edit the order mappings map those orders again, and the customer mappings (an order
+    synced into a target makes its customer wanted there) those customers, not every row (a whole build
+    logged as "everything" rebuilt every order and customer mapping: 0.2-1.4 s a view at 1M records, and
+    the checkpoints of their WAL). Each equals a whole rebuild."""
     world.until_quiet()
     _order_mappings_as_rebuilt(world)
+    _order_mappings_as_rebuilt(world, "customer")
     crm = world.client("customcrm")
     orders = [r[0] for r in world.sql("SELECT record_id FROM links WHERE view = 'customcrm.order' ORDER BY record_id")]
-    customers = [r[0] for r in world.sql("SELECT record_id FROM links WHERE view = 'customcrm.customer' "
-                                         "ORDER BY record_id")]
     crm.update_record("orders", orders[0], {"note": "Levér til «Bakgården» 🚚\nringe først", "reference": "PO-ÆØÅ-1"})
     moved = crm.get_record("orders", orders[1])
-    other = next(c for c in customers if str(c) != str(moved["customer_id"]))
+    # to a customer Shopify does not hold and nothing makes wanted there yet: the order, synced to Shopify,
+    # makes it wanted (a create), which only the order merge's log of the customers it names can tell
+    unwanted = [r[0] for r in world.sql(
+        "SELECT l.record_id FROM links l WHERE l.view = 'customcrm.customer' AND l.gid NOT IN "
+        "(SELECT gid FROM links WHERE view = 'shopify.customer') AND l.gid NOT IN "
+        f"(SELECT gid FROM {table('mapped', 'shopify.customer')}) ORDER BY l.record_id")]
+    assert unwanted, "no CRM customer left that Shopify does not want: the test would prove nothing"
+    other = next(c for c in unwanted if str(c) != str(moved["customer_id"]))
+    other_gid = world.gid_of(V["customcrm.customer"], other)
     crm.update_record("orders", orders[1], {"customer_id": int(other)})  # the order moves to another customer
     report = world.cycle()
     assert "customcrm.orders" in {s.key for s in report.plan.changed}, report.plan.summary()
@@ -213,10 +222,18 @@ def test_an_order_edit_maps_again_only_the_orders_it_changed(world: Harness, no_
     no_target = {v: world.sql(f"SELECT count(*) FILTER (WHERE nsid IS NULL) FROM {table('mapped', v)}")[0][0]
                  for v in again}
     assert all(0 <= n <= 2 + no_target[v] for v, n in again.items()), (again, no_target)
+    # the moved order's two customers (before and after), the edited order's, and rows without a target record
+    again = _order_mappings_as_rebuilt(world, "customer")
+    no_target = {v: world.sql(f"SELECT count(*) FILTER (WHERE nsid IS NULL) FROM {table('mapped', v)}")[0][0]
+                 for v in again}
+    assert all(0 <= n <= 3 + no_target[v] for v, n in again.items()), (again, no_target)
+    assert world.sql(f"SELECT action FROM {table('mapped', 'shopify.customer')} WHERE gid = ?", [other_gid]) \
+        == [("create",)]
     assert world.sql("SELECT count(*) FROM merge_changes WHERE global_type = 'order' AND gid IS NULL "
                      "AND build = (SELECT max(build) FROM merge_changes WHERE global_type = 'order')") == [(0,)]
     world.until_quiet()
     assert _order_mappings_as_rebuilt(world)
+    assert _order_mappings_as_rebuilt(world, "customer")
 
 
 def test_a_new_engine_or_declaration_runs_every_step_once(world: Harness) -> None:
