@@ -598,7 +598,8 @@ MERGE_BUILDS_KEPT = 500  # builds of a type's `merge_changes` kept; a mapping fu
 
 def _log_changes(con: duckdb.DuckDBPyConnection, gtype: str, res: MergeResult) -> None:
     """Log this build's changed entities in `merge_changes` (before and after: `merge_gids`; a whole build
-    logs one row without a gid), for the mappings (`mapping.map_view`)."""
+    that could not compare with a last one logs one row without a gid), and for a type with references the
+    entities its changed entities named (`merge_ref_changes`), for the mappings (`mapping.map_view`)."""
     build = int(first(con, "SELECT coalesce(max(build), 0) + 1 FROM merge_changes WHERE global_type = ?", [gtype])[0])
     if res.whole and not res.logged:
         con.execute("INSERT INTO merge_changes VALUES (?, ?, NULL)", [gtype, build])

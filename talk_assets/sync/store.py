@@ -102,6 +102,7 @@ CREATE TABLE IF NOT EXISTS derived_state (
 -- the entities each merge build changed (gid NULL: the build was whole), which the mappings read to map
 -- only those again (sync/mapping.py `map_view`); the recent builds are kept
 CREATE TABLE IF NOT EXISTS merge_changes (global_type VARCHAR NOT NULL, build BIGINT NOT NULL, gid VARCHAR);
+-- ...and, for a type with references (orders), the entities its changed entities named before or name now
 CREATE TABLE IF NOT EXISTS merge_ref_changes (global_type VARCHAR NOT NULL, build BIGINT NOT NULL, prop VARCHAR NOT NULL,
     gid VARCHAR NOT NULL);
 -- per mapping: the merge build of its own type it was made from and a digest of what else it read
