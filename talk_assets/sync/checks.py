@@ -209,7 +209,7 @@ def build_required_check(view: View) -> Callable[[], dg.AssetCheckResult]:
             # cost 0.1-0.16 s per view at ~130k rows, in every run that maps the view
             total, n, held = first(con, f"SELECT count(*) FILTER (WHERE {writes}), count(*) FILTER (WHERE {writes} AND ({cond})), "
                                    f"count(*) FILTER (WHERE action = 'held') FROM {mapped} "
-                                   "WHERE action IN ('create', 'update', 'held')")
+                                   f"WHERE {writes} OR action = 'held'")
             bad = con.execute(f"SELECT gid, action, payload FROM {mapped} WHERE {writes} AND ({cond}) ORDER BY gid LIMIT 100").df()
         rejected = [f"{gid}: {', '.join(fields)} empty" for gid in bad["gid"]]
         res = _share_result("required_fields", int(n), int(total), md_table(bad), "missing_required", rejected)
@@ -231,11 +231,11 @@ def build_reference_check(view: View) -> Callable[[], dg.AssetCheckResult]:
                 f"JOIN {merged} g USING (gid) WHERE m.action <> 'unchanged' AND g.{p} LIKE 'unresolved:%'"
             )
         with connect() as con:
-            total = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action <> 'unchanged'")[0]
+            # the rows to write, and of those the ones whose reference is made when its target is created
+            no_ref = " OR ".join(f"(payload->>'$.\"{f}\"') IS NULL" for f, _ in refs)
+            total, pending = first(con, f"SELECT count(*), count(*) FILTER (WHERE {no_ref}) "
+                                        f"FROM {table('mapped', view.vkey)} WHERE action <> 'unchanged'")
             bad = con.execute(" UNION ALL ".join(parts)).df()
-            # of the rows to write (as `total`), those whose reference is made when its target is created
-            pending = first(con, f"SELECT count(*) FROM {table('mapped', view.vkey)} WHERE action <> 'unchanged' AND ("
-                            + " OR ".join(f"(payload->>'$.\"{f}\"') IS NULL" for f, _ in refs) + ")")[0]
         rejected = [f"{r.gid}: {r.reference} {r.target}" for r in bad.head(100).itertuples()]
         res = _share_result("references_resolvable", len(bad), int(total), md_table(bad), "unresolved", rejected)
         return dg.AssetCheckResult(check_name="references_resolvable", passed=res.passed, severity=res.severity, description=res.description,

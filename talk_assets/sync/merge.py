@@ -630,7 +630,7 @@ def _local(gtype: str, views: list[View]) -> bool:
     """Whether an entity of `gtype` depends only on its own records (their keys, links and values), so a
     merge can redo just the entities changed records were or are part of: not for a type whose records
     reference another type's entities or are joined by a derived key or a fingerprint (orders)."""
-    return (gtype not in MATCH_KEYS and not any(p in REFERENCES for p in GLOBAL_TYPES[gtype])
+    return (gtype not in MATCH_KEYS and not _reference_props(gtype)
             and not _fingerprinted(gtype, views))
 
 
