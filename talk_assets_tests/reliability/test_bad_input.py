@@ -105,10 +105,7 @@ def test_a_record_without_an_id_is_rejected_and_the_rest_collected(synced: Harne
     ghost["updated_at"] = format_ts(datetime.now(UTC))
     rid = table.ids[-1] + 1000  # stored under a key, served without one (the last row: no page cursor needs it)
     with app.lock:
-        table.rows[rid] = ghost
-        table.ids.append(rid)
-        table.changed[rid] = app.now()
-        table.versions[rid] = 1
+        table.put(ghost, app.now(), rid=rid)
     try:
         report = synced.cycle()
     finally:

@@ -497,10 +497,21 @@ class GraphQLApi:
 
     def search(self, info: GraphQLResolveInfo, raw: str | None, fields: dict[str, gs.FieldTest],
                text: Callable[[Any], str] | None) -> Callable[[Any], bool] | None:
+        return self._search(info, raw, fields, text).matcher(fields, text)
+
+    def _search(self, info: GraphQLResolveInfo, raw: str | None, fields: dict[str, gs.FieldTest],
+                text: Callable[[Any], str] | None) -> gs.Search:
         s = gs.parse_search(raw, set(fields))
         if s.warnings:
             _ctx(info).search.append({"path": [info.path.key], "query": raw, "warnings": s.warnings})
-        return s.matcher(fields, text)
+        return s
+
+    def _candidates(self, table: Any, search: gs.Search) -> list[Any]:
+        """The ids to test, in id order: those the table's change index finds for the query's
+        `updated_at:>`/`>=` bound (a read of changes), else every id. Each table served here keeps its
+        records' `updated_at` as its change time (`changed(kind)` in graphql_resolvers)."""
+        found = table.ids_changed(*search.lower_bounds("updated_at"))
+        return table.ids if found is None else found
 
     def table_connection(self, info: GraphQLResolveInfo, table: Any, args: dict[str, Any], type_: str,
                          fields: dict[str, gs.FieldTest], text: Callable[[Any], str] | None,
@@ -510,7 +521,8 @@ class GraphQLApi:
 
         The filtered, sorted (key, record) list is cached per table version, query, sort and scopes,
         so walking 100k records page by page does not filter and sort them again for every page."""
-        match = self.search(info, args.get("query"), fields, text)
+        search = self._search(info, args.get("query"), fields, text)
+        match = search.matcher(fields, text)
         sort = args.get("sortKey") or "ID"
         ckey = (table.name, id(table), getattr(table, "mod", None), sort, args.get("query") or "",
                 frozenset(_ctx(info).scopes) if extra is not None else None)
@@ -519,7 +531,7 @@ class GraphQLApi:
             key_of = sort_keys.get(sort, sort_keys["ID"])
             rows = table.rows
             keyed = []
-            for rid in table.ids:
+            for rid in self._candidates(table, search):
                 r = rows[rid]
                 if (match is None or match(r)) and (extra is None or extra(r)):
                     keyed.append(((key_of(r), rid) if sort != "ID" else (rid,), r))
@@ -535,10 +547,11 @@ class GraphQLApi:
                     extra: Callable[[Any], bool] | None = None) -> dict[str, Any]:
         """`<x>Count(query:, limit:)`: the matching records, counted up to `limit` (default 10,000;
         null: no limit), with precision AT_LEAST when the limit cut it short (Count object, 2026-07)."""
-        match = self.search(info, args.get("query"), fields, text)
+        search = self._search(info, args.get("query"), fields, text)
+        match = search.matcher(fields, text)
         limit = args.get("limit", 10_000)
         n = 0
-        for rid in table.ids:
+        for rid in self._candidates(table, search):
             r = table.rows[rid]
             if (match is None or match(r)) and (extra is None or extra(r)):
                 n += 1
@@ -669,9 +682,9 @@ class CountingTable(Table):
         super().__init__(name, id_field)
         self.mod = 0
 
-    def put(self, record: Record, changed: datetime) -> Record:
+    def put(self, record: Record, changed: datetime, rid: Any = None) -> Record:
         self.mod += 1
-        return super().put(record, changed)
+        return super().put(record, changed, rid)
 
     def load(self, records: list[Record], changed: list[datetime]) -> None:
         self.mod += 1

@@ -71,6 +71,24 @@ class Search:
 
         return match
 
+    def lower_bounds(self, name: str) -> tuple[datetime | None, datetime | None]:
+        """(at or after, after): the bounds every match has on time field `name`, from `name:>=v` and
+        `name:>v` terms of a query without OR, so a table's change index can narrow the records to test
+        (the matcher still tests each). (None, None) when the query does not bound it."""
+        at_least = after = None
+        if len(self.groups) == 1:
+            for t in self.groups[0]:
+                if t.field != name or t.negated or t.op not in (">", ">="):
+                    continue
+                when = parse_time(t.value)
+                if when is None:
+                    continue
+                if t.op == ">=":
+                    at_least = when if at_least is None else max(at_least, when)
+                else:
+                    after = when if after is None else max(after, when)
+        return at_least, after
+
 
 def parse_search(raw: str | None, known: set[str]) -> Search:
     s = Search(raw=raw or "")

@@ -234,6 +234,36 @@ def test_incremental_filter(sb: Sandbox) -> None:
     assert bad.status_code == 400 and problem(bad, "lastChangedDateTimeOffsetGreaterThan")
 
 
+@pytest.mark.parametrize("path", ["Customers", "Products", "SalesOrders"])
+def test_order_by_change_time_answers_as_a_sort_of_every_record(sb: Sandbox, path: str) -> None:
+    """`OrderBy=LastChangedDateTimeOffset` (the sync's probe asks for the newest change) is answered from
+    the sandbox's change index (issue #15: a sort of every record on each probe was seconds a cycle at
+    1M records): after edits made in one instant (ties) the same rows in the same order as a stable
+    sort of the id-ordered records, ascending and descending, with the change filter, a filter and paging."""
+    h = sb.headers()
+    table = {"Customers": sb.app.customers, "Products": sb.app.products, "SalesOrders": sb.app.orders}[path]
+    edited = table.ids[2::5][:4]
+    with sb.app.lock:  # one instant for all four: ties in change time
+        now = sb.app.now()
+        for rid in edited:
+            table.put({**table.rows[rid], "LastChangedDateTimeOffset": now}, now)
+    rows = [table.rows[rid] for rid in table.ids]
+    since = sorted(r["LastChangedDateTimeOffset"] for r in rows)[len(rows) // 2]
+    for direction in ("", " asc", " desc", " DESC"):
+        want = sorted(rows, key=lambda r: r["LastChangedDateTimeOffset"], reverse=direction.strip().lower() == "desc")
+        for params, kept in (({}, want), ({"lastChangedDateTimeOffsetGreaterThan": since.isoformat()},
+                                           [r for r in want if r["LastChangedDateTimeOffset"] > since])):
+            for size, page in ((1, 1), (3, 2), (1000, 1)):
+                r = sb.get(path, params={**params, "OrderBy": f"LastChangedDateTimeOffset{direction}", "PageSize": size,
+                                         "PageNumber": page, "Fields": "Id"}, headers=h)
+                expect = [x["Id"] for x in kept[(page - 1) * size: page * size]]
+                assert ([x["Id"] for x in r.json()] if r.status_code == 200 else []) == expect, (direction, params, size)
+    if path == "Customers":  # a filter with the order: customer numbers
+        nos = sorted(table.rows[rid]["Number"] for rid in edited)
+        r = sb.get(path, params={"customerNos": ",".join(map(str, nos)), "OrderBy": "lastchangeddatetimeoffset desc"},
+                   headers=h)
+        assert [x["Id"] for x in r.json()] == sorted(edited)  # one instant: ties in id order
+
 def test_other_filters_order_and_fields(sb: Sandbox) -> None:
     h = sb.headers()
     nos = sb.get("Customers", params={"customerNos": "10002-10004, 10010, 10030-"}, headers=h).json()

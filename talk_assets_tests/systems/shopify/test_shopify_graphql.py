@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 import requests
 
+from talk_assets.systems.shopify import graphql_search as gs
 from talk_assets.systems.shopify.graphql_schema import admin_schema
 
 from .conftest import API, TOKEN, Shop
@@ -252,6 +253,44 @@ def test_updated_at_filter_sort_reverse_and_backward_paging(shop: Shop) -> None:
                   {"b": last["customers"]["pageInfo"]["startCursor"]})["customers"]["nodes"]
     assert [num(n["id"]) for n in before] == ids[-5:-3]
 
+
+
+@pytest.mark.parametrize("kind", ["customer", "order", "product"])
+def test_reads_of_changes_answer_as_a_filter_of_every_record(shop: Shop, kind: str) -> None:
+    """The change index (issue #15: at 1M records the sandbox tested every record on each read) never
+    changes an answer: after a few edits, bounds with `>`, `>=`, a date, other terms, OR and negation
+    give exactly the records a test of every record gives, in connections and counts."""
+    app = shop.app
+    table = getattr(app, f"{kind}s")
+    shop.advance(60)
+    cutoff = datetime.fromisoformat(shop.control("GET", "clock")["now"])
+    shop.advance(1)
+    # few enough for the index to answer (a quarter of the table at most; the seed has 5 orders)
+    edited = [table.ids[1], table.ids[-2]] if len(table) >= 8 else [table.ids[1]]
+    for rid in edited:
+        body = {"note": "Ødegård-van der Berg 🌲"} if kind != "product" else {"title": "Ærlig\nsåpe 🧼"}
+        assert shop.api("PUT", f"{kind}s/{rid}.json", json={kind: {"id": rid, **body}}).status_code == 200
+    changed = table.changed
+    iso = cutoff.isoformat()
+    some = table.ids[0]
+    queries = {
+        f"updated_at:>'{iso}'": lambda r: changed[r] > cutoff,
+        f"updated_at:>='{iso}'": lambda r: changed[r] >= cutoff,
+        f"updated_at:>'{iso}' id:>{edited[0]}": lambda r: changed[r] > cutoff and r > edited[0],
+        f"updated_at:>'{iso}' OR id:{some}": lambda r: changed[r] > cutoff or r == some,
+        f"-updated_at:>'{iso}'": lambda r: not changed[r] > cutoff,
+        f"updated_at:>{cutoff.date().isoformat()}": lambda r: changed[r] > datetime.combine(
+            cutoff.date(), datetime.min.time(), tzinfo=gs.SHOP_TZ),
+    }
+    plural = f"{kind}s"
+    for q, want_test in queries.items():
+        want = [rid for rid in table.ids if want_test(rid)]
+        got = data(shop, f"query($q: String) {{ {plural}(first: 250, query: $q, sortKey: ID) {{ nodes {{ id }} }} "
+                         f"{plural}Count(query: $q) {{ count precision }} }}", {"q": q})
+        assert [num(n["id"]) for n in got[plural]["nodes"]] == want, q
+        assert got[f"{plural}Count"] == {"count": len(want), "precision": "EXACT"}, q
+    assert sorted(edited) == [rid for rid in table.ids if changed[rid] > cutoff]
+    assert table.ids_changed(changed_gt=cutoff) == sorted(edited)  # the index answered the narrow reads
 
 def test_email_search_unknown_fields_and_page_size_rules(shop: Shop) -> None:
     rec = next(r for r in shop.app.customers.rows.values() if r["email"])
