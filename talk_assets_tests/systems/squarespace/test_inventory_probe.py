@@ -103,3 +103,12 @@ def test_a_probe_starts_at_the_newest_change_it_saw_last(fresh: SandboxServer, c
     assert after.probe("inventory", previous=tokens["inventory"]) != tokens["inventory"]
     # a hint that is no token of this entity (another system's, an old format) is no hint
     assert Client(fresh.url, KEY, min_interval=0.0).probe("products", previous="orders:x:y") == moved
+
+
+def test_without_the_variable_the_whole_inventory_is_read_every_900_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite runs with one long period (conftest); a deployment without the variable gets 900 s."""
+    from talk_assets.resources import build_resource
+    from talk_assets.systems import system
+
+    monkeypatch.delenv("TALK_SQUARESPACE_INVENTORY_FULL_READ_S", raising=False)
+    assert build_resource(system("squarespace")).client().inventory_full_read_s == 900.0
