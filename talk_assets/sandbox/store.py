@@ -34,16 +34,18 @@ class Table:
         self.changed: dict[Any, datetime] = {}
         self.versions: dict[Any, int] = {}
         self.by_change: list[tuple[datetime, Any]] = []  # (change time, id), sorted
+        self._by_value: dict[str, dict[Any, set[Any]]] = {}  # field -> value -> ids (`holders`)
         self.next_id = 1
 
     def __getstate__(self) -> dict[str, Any]:
         """Saved without the change index (`devserver.save_sandbox`): it is derived from `changed`."""
-        return {k: v for k, v in self.__dict__.items() if k != "by_change"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("by_change", "_by_value")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restored with the index built again, also from a snapshot saved before the index existed."""
         self.__dict__.update(state)
         self.by_change = sorted((ts, rid) for rid, ts in self.changed.items())
+        self._by_value = {}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -65,6 +67,11 @@ class Table:
         if old is not None:
             self._unindex(old, rid)
         bisect.insort(self.by_change, (changed, rid))
+        before = self.rows.get(rid)
+        for name, index in self._by_value.items():
+            if before is not None:
+                _discard(index, before.get(name), rid)
+            index.setdefault(record.get(name), set()).add(rid)
         self.rows[rid] = record
         self.changed[rid] = changed
         self.versions[rid] = self.versions.get(rid, 0) + 1
@@ -79,6 +86,7 @@ class Table:
             self.versions[rid] = 1
         self.ids = sorted(self.rows)
         self.by_change = sorted((ts, rid) for rid, ts in self.changed.items())
+        self._by_value = {}
         ints = [i for i in self.ids if isinstance(i, int)]
         self.next_id = (max(ints) + 1) if ints else 1
 
@@ -93,8 +101,29 @@ class Table:
             old = self.changed.pop(rid, None)
             if old is not None:
                 self._unindex(old, rid)
+            for name, index in self._by_value.items():
+                _discard(index, rec.get(name), rid)
             self.versions.pop(rid, None)
         return rec
+
+    def _values(self, name: str) -> dict[Any, set[Any]]:
+        index = self._by_value.get(name)
+        if index is None:
+            index = self._by_value[name] = {}
+            for rid, rec in self.rows.items():
+                index.setdefault(rec.get(name), set()).add(rid)
+        return index
+
+    def holders(self, name: str, value: Any) -> list[Any]:
+        """The ids of the records whose field `name` is `value`, in id order: a unique field's check (a
+        customer number, an import reference) without reading every record, as a database's unique index
+        answers it. Built on first use, kept by put/delete/load (records are replaced by `put`, never
+        edited in place)."""
+        return sorted(self._values(name).get(value, ()))
+
+    def values_of(self, name: str) -> list[Any]:
+        """The distinct values of field `name` the records hold (None included when one lacks it)."""
+        return list(self._values(name))
 
     def _unindex(self, changed: datetime, rid: Any) -> None:
         i = bisect.bisect_left(self.by_change, (changed, rid))
@@ -177,3 +206,11 @@ class Table:
 
     def newest_change(self) -> datetime | None:
         return self.by_change[-1][0] if self.by_change else None
+
+
+def _discard(index: dict[Any, set[Any]], value: Any, rid: Any) -> None:
+    held = index.get(value)
+    if held is not None:
+        held.discard(rid)
+        if not held:
+            del index[value]

@@ -41,13 +41,18 @@ def test_reads_of_changes_equal_a_scan_of_every_record(ops: list, after: int | N
                                                         gt: datetime | None, hi: datetime | None) -> None:
     table = Table("things")
     for n, (op, arg, when) in enumerate(ops, 1):
+        if n == len(ops) // 2:
+            table.holders("n3", 0)  # the value index exists from here on: kept by the rest
         if op == "put":
-            table.put({"id": arg, "n": n}, when)
+            table.put({"id": arg, "n": n, "n3": n % 3}, when)
         elif op == "delete":
             table.delete(arg)
         else:
-            table.load([{"id": rid, "n": n + i} for i, (rid, _) in enumerate(arg)], [t for _, t in arg])
+            table.load([{"id": rid, "n": n + i, "n3": (n + i) % 3} for i, (rid, _) in enumerate(arg)],
+                       [t for _, t in arg])
     assert table.by_change == sorted((ts, rid) for rid, ts in table.changed.items())
+    for colour in range(3):  # the value index (`holders`), built at any point of the sequence
+        assert table.holders("n3", colour) == [rid for rid in table.ids if table.rows[rid]["n"] % 3 == colour]
     where = lambda r: r["n"] % 3 != 0  # noqa: E731
     got = [r["id"] for r in table.scan(after=after, where=where, changed_min=lo, changed_gt=gt, changed_max=hi)]
     assert got == brute(table, after, lo, gt, hi)

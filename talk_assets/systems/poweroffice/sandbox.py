@@ -611,7 +611,8 @@ class App(SandboxApp):
         now = self.now()
         cid = self.customers.new_id()
         if data.get("Number") is None:
-            data["Number"] = max((r["Number"] for r in self.customers.rows.values()), default=FIRST_CUSTOMER_NO - 1) + 1
+            data["Number"] = max((n for n in self.customers.values_of("Number") if n is not None),
+                                 default=FIRST_CUSTOMER_NO - 1) + 1
         if data.get("IsPerson") and not data.get("Name"):
             data["Name"] = " ".join(x for x in (data.get("FirstName"), data.get("LastName")) if x) or None
         mail = data.pop("MailAddress", None) or {}
@@ -638,17 +639,18 @@ class App(SandboxApp):
         if email and not EMAIL_RE.match(email):
             raise HttpError(400, f"EmailAddress '{email}' is not a valid e-mail address.", field="EmailAddress",
                             title="Customer validation error(s)")
-        for other in self.customers.rows.values():
-            if other["Id"] == rec["Id"]:
-                continue
-            if other["Number"] == rec["Number"]:
-                raise HttpError(400, f"Number {rec['Number']} is already in use on (contact) Id = {other['Id']}.",
-                                field="Number", title="Customer validation error(s)")
-            ext = rec.get("ExternalImportReference")
-            if ext and other.get("ExternalImportReference") == ext:
-                raise HttpError(400, f"ExternalImportReference is already in use. '{ext}' is used on (contact) "
-                                     f"Id = {other['Id']}.", field="ExternalImportReference",
-                                title="Customer validation error(s)")
+        # unique per client (a number is checked before the reference; the API's order is not documented)
+        other = next((o for o in self.customers.holders("Number", rec["Number"]) if o != rec["Id"]), None)
+        if other is not None:
+            raise HttpError(400, f"Number {rec['Number']} is already in use on (contact) Id = {other}.",
+                            field="Number", title="Customer validation error(s)")
+        ext = rec.get("ExternalImportReference")
+        other = next((o for o in self.customers.holders("ExternalImportReference", ext) if o != rec["Id"]),
+                     None) if ext else None
+        if other is not None:
+            raise HttpError(400, f"ExternalImportReference is already in use. '{ext}' is used on (contact) "
+                                 f"Id = {other}.", field="ExternalImportReference",
+                            title="Customer validation error(s)")
         org = rec.get("OrganizationNumber")
         if org and not rec.get("IsPerson") and not re.fullmatch(r"\d{9}", org.replace(" ", "")):
             raise HttpError(400, f"OrganizationNumber '{org}' must be 9 digits.", field="OrganizationNumber",
@@ -944,9 +946,8 @@ class App(SandboxApp):
                 raise HttpError(404, f"Customer with id = {data['CustomerId']} not found.", field="CustomerId")
             return cust
         if data.get("CustomerNo") is not None:
-            for c in self.customers.rows.values():
-                if c["Number"] == data["CustomerNo"]:
-                    return c
+            for cid in self.customers.holders("Number", data["CustomerNo"]):
+                return self.customers.rows[cid]
             raise HttpError(404, f"Customer with number = {data['CustomerNo']} not found.", field="CustomerNo")
         raise HttpError(400, "CustomerId or CustomerNo is required.", field="CustomerId",
                         title="Sales order validation error(s)")

@@ -306,6 +306,35 @@ def test_patch_customer_with_json_patch(sb: Sandbox) -> None:
     assert missing.status_code == 404 and missing.json()["detail"] == "Customer with id = 999 not found."
 
 
+def test_a_customer_number_and_an_import_reference_are_unique_and_freed_when_changed(sb: Sandbox) -> None:
+    """Number and ExternalImportReference belong to one customer: a create or patch taking another's is a
+    400 naming the field and the holder; a value patched away is free again (the sandbox answers these
+    from an index, as the real database does, issue #15: a scan of every customer on each write)."""
+    h = sb.headers()
+    a, b = sb.get("Customers", params={"PageSize": 2}, headers=h).json()
+
+    def patch(cid: int, path: str, value: Any) -> Any:
+        return sb.http.patch(f"{sb.url}/v2/Customers/{cid}", headers={**h, **PATCH},
+                             data=json.dumps([{"op": "replace", "path": path, "value": value}]))
+
+    taken = sb.http.post(f"{sb.url}/v2/Customers", headers=h, json={"Name": "Ødegård-van der Berg", "Number": a["Number"]})
+    assert taken.status_code == 400 and problem(taken, "Number") and f"Id = {a['Id']}" in taken.json()["detail"]
+    ref = "crm:customers:42 🌲"
+    assert patch(a["Id"], "/ExternalImportReference", ref).status_code == 200
+    assert patch(a["Id"], "/ExternalImportReference", ref).status_code == 200  # its own value is no conflict
+    dup = patch(b["Id"], "/ExternalImportReference", ref)
+    assert dup.status_code == 400 and problem(dup, "ExternalImportReference") and f"Id = {a['Id']}" in dup.json()["detail"]
+    moved = patch(a["Id"], "/Number", a["Number"] + 900000)
+    assert moved.status_code == 200 and patch(a["Id"], "/ExternalImportReference", None).status_code == 200
+    assert patch(b["Id"], "/ExternalImportReference", ref).status_code == 200  # freed by a
+    made = sb.http.post(f"{sb.url}/v2/Customers", headers=h, json={"Name": "Åse", "Number": a["Number"]})
+    assert made.status_code == 201, made.text  # a's old number is free
+    again = sb.http.post(f"{sb.url}/v2/Customers", headers=h, json={"Name": "Bo"})
+    assert again.status_code == 201 and again.json()["Number"] == a["Number"] + 900001  # the next after the highest
+    order = sb.http.post(f"{sb.url}/v2/SalesOrders/Complete", headers=h, json={"CustomerNo": a["Number"] + 900000})
+    assert order.status_code in (200, 201), order.text
+    assert order.json()["CustomerId"] == a["Id"]  # found by its new number
+
 def test_create_customer(sb: Sandbox) -> None:
     h = sb.headers()
     existing = sb.get("Customers", headers=h).json()
