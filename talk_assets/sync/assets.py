@@ -278,9 +278,8 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
             res = merge_type(con, gtype)
             if not res.reused:  # the type's current links follow its members (versioned by `sync/links`)
                 refresh_links(con, datetime.now(UTC), [gtype], scope=None if res.whole else "merge_scope")
-                links_refreshed(con, gtype)
-                changed, n_changed, first_merge = display.changed_entities(
-                    con, gtype, gids=None if res.whole else "merge_gids")
+                links_refreshed(con, gtype, res)
+                changed, n_changed, first_merge = display.changed_entities(con, gtype, gids=res.gids)
             else:
                 changed, n_changed, first_merge = [], 0, False
             props = [p for p in GLOBAL_TYPES[gtype] if p != "lines"][:6]

@@ -144,7 +144,8 @@ def changed_entities(con: duckdb.DuckDBPyConnection, gtype: str, gids: str | Non
     """The entities whose merged row differs from the one the last merge of `gtype` made: (a few of
     their ids, latest change first; how many; whether this is the first merge). Compared by a hash per entity kept in
     `merged_digests`, updated here; called only after a merge that rebuilt its tables (`gids`: a temp table
-    of the only entities it redid, before and after, `merge.MergeResult.whole` False)."""
+    of the only entities it redid or found changed, before and after, `merge.MergeResult.gids`; the others'
+    merged rows are as they were, so their digests stand)."""
     merged = table("merged", gtype)
     con.execute("CREATE TABLE IF NOT EXISTS merged_digests (global_type VARCHAR, gid VARCHAR, h UBIGINT)")
     first_merge = not con.execute("SELECT 1 FROM merged_digests WHERE global_type = ? LIMIT 1", [gtype]).fetchall()

@@ -81,8 +81,8 @@ def _merge(con: duckdb.DuckDBPyConnection, hour: int, whole: bool) -> MergeResul
     res = merge_type(con, "customer")
     if not res.reused:
         refresh_links(con, T0 + timedelta(hours=hour), ["customer"], scope=None if res.whole else "merge_scope")
-        links_refreshed(con, "customer")
-        changed_entities(con, "customer", gids=None if res.whole else "merge_gids")
+        links_refreshed(con, "customer", res)
+        changed_entities(con, "customer", gids=res.gids)
     for v in MAPPED:  # the mapping step of every customer view that a dataflow writes to
         map_view(con, v)
     return res

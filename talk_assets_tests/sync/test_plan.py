@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from talk_assets.sync.assets import merge_key
 from talk_assets.sync.declaration import SOURCES, VIEWS_BY_KEY
 from talk_assets.sync.merge import table
 from talk_assets_tests.reliability.support import Harness
@@ -233,6 +234,11 @@ def test_an_order_edit_maps_again_only_the_orders_it_changed(world: Harness, no_
         == [("create",)]
     assert world.sql("SELECT count(*) FROM merge_changes WHERE global_type = 'order' AND gid IS NULL "
                      "AND build = (SELECT max(build) FROM merge_changes WHERE global_type = 'order')") == [(0,)]
+    # the UI's changed entities compared only the logged ones: every order's digest is still its row's
+    assert world.sql("SELECT gid, h FROM merged_digests WHERE global_type = 'order' ORDER BY gid") == \
+        world.sql(f"SELECT gid, hash(m) FROM {table('merged', 'order')} m ORDER BY gid")
+    step = world.instance.get_latest_materialization_event(merge_key("order")).asset_materialization
+    assert step.metadata["changed_entities"].value == 2, step.metadata  # the two edited orders
     world.until_quiet()
     assert _mappings_as_rebuilt(world)
     assert _mappings_as_rebuilt(world, "customer")
