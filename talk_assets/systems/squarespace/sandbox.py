@@ -193,7 +193,6 @@ class App(SandboxApp):
         self.variant_product: dict[str, str] = {}  # variantId -> productId
         self.variant_ids: list[str] = []  # sorted, for inventory paging
         self.idempotent: dict[str, tuple[str, str, Response]] = {}  # key -> (route, body hash, answer)
-        self.sorted_cache: dict[str, list[tuple[datetime, str]]] = {}
         self.serial = 0
         self.last_order_number = 0
         self.store_page = {"id": object_id(datetime(2025, 1, 2, tzinfo=UTC), self.seed, KIND["storepage"]),
@@ -348,15 +347,12 @@ class App(SandboxApp):
         created = rec["id"] not in table.rows
         table.put(rec, when)
         webhooks.notify(self, table.name, rec, created)
-        self.sorted_cache.pop(table.name, None)
 
     def ordered(self, table: Table) -> list[tuple[datetime, str]]:
-        """(modifiedOn, id) pairs in ascending order: the real lists are ordered by modifiedOn."""
-        cached = self.sorted_cache.get(table.name)
-        if cached is None:
-            cached = sorted((ts, rid) for rid, ts in table.changed.items())
-            self.sorted_cache[table.name] = cached
-        return cached
+        """(modifiedOn, id) pairs in ascending order: the real lists are ordered by modifiedOn. The table's
+        change index (`save` stores each record at its modifiedOn), kept by every write instead of a
+        sort of every record after each one."""
+        return table.by_change
 
     def page(self, req: Request, table: Table, key: str, where: Any = None) -> Response:
         """One page of `table` ordered by modifiedOn, honouring the date window and a dynamic cursor."""
