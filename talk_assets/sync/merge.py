@@ -271,10 +271,17 @@ def norm_select(view: View, only: str | None = None) -> str:
     """
 
 
-def _key_edges_sql(gtype: str, views: list[View]) -> str:
-    """(nsid, key) pairs: every safe merge-key value of every record of this type."""
+def _key_value(key: str) -> str:
+    return f"upper({ident(key)})" if key == "sku" else ident(key)
+
+
+def _key_edges_sql(gtype: str, views: list[View], only: str | None = None) -> str:
+    """(nsid, key) pairs: every safe merge-key value of every record of this type; `only`: a table (nsid)
+    of the records whose pairs are wanted. A record's pairs depend on its own values, its links and, for
+    an e-mail, on whether another record of its view has the same one (counted over the whole view)."""
     parts = []
     generic = ", ".join(f"'{m}'" for m in GENERIC_MAILBOXES)
+    mine = f" AND nsid IN (SELECT nsid FROM {only})" if only else ""
     for v in views:
         for key in MERGE_KEYS[gtype]:
             if key not in v.read_props:
@@ -284,13 +291,14 @@ def _key_edges_sql(gtype: str, views: list[View]) -> str:
             if key == "email":
                 person = "coalesce(is_person, 'true') = 'true'" if "is_person" in v.read_props else (
                     "organization_name IS NULL" if "organization_name" in v.read_props else "true")
+                counted = (f" AND email IN (SELECT email FROM {t} WHERE email IS NOT NULL AND nsid IN (SELECT nsid FROM {only}))"
+                           if only else "")
                 cond += (
                     f" AND NOT (split_part(email, '@', 1) IN ({generic}) AND {person})"
-                    f" AND email NOT IN (SELECT email FROM {t} WHERE email IS NOT NULL GROUP BY email HAVING count(*) > 1)"
+                    f" AND email NOT IN (SELECT email FROM {t} WHERE email IS NOT NULL{counted} GROUP BY email HAVING count(*) > 1)"
                 )
-            value = f"upper({ident(key)})" if key == "sku" else ident(key)
-            parts.append(f"SELECT nsid, '{key}=' || {value} AS k FROM {t} WHERE {cond}")
-    parts.append(f"SELECT nsid, 'link=' || gid AS k FROM links WHERE global_type = '{gtype}'")
+            parts.append(f"SELECT nsid, '{key}=' || {_key_value(key)} AS k FROM {t} WHERE {cond}{mine}")
+    parts.append(f"SELECT nsid, 'link=' || gid AS k FROM links WHERE global_type = '{gtype}'{mine}")
     if fingerprinted := _fingerprinted(gtype, views):
         # a create whose answer was lost, in a view we write no merge key to: the new record is
         # recognised by its fingerprint (orders by their lines)
@@ -300,8 +308,22 @@ def _key_edges_sql(gtype: str, views: list[View]) -> str:
                 WHERE n.view IN ({in_views}) AND i.status IN ('unknown', 'sending')
                   AND n.changed_at >= i.started_at - INTERVAL 1 MINUTE
                   AND n.lines = (i.fingerprint::JSON->>'$.lines')
-                  AND n.nsid NOT IN (SELECT nsid FROM links)"""
+                  AND n.nsid NOT IN (SELECT nsid FROM links){f" AND n.nsid IN (SELECT nsid FROM {only})" if only else ""}"""
         )
+    return " UNION ".join(parts)
+
+
+def _key_holders_sql(gtype: str, views: list[View], keys: str) -> str:
+    """The records of this type holding a value of `keys` (a table of `k` as `_key_edges_sql` writes them),
+    safe there or not; a superset of the records with such an edge."""
+    parts = []
+    for v in views:
+        for key in MERGE_KEYS[gtype]:
+            if key in v.read_props:
+                parts.append(f"SELECT nsid FROM {table('norm', v.vkey)} WHERE {_key_value(key)} IN "
+                             f"(SELECT substr(k, {len(key) + 2}) FROM {keys} WHERE starts_with(k, '{key}='))")
+    parts.append(f"SELECT nsid FROM links WHERE global_type = '{gtype}' AND gid IN "
+                 f"(SELECT substr(k, 6) FROM {keys} WHERE starts_with(k, 'link='))")
     return " UNION ".join(parts)
 
 
@@ -365,6 +387,9 @@ def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> boo
                     f"changed_at TIMESTAMPTZ, {cols}, wholes VARCHAR)")
         con.execute(f"CREATE OR REPLACE TABLE {seen} (view VARCHAR, parent_id VARCHAR, h UBIGINT)")
     con.execute("CREATE OR REPLACE TEMP TABLE merge_touched (nsid VARCHAR)")
+    # the e-mails the rows derived again held before (`_merge_delta`: whether two records of a view share one)
+    con.execute("CREATE OR REPLACE TEMP TABLE merge_touched_emails (view VARCHAR, email VARCHAR)")
+    emails = "email" in MERGE_KEYS[gtype]
     writes = "push_writes" in table_names(con)  # once: the catalog lookup costs a few ms per call
     for v in views:
         _node_inputs(con, gtype, v, writes)
@@ -376,6 +401,9 @@ def _nodes(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> boo
             dirty_rows = f"SELECT nsid FROM {nodes} WHERE view = '{v.vkey}' AND parent_id IN (SELECT parent_id FROM node_dirty)"
             if not full:
                 con.execute(f"INSERT INTO merge_touched {dirty_rows}")
+                if emails:
+                    con.execute(f"INSERT INTO merge_touched_emails SELECT view, email FROM {nodes} WHERE view = '{v.vkey}' "
+                                "AND email IS NOT NULL AND parent_id IN (SELECT parent_id FROM node_dirty)")
                 con.execute(f"DELETE FROM {nodes} WHERE view = '{v.vkey}' AND parent_id IN (SELECT parent_id FROM node_dirty)")
                 con.execute(f"DELETE FROM {seen} WHERE view = '{v.vkey}' AND parent_id IN (SELECT parent_id FROM node_dirty)")
             con.execute(f"INSERT INTO {nodes} BY NAME {_echo_select(con, v, 'node_dirty')}")
@@ -596,7 +624,9 @@ def merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
     if (kept := build.reusable()) is not None:
         return MergeResult(**{**kept, "reused": True})
     with rebuilding(con), transaction(con):  # a failed statement is rolled back before the setting is reset
-        res = _merge_type(con, gtype)
+        res = _merge_type(con, gtype, inputs[1])
+        # the links are this merge's members only once `links_refreshed` has written them and says so
+        con.execute("DELETE FROM cycle_state WHERE name = ?", [f"merge_links:{gtype}"])
         _log_changes(con, gtype, res)
         build.built({k: v for k, v in asdict(res).items() if k not in ("reused", "inputs")})
     res.inputs = inputs
@@ -635,6 +665,8 @@ def links_refreshed(con: duckdb.DuckDBPyConnection, gtype: str, res: MergeResult
     inputs = [res.inputs[0], _links_digest(con, gtype), *res.inputs[2:]]
     con.execute("UPDATE derived_state SET inputs = ? WHERE name = ?",
                 [Derived(con, f"merge:{gtype}", inputs, []).inputs, f"merge:{gtype}"])
+    # the links are the merge's members now: the next merge compares them only if this digest moved
+    con.execute("INSERT OR REPLACE INTO cycle_state VALUES (?, ?, now())", [f"merge_links:{gtype}", inputs[1]])
 
 
 def _local(gtype: str, views: list[View]) -> bool:
@@ -679,12 +711,13 @@ def _referenced(con: duckdb.DuckDBPyConnection, gtype: str, ref: str) -> str:
     return out
 
 
-def _merge_type(con: duckdb.DuckDBPyConnection, gtype: str) -> MergeResult:
+def _merge_type(con: duckdb.DuckDBPyConnection, gtype: str, links_now: str) -> MergeResult:
+    """`links_now`: the type's links' digest as the merge read them (`merge_inputs`)."""
     views = views_of_type(gtype)
     whole = _nodes(con, gtype, views)
     local = _local(gtype, views)
     if local and not whole and {f"{t}_{gtype}" for t in ("members", "merged", "edges")} <= table_names(con):
-        return _merge_delta(con, gtype, views)
+        return _merge_delta(con, gtype, views, links_now)
     before = not whole and {f"{t}_{gtype}" for t in ("members", "merged")} <= table_names(con)
     if before:
         _entities_before(con, gtype)
@@ -772,14 +805,16 @@ def _result(con: duckdb.DuckDBPyConnection, gtype: str, iterations: int, rebuilt
                        rebuilt=int(records or 0) if rebuilt is None else rebuilt, whole=rebuilt is None)
 
 
-def _merge_delta(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) -> MergeResult:
+def _merge_delta(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View], links_now: str) -> MergeResult:
     """Merge again only the entities that records changed since the last merge were or are now part of (a
     `_local` type; the result equals a full rebuild's: `test_merge_incremental.py`).
 
     The seeds are the records whose nodes were derived again (`merge_touched`), those whose merge-key edges
     differ from the last merge's (`edges_<type>`: a key can become unsafe for a record that did not change,
     when another record of its view takes the same e-mail), and those whose link differs from their entity
-    (after each merge the links are its members: a link made or removed since). The scope is every record of
+    (after each merge the links are its members: a link made or removed since; compared only when the links'
+    digest moved since the last merge's links were written, `links_refreshed`: else the only records whose
+    link and entity can differ are those derived again). The scope is every record of
     the seeds' old entities and of the entities holding a key a seed has now. No record outside it shares a
     key with one inside: a seed's keys are all in, and two other records that share a merge key or a link's
     id were in one entity before.
@@ -788,27 +823,47 @@ def _merge_delta(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) 
     Leaves the temp tables `merge_scope` (nsid: the records re-merged and the seeds no longer there) and
     `merge_gids` (gid: the entities before and after) for the links and the changed entities."""
     nodes, members, merged, kept = (table(t, gtype) for t in ("nodes", "members", "merged", "edges"))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE edges_now AS SELECT DISTINCT nsid, k FROM ({_key_edges_sql(gtype, views)}) "
-                f"WHERE nsid IN (SELECT nsid FROM {nodes})")
-    keys = "SELECT nsid, k FROM edges_now WHERE NOT starts_with(k, 'link=')"
+
+    def edges_of(name: str, only: str) -> None:  # the merge-key edges of the records in `only`, as a full rebuild has them
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT nsid, k FROM "
+                    f"({_key_edges_sql(gtype, views, only)}) WHERE nsid IN (SELECT nsid FROM {nodes})")
+
+    # The records whose edges can differ from the last merge's: those derived again, and those holding, in
+    # their view, an e-mail one of them holds now or held before (an e-mail is a key only while no other
+    # record of its view has it); every other record's edges are its own values' and links', unchanged.
+    cand = "SELECT nsid FROM merge_touched"
+    if "email" in MERGE_KEYS[gtype]:
+        cand += (f" UNION SELECT n.nsid FROM {nodes} n SEMI JOIN (SELECT view, email FROM merge_touched_emails "
+                 f"UNION SELECT view, email FROM {nodes} WHERE email IS NOT NULL AND nsid IN (SELECT nsid FROM merge_touched)) t "
+                 "ON n.view = t.view AND n.email = t.email")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE merge_cand AS {cand}")
+    edges_of("cand_edges", "merge_cand")
+    keys = "SELECT nsid, k FROM cand_edges WHERE NOT starts_with(k, 'link=')"
+    was = f"SELECT nsid, k FROM {kept} WHERE nsid IN (SELECT nsid FROM merge_cand)"
     links = f"SELECT nsid, gid FROM links WHERE global_type = '{gtype}' AND nsid IN (SELECT nsid FROM {nodes})"
+    moved = first(con, "SELECT value FROM cycle_state WHERE name = ?", [f"merge_links:{gtype}"]) != (links_now,)
+    linked = (f"""UNION SELECT nsid FROM ({links} EXCEPT SELECT nsid, gid FROM {members})
+        UNION SELECT nsid FROM (SELECT nsid, gid FROM {members} EXCEPT {links})""" if moved else "")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE merge_seeds AS
         SELECT nsid FROM merge_touched
-        UNION SELECT nsid FROM ({keys} EXCEPT SELECT nsid, k FROM {kept})
-        UNION SELECT nsid FROM (SELECT nsid, k FROM {kept} EXCEPT {keys})
-        UNION SELECT nsid FROM ({links} EXCEPT SELECT nsid, gid FROM {members})
-        UNION SELECT nsid FROM (SELECT nsid, gid FROM {members} EXCEPT {links})
+        UNION SELECT nsid FROM ({keys} EXCEPT {was})
+        UNION SELECT nsid FROM ({was} EXCEPT {keys})
+        {linked}
         """
     )
+    # the seeds' edges, and those of the records holding one of their keys: the entities to merge again
+    edges_of("seed_edges", "merge_seeds")
+    con.execute("CREATE OR REPLACE TEMP TABLE seed_keys AS SELECT DISTINCT k FROM seed_edges")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE merge_near AS {_key_holders_sql(gtype, views, 'seed_keys')}")
+    edges_of("near_edges", "merge_near")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE merge_old_gids AS
         SELECT DISTINCT m.gid FROM {members} m
         WHERE m.nsid IN (SELECT nsid FROM merge_seeds)
-           OR m.nsid IN (SELECT e.nsid FROM edges_now e SEMI JOIN
-                         (SELECT k FROM edges_now WHERE nsid IN (SELECT nsid FROM merge_seeds)) s USING (k))
+           OR m.nsid IN (SELECT nsid FROM near_edges SEMI JOIN seed_keys USING (k))
         """
     )
     con.execute(
@@ -818,7 +873,7 @@ def _merge_delta(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) 
         UNION SELECT nsid FROM merge_seeds
         """
     )
-    con.execute("CREATE OR REPLACE TEMP TABLE edges AS SELECT nsid, k FROM edges_now SEMI JOIN merge_scope USING (nsid)")
+    edges_of("edges", "merge_scope")
     con.execute(f"CREATE OR REPLACE TEMP TABLE labels AS SELECT nsid, nsid AS label FROM {nodes} SEMI JOIN merge_scope USING (nsid)")
     iterations = _propagate(con, 0)
     _entity_ids(con, gtype)
@@ -834,9 +889,10 @@ def _merge_delta(con: duckdb.DuckDBPyConnection, gtype: str, views: list[View]) 
     con.execute(f"DELETE FROM {merged} WHERE gid IN (SELECT gid FROM merge_gids)")
     _merged(con, gtype, only="merge_scope")
     con.execute(f"DELETE FROM {kept} WHERE nsid IN (SELECT nsid FROM merge_seeds)")
-    con.execute(f"INSERT INTO {kept} SELECT nsid, k FROM ({keys}) SEMI JOIN merge_seeds USING (nsid)")
+    con.execute(f"INSERT INTO {kept} SELECT nsid, k FROM seed_edges WHERE NOT starts_with(k, 'link=')")
     rebuilt = first(con, "SELECT count(*) FROM labels")[0]
-    for t in ("edges_now", "merge_seeds", "merge_old_gids", "edges", "labels", "comp"):
+    for t in ("merge_cand", "cand_edges", "merge_seeds", "seed_edges", "seed_keys", "merge_near", "near_edges",
+              "merge_old_gids", "edges", "labels", "comp", "merge_touched_emails"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return _result(con, gtype, iterations, int(rebuilt))
 

@@ -194,6 +194,15 @@ def test_a_key_made_safe_again_joins_an_unchanged_record_as_a_rebuild_does() -> 
                    ("put", "customwebshop.customers", 2, "ola@firma.no", "Ola"), MERGE]) >= 1
 
 
+def test_a_shared_mailbox_stays_unsafe_when_one_of_its_records_changes_another_value_as_a_rebuild_does() -> None:
+    """Two webshop customers share an e-mail, a Shopify customer has it too. The first webshop customer's
+    name changes: whether its e-mail is a key is counted over the whole view (the second one still has
+    it), not over the few records the incremental merge looks at, so nothing joins."""
+    assert _check([("put", "customwebshop.customers", 1, "kari@x.no", "Kari"),
+                   ("put", "customwebshop.customers", 2, "kari@x.no", "K"),
+                   ("put", "shopify.customer", 1, "kari@x.no", "Kari"), MERGE,
+                   ("put", "customwebshop.customers", 1, "kari@x.no", "Kari van der Berg 🎉"), MERGE]) >= 1
+
 def test_a_create_held_by_another_target_record_is_mapped_again_when_that_record_changes() -> None:
     """Two PowerOffice persons share a mailbox (so the e-mail merges nothing); the Shopify customer with it
     holds their creates there (one customer per e-mail in Shopify). When it takes another e-mail, their
