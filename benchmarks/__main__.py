@@ -35,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--incremental-size", type=int, metavar="N",
                     help="incremental: the sandbox size instead of the profile's (11,500 is ~100k linked records, "
                          "~115,000 ~1M)")
+    ap.add_argument("--edits", metavar="N,N",
+                    help="incremental: the edit cycles' sizes instead of the profile's (e.g. 1,100: a rerun without "
+                         "the 10,000-edit cycle, ~12 minutes of the full run)")
     args = ap.parse_args(argv)
+    if args.edits:
+        os.environ["TALK_BENCH_EDITS"] = args.edits
     if args.incremental_size:
         os.environ["TALK_BENCH_INC_SIZE"] = str(args.incremental_size)
     if args.consistent:

@@ -292,7 +292,8 @@ def incremental(rec: Recorder, profile: str) -> None:
 
     p = dict(PROFILES[profile])
     p["inc_size"] = int(os.environ.get("TALK_BENCH_INC_SIZE") or p["inc_size"])  # --incremental-size
-    counts = tuple(p["edits"])
+    counts = tuple(int(n) for n in os.environ["TALK_BENCH_EDITS"].split(",")) if os.environ.get("TALK_BENCH_EDITS") \
+        else tuple(p["edits"])  # --edits
     print(f"incremental: sandbox size {p['inc_size']:,} (all five systems); cycles with "
           f"{', '.join(f'{n:,}' for n in counts)} edits, quiet cycles within and past the lookback, a full cycle",
           flush=True)
