@@ -35,7 +35,8 @@ os.environ.setdefault("TALK_COLLECT_LOOKBACK_S", "0")
 # (900 s: a boundary at every quarter hour). A test asserting that a cycle is quiet failed whenever a
 # boundary fell between its cycles (seen: test_plan's `test_an_edit_runs_only_what_it_reaches_and_arrives`
 # in a 20-minute run). The suite runs in one period; the tests of the period set their own
-# (systems/squarespace/test_inventory_probe.py, sync/test_plan.py), test_settings checks the default.
+# (systems/squarespace/test_inventory_probe.py, sync/test_plan.py), and test_inventory_probe.py checks the
+# 900 s default without the variable.
 os.environ.setdefault("TALK_SQUARESPACE_INVENTORY_FULL_READ_S", "1000000000")
 # Three test processes share two cores (`make test`): DuckDB's own thread per core in each only adds
 # switching for the suite's small tables (a small world's first sync: 17.5 s of CPU with 1, 19.9 s without).
