@@ -476,6 +476,14 @@ def test_cli_sync_once_prints_a_summary_and_dry_run_makes_no_writes(sync: Sync) 
         runs = instance.get_runs(dg.RunsFilter(job_name="sync_job"))
         assert len(runs) >= 2 and {r.tags.get("talk/dry_run") for r in runs[:2]} == {"true", None}
     sync.until_quiet()
+    # a cycle with nothing to do (a cron'd `sync --once` on a quiet day) starts no run and does not even
+    # open Dagster's storage: the instance it would record a run in is never created
+    home = sync.data / "quiet_dagster_home"
+    quiet = subprocess.run([sys.executable, "-m", "talk_assets.cli", "sync", "--once", "--data-dir", str(sync.data)],
+                           capture_output=True, text=True, timeout=300, env={**os.environ, "DAGSTER_HOME": str(home)})
+    assert quiet.returncode == 0, quiet.stderr
+    assert "nothing is pending: no run" in quiet.stdout, quiet.stdout
+    assert not home.exists(), sorted(p.name for p in home.iterdir())
 
 
 def test_a_failing_blocking_check_holds_the_pushes_that_depend_on_it(sync: Sync) -> None:
