@@ -2,6 +2,8 @@
 `talk-assets sync` runs the same `sync_job` in process (talk_assets/sync/runner.py)."""
 
 import warnings
+from functools import cache
+from typing import Any
 
 import dagster as dg
 
@@ -48,3 +50,11 @@ def build_defs(resources: dict[str, object] | None = None) -> dg.Definitions:
 
 
 defs = build_defs()
+
+
+@cache
+def asset_graph() -> Any:
+    """The assembled graph, built once per process: a selection resolved against a list of assets builds
+    the graph again each time (0.2-0.3 s in a cycle's plan or a sensor's request), against this one in
+    well under a millisecond."""
+    return defs.resolve_asset_graph()

@@ -120,13 +120,6 @@ def _job_for(key: str, resources: dict[str, object]) -> dg.JobDefinition:
     return _JOBS[key]
 
 
-@cache
-def _asset_graph() -> Any:
-    from talk_assets.definitions import defs
-
-    return defs.resolve_asset_graph()
-
-
 def _by_stage() -> dict[str, tuple[str, str]]:
     """Asset key (user string) -> (stage, declaration key), for reading a run's events back."""
     from talk_assets.sync.assets import collected_key, mapped_key, pushed_key
@@ -320,9 +313,11 @@ def report_of(result: dg.ExecuteInProcessResult) -> CycleReport:
 
 
 def _asset_of_step(step_key: str | None) -> str:
+    from talk_assets.definitions import asset_graph
+
     if not step_key:
         return ""
-    for node in _asset_graph().asset_nodes:
+    for node in asset_graph().asset_nodes:
         if node.key.to_python_identifier() == step_key:
             return node.key.to_user_string()
     return ""
@@ -335,8 +330,10 @@ def _in_run(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> bool:
 
 @cache
 def _upstream_of(key_str: str) -> frozenset[str]:
+    from talk_assets.definitions import asset_graph
+
     key = dg.AssetKey.from_user_string(key_str)
-    keys = dg.AssetSelection.assets(key).upstream().resolve(_asset_graph())
+    keys = dg.AssetSelection.assets(key).upstream().resolve(asset_graph())
     return frozenset(k.to_user_string() for k in keys)
 
 

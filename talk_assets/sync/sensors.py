@@ -20,7 +20,7 @@ import dagster as dg
 from talk_assets.config import SYSTEMS
 from talk_assets.core.http import RetryPolicy
 from talk_assets.settings import settings
-from talk_assets.sync.assets import HTTP, all_assets, collected_key, observation, observed_version, source_key
+from talk_assets.sync.assets import HTTP, collected_key, observation, observed_version, source_key
 from talk_assets.sync.declaration import SOURCES, Source
 from talk_assets.webhooks.inbox import Inbox
 from talk_assets.webhooks.registry import receiving_systems
@@ -39,7 +39,9 @@ def downstream_of(sources: tuple[Source, ...]) -> list[dg.AssetKey]:
     mappings read (sorted, for stable requests). An order mapping reads the user merge too: on a new
     state file a run started for Shopify's orders would otherwise map before any user merge existed
     (reused, not rebuilt, when nothing it reads changed)."""
-    assets = all_assets()
+    from talk_assets.definitions import asset_graph  # assembled from this module's sensors too
+
+    assets = asset_graph()
     down = dg.AssetSelection.assets(*(collected_key(s) for s in sources)).downstream().resolve(assets)
     mapped = [k for k in down if k.path[1:2] == ["mapped"]]
     read = dg.AssetSelection.assets(*mapped).upstream(depth=1).resolve(assets) if mapped else set()
