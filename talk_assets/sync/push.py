@@ -625,9 +625,12 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
     if not rows and not held:
         return _held_early(PushResult(view.vkey, resolved=resolved), view, early, unread)
     writer = writer_for(view.system, client)
-    waiting = [r for r in rows if r.action == "create" and _missing_ref(view, r)]
+    # the view's written fields once, not per row: ~0.5 ms a call, and 1,794 orders waiting for their
+    # products cost 0.8 s of a push that wrote nothing (1M linked records)
+    fields = payload_fields(view)
+    waiting = [r for r in rows if r.action == "create" and _missing_ref(fields, r)]
     waiting_ids = {id(r) for r in waiting}
-    incomplete = [r for r in rows if id(r) not in waiting_ids and missing_required(view, r)]
+    incomplete = [r for r in rows if id(r) not in waiting_ids and missing_required(view, r, fields)]
     held_back = {id(r) for r in waiting} | {id(r) for r in incomplete}  # by identity: Row == compares payloads
     rows = [r for r in rows if id(r) not in held_back]
     if settings.dry_run:
@@ -647,7 +650,7 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
             own.close()
     outcomes += [Outcome(r, "failed", None, ValueError(
         f"{view.system} {view.name} {r.record_id or 'new'} for {r.gid}: required field(s) "
-        f"{', '.join(missing_required(view, r))} empty in every linked record; "
+        f"{', '.join(missing_required(view, r, fields))} empty in every linked record; "
         + ("not created" if r.action == "create" else "not cleared in the target (nothing of this update sent)")))
         for r in incomplete]
     with connect_fn() as con:
@@ -677,15 +680,16 @@ def unread_sources(con: duckdb.DuckDBPyConnection, global_type: str) -> list[str
     return [f"{s} {e}" for s, e in wanted if (s, e) not in read]
 
 
-def missing_required(view: View, row: Row) -> list[str]:
+def missing_required(view: View, row: Row, fields: list[tuple[str, str, str]] | None = None) -> list[str]:
     """Required target fields a write would leave empty: any of them in a new record, or one an update
-    would clear (a record that never had it is not made worse by an update of its other fields)."""
-    return [f for f, p, _ in payload_fields(view)
+    would clear (a record that never had it is not made worse by an update of its other fields).
+    `fields`: the view's `payload_fields`, when the caller has them."""
+    return [f for f, p, _ in (fields if fields is not None else payload_fields(view))
             if p in REQUIRED[view.global_type] and row.payload.get(f) in (None, "", "[]")
             and (row.action == "create" or f in row.changed_fields)]
 
 
-def _missing_ref(view: View, row: Row) -> bool:
-    """A new record whose required reference (an order's customer) is not in the target yet."""
-    return any(p == "customer" and row.refs.get(f) and row.payload.get(f) is None
-               for f, p, _ in payload_fields(view))
+def _missing_ref(fields: list[tuple[str, str, str]], row: Row) -> bool:
+    """A new record whose required reference (an order's customer) is not in the target yet; `fields`:
+    its view's `payload_fields`."""
+    return any(p == "customer" and row.refs.get(f) and row.payload.get(f) is None for f, p, _ in fields)
