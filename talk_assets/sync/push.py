@@ -39,7 +39,7 @@ from talk_assets.sync.links import link_mode
 from talk_assets.sync.mapping import payload_fields, ref_namespace
 from talk_assets.sync.merge import ident, table
 from talk_assets.sync.model import write_uses
-from talk_assets.sync.store import first, table_names
+from talk_assets.sync.store import first, table_names, transaction
 from talk_assets.sync.writer import HeldBack, Row, Writer, nest, to_json_type  # noqa: F401 - still importable from here
 from talk_assets.sync.writers import writer_class, writer_for
 from talk_assets.webhooks.own_writes import OwnWrites
@@ -484,11 +484,18 @@ class _Written:
         if self.updated:
             staged = pd.DataFrame(list(self.updated.items()), columns=["nsid", "payload_hash"], dtype=object)
             with _registered(con, "staged_updated", staged):
+                # delete and insert, not UPDATE: DuckDB's checkpoint rewrites an updated column whole (~0.07 s a
+                # narrow column at 1M links), deleted and inserted rows in milliseconds
                 con.execute(
-                    "UPDATE links SET last_written_hash = u.payload_hash, last_written_at = ?::TIMESTAMPTZ "
-                    "FROM staged_updated u WHERE links.view = ? AND links.nsid = u.nsid",
+                    "CREATE OR REPLACE TEMP TABLE links_written AS SELECT l.* REPLACE (u.payload_hash::VARCHAR AS "
+                    "last_written_hash, ?::TIMESTAMPTZ AS last_written_at) "
+                    "FROM links l JOIN staged_updated u ON l.view = ? AND l.nsid = u.nsid",
                     [now, view.vkey],
                 )
+                with transaction(con):
+                    con.execute("DELETE FROM links WHERE view = ? AND nsid IN (SELECT nsid FROM links_written)", [view.vkey])
+                    con.execute("INSERT INTO links SELECT * FROM links_written")
+                con.execute("DROP TABLE links_written")
                 con.execute("INSERT INTO links_touched SELECT ?, nsid FROM staged_updated", [view.vkey])
         if self.props:
             self._record_values(con)
