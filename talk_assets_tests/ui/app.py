@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -36,19 +37,31 @@ def _free(port: int) -> bool:
     return True
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the OS hands out for outgoing connections and `bind(0)` (Linux's default otherwise)."""
+    try:
+        lo, hi = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
-def free_port_base(count: int = len(SYSTEM_KEYS), tries: int = 50) -> int:
-    """A port with `count` consecutive free ports from it (the sandbox's --port-base layout)."""
+def free_port(count: int = 1, tries: int = 200) -> int:
+    """A port with `count` consecutive free ports from it, below the OS's ephemeral range: a test that stops
+    `talk-assets run` and starts it again on the same ports lost them in between to another test process's
+    outgoing connection when they were ephemeral ones (seen: "Address already in use" on the second start)."""
+    lo, _ = _ephemeral_range()
+    rng = random.Random()
     for _ in range(tries):
-        base = free_port()
-        if base + count < 65535 and all(_free(base + i) for i in range(count)):
+        base = rng.randrange(10_000, max(10_001, lo - count))
+        if all(_free(base + i) for i in range(count)):
             return base
     raise RuntimeError("no run of free ports found for the sandbox")
+
+
+def free_port_base(count: int = len(SYSTEM_KEYS)) -> int:
+    """The first of `count` consecutive free ports (the sandbox's --port-base layout)."""
+    return free_port(count)
 
 
 def talk_assets_command() -> list[str]:
