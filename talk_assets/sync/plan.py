@@ -21,10 +21,16 @@ then selects only:
 
 Nothing changed, pending or to recheck: no run at all; a quiet cycle costs one probe per entity and
 a few reads of the state file. A changed declaration or engine (`code_digest`) selects everything.
+
+A run that stops after its collects stored a change (a step failed, the process was killed) leaves the
+probe moved and the change not merged: the next plan would find nothing changed and the edit would never
+arrive. So the entities a run is started for are noted before it (`UNSETTLED`) and cleared only when it
+succeeds; the next plan counts the ones still noted as changed.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +49,7 @@ from talk_assets.sync.sensors import downstream_of
 from talk_assets.sync.store import code_digest, first, table_names
 
 CODE_STATE = "code_digest"  # cycle_state row: the code digest the last planned run was built with
+UNSETTLED = "unsettled"  # cycle_state row: source keys (JSON) of planned runs that have not succeeded yet
 
 
 @dataclass
@@ -131,9 +138,10 @@ def plan_cycle(con: duckdb.DuckDBPyConnection, probes: dict[str, str | None],
     state = {f"{s}.{e}": (probe, read_from) for s, e, probe, read_from in con.execute(
         "SELECT system, entity, probe, coalesce(changed_read_at, last_collected_at) FROM collect_state").fetchall()}
     window = lookback_window()
+    unsettled = set(unsettled_sources(con))
     for src in SOURCES:  # the recheck window is a duration on our clock: no server time is compared with ours
         probe, last_read = state.get(src.key, (None, None))
-        if probes.get(src.key) is None or probe is None or probe != probes[src.key]:
+        if probes.get(src.key) is None or probe is None or probe != probes[src.key] or src.key in unsettled:
             plan.changed.append(src)
         elif last_read is not None and now - last_read < window:
             plan.recheck.append(src)
@@ -150,7 +158,7 @@ def plan_cycle(con: duckdb.DuckDBPyConnection, probes: dict[str, str | None],
 def pending_writes(con: duckdb.DuckDBPyConnection, view: View) -> int:
     """The view's mapped creates and updates a push would try now: not parked as a dead letter (its
     payload unchanged and no replay asked), not waiting for a referenced record the target does not
-    have yet (an order whose customer is held) and not held back for its data with the same payload
+    have yet (an order whose customer is held), not held back for its data with the same payload
     (`push_waits`: an order naming a product the target lacks): those wait for a change, not for a
     retry (`waiting_writes`)."""
     waiting = [f"(m.refs->>'{f}' IS NOT NULL AND m.payload->>'{f}' IS NULL)"
@@ -189,6 +197,20 @@ def _target_gets_data(view: View, changed: list[Source], reached: set[dg.AssetKe
             or any(k.path[0] == view.system and k != own for k in reached))
 
 
+def unsettled_sources(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The source keys of planned runs that started and have not succeeded since (`UNSETTLED`)."""
+    row = first(con, "SELECT value FROM cycle_state WHERE name = ?", [UNSETTLED])
+    return list(json.loads(row[0])) if row else []
+
+
+def mark_unsettled(con: duckdb.DuckDBPyConnection, plan: CyclePlan) -> None:
+    """Before a planned run: note the entities it reads (with any still noted), so a run that stops half-way
+    leaves them changed for the next plan."""
+    keys = sorted({*unsettled_sources(con), *(s.key for s in plan.changed), *(s.key for s in plan.recheck)})
+    con.execute("INSERT OR REPLACE INTO cycle_state VALUES (?, ?, now())", [UNSETTLED, json.dumps(keys)])
+
+
 def record_planned(con: duckdb.DuckDBPyConnection) -> None:
-    """After a successful run: the code digest the state is now built with."""
+    """After a successful run: the code digest the state is now built with; nothing left unsettled."""
     con.execute("INSERT OR REPLACE INTO cycle_state VALUES (?, ?, now())", [CODE_STATE, code_digest()])
+    con.execute("DELETE FROM cycle_state WHERE name = ?", [UNSETTLED])

@@ -26,7 +26,7 @@ from talk_assets.sync.assets import BREAKER_TAG, HTTP, HttpTuning, pushed_key
 from talk_assets.sync.collect import BadRecord, CollectResult, bad_lines, stored_probes
 from talk_assets.sync.declaration import SOURCES
 from talk_assets.sync.mapping import target_views
-from talk_assets.sync.plan import CyclePlan, plan_cycle, probe_all, record_planned
+from talk_assets.sync.plan import CyclePlan, mark_unsettled, plan_cycle, probe_all, record_planned
 from talk_assets.sync.push import PushResult, PushSettings
 from talk_assets.sync.sensors import probe_client
 from talk_assets.sync.store import StateFileError, connect, data_dir, db_path, session
@@ -219,6 +219,9 @@ def run_cycle(
             keys = plan.selection()
             if keys == []:  # nothing changed, nothing pending: no run
                 return CycleReport(plan=plan)
+            if not settings.dry_run:
+                with connect() as con:
+                    mark_unsettled(con, plan)
             report = execute(keys, plan.reasons())
             report.plan = plan
             found = [k for k, c in report.collected.items() if c.new or c.changed]

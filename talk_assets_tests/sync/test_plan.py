@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from talk_assets.sync import assets
 from talk_assets.sync.assets import merge_key
 from talk_assets.sync.declaration import SOURCES, VIEWS_BY_KEY
 from talk_assets.sync.merge import table
@@ -97,6 +98,30 @@ def test_a_write_held_by_a_system_failure_is_retried_though_nothing_changed(worl
     assert "shopify.customer" in {v.vkey for v in retry.plan.pending}, retry.plan.summary()
     assert retry.pushed["shopify.customer"].updated >= 1, retry.pushed["shopify.customer"].as_metadata()
     world.until_quiet()
+
+
+def test_a_change_whose_run_stopped_after_its_collect_arrives_with_the_next_cycle(
+        world: Harness, no_lookback: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that stored the edit (its collect moved the probe) and then stopped before the merge: the next
+    plan must not find "nothing changed" (the edit would never arrive; seen before `plan.UNSETTLED`)."""
+    world.until_quiet()
+    t = uuid.uuid4().hex[:8]
+    rid = _linked(world, "customcrm.customer", "shopify.customer")[0]
+    world.client("customcrm").update_record("customers", rid, {"phone": f"+47 4{int(t, 16) % 10_000_000:07d}"})
+
+    def crash(con: object, gtype: str) -> None:
+        raise RuntimeError("the process stopped here")  # a crash or a kill between collect and merge
+
+    with monkeypatch.context() as m:
+        m.setattr(assets, "merge_type", crash)
+        failed = world.cycle(allow_errors=True)
+    assert not failed.success and failed.collected["customcrm.customers"].changed == 1, failed.errors
+    retry = world.cycle()
+    assert "customcrm.customers" in {s.key for s in retry.plan.changed}, retry.plan.summary()
+    world.until_quiet()
+    shop = world.counterpart(V["customcrm.customer"], rid, V["shopify.customer"])
+    assert world.value(V["shopify.customer"], shop, "phone") == world.value(V["customcrm.customer"], rid, "phone")
+    assert world.cycle().plan.quiet  # settled: nothing left noted
 
 
 def test_a_late_commit_that_leaves_the_probe_unchanged_is_found_by_the_recheck(
