@@ -158,7 +158,7 @@ def plan_cycle(con: duckdb.DuckDBPyConnection, probes: dict[str, str | None],
 def pending_writes(con: duckdb.DuckDBPyConnection, view: View) -> int:
     """The view's mapped creates and updates a push would try now: not parked as a dead letter (its
     payload unchanged and no replay asked), not waiting for a referenced record the target does not
-    have yet (an order whose customer is held), not held back for its data with the same payload
+    have yet (an order whose customer is held) and not held back for its data with the same payload
     (`push_waits`: an order naming a product the target lacks): those wait for a change, not for a
     retry (`waiting_writes`)."""
     waiting = [f"(m.refs->>'{f}' IS NOT NULL AND m.payload->>'{f}' IS NULL)"

@@ -37,20 +37,19 @@ def _free(port: int) -> bool:
     return True
 
 
-def _ephemeral_range() -> tuple[int, int]:
-    """The ports the OS hands out for outgoing connections and `bind(0)` (Linux's default otherwise)."""
+def _ephemeral_low() -> int:
+    """The lowest port the OS hands out for outgoing connections and `bind(0)` (Linux's default otherwise)."""
     try:
-        lo, hi = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-        return lo, hi
-    except (OSError, ValueError):
-        return 32768, 60999
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def free_port(count: int = 1, tries: int = 200) -> int:
     """A port with `count` consecutive free ports from it, below the OS's ephemeral range: a test that stops
     `talk-assets run` and starts it again on the same ports lost them in between to another test process's
     outgoing connection when they were ephemeral ones (seen: "Address already in use" on the second start)."""
-    lo, _ = _ephemeral_range()
+    lo = _ephemeral_low()
     rng = random.Random()
     for _ in range(tries):
         base = rng.randrange(10_000, max(10_001, lo - count))
