@@ -142,6 +142,7 @@ def find_entities(con: duckdb.DuckDBPyConnection, key: str) -> list[tuple[str, s
 def _pending(con: duckdb.DuckDBPyConnection, gtype: str, gid: str) -> list[dict[str, Any]]:
     """Writes the next push would make for this entity: per target view the action and old -> new per field."""
     from talk_assets.sync.mapping import target_views
+    from talk_assets.sync.push import written_since_mapped
 
     tables = table_names(con)
     out = []
@@ -155,9 +156,8 @@ def _pending(con: duckdb.DuckDBPyConnection, gtype: str, gid: str) -> list[dict[
                            (SELECT min(d.id) FROM dead_letters d WHERE d.view = ? AND d.gid = m.gid
                             AND d.resolved_at IS NULL) AS parked
                     FROM {ident(name)} m WHERE m.gid = ? AND m.action IN ('create', 'update')
-                    AND NOT EXISTS (SELECT 1 FROM links l WHERE l.view = ? AND l.gid = m.gid
-                                    AND (m.action = 'create' OR (l.nsid = m.nsid AND l.last_written_hash = m.payload_hash)))""",
-                [v.vkey, gid, v.vkey]).fetchall():
+                    AND NOT {written_since_mapped(v)}""",
+                [v.vkey, gid]).fetchall():
             new, old = json.loads(payload or "{}"), json.loads(current or "{}")
             fields = list(changed or []) if action == "update" else [f for f, x in new.items() if x not in (None, "")]
             out.append({"view": v.vkey, "system": v.system, "action": action, "record_id": rid, "dead_letter": parked,

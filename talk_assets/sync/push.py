@@ -118,6 +118,16 @@ def waiting_join(view: View) -> str:
     return f"LEFT JOIN push_waits w ON w.view = '{view.vkey}' AND w.gid = m.gid AND w.payload_hash = m.payload_hash"
 
 
+def written_since_mapped(view: View) -> str:
+    """SQL condition on the mapped row `m`: the push wrote this row's payload after the mapping that holds
+    it was made (the link's `last_written_hash` and `last_written_at`), so it is not pending any more.
+    The time matters: a mapping made after our write that wants the same payload again (the target was
+    edited away from it since) is a write still to make."""
+    return (f"EXISTS (SELECT 1 FROM links l WHERE l.view = '{view.vkey}' AND l.gid = m.gid\n"
+            f"               AND (m.action = 'create' OR l.nsid = m.nsid) AND l.last_written_hash = m.payload_hash\n"
+            f"               AND l.last_written_at >= (SELECT built_at FROM derived_state WHERE name = 'map:{view.vkey}'))")
+
+
 def load_rows(con: duckdb.DuckDBPyConnection, view: View) -> tuple[list[Row], int, int]:
     """Pending rows (minus parked dead letters, unverified creates and creates already made since the
     target was last read), the dataset size, and how many rows were held back."""

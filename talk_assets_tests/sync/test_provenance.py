@@ -136,6 +136,39 @@ def test_explain_a_customer_by_email_names_the_winner_the_edit_and_what_it_beat(
     assert "history across link versions:" in out.stdout
 
 
+def test_a_held_write_of_a_value_we_once_wrote_there_is_still_pending(h: Harness) -> None:
+    """We wrote a phone to the webshop; the webshop's own later edit won everywhere; then the CRM puts the first
+    phone back while the webshop is down. What the webshop needs is the payload we wrote to it before (the
+    same hash as its link's last write): a write still to make, so `explain` lists it and the next cycle
+    makes it (counted by its time: the mapping that wants it again is newer than our write)."""
+    ids = person_in_four_systems(h)
+    crm, ws = h.client("customcrm"), h.client("customwebshop")
+    crm.update_record("customers", ids["crm"], {"phone": "+4793331111"})
+    h.until_quiet()
+    assert phones(h, ids)["ws"] == "+4793331111"
+    time.sleep(1.1)  # each edit later than the one before by a clear margin
+    ws.update_record("customers", ids["ws"], {"phone": "+4793332222"})
+    h.until_quiet()
+    assert phones(h, ids)["crm"] == "+4793332222"
+    time.sleep(1.1)
+    crm.update_record("customers", ids["crm"], {"phone": "+4793331111"})
+    h.faults(("customwebshop",), error_rate=1.0, error_statuses=[503], seed=5)
+    try:
+        held = h.cycle(allow_errors=True)
+    finally:
+        h.faults()
+    assert held.pushed["customwebshop.customer"].updated == 0, held.pushed["customwebshop.customer"].as_metadata()
+    # the case this is about: the payload to write is the one written there before
+    assert h.sql("SELECT l.last_written_hash = m.payload_hash FROM links l JOIN mapped_customwebshop_customer m "
+                 "ON m.nsid = l.nsid WHERE l.view = 'customwebshop.customer' AND l.record_id = ?",
+                 [ids["ws"]]) == [(True,)]
+    [doc] = explain_json(h, f"customcrm:{ids['crm']}")
+    pending = [(w["view"], c["field"], c["new"]) for w in doc["pending_writes"] for c in w["changes"]]
+    assert ("customwebshop.customer", "phone", "+4793331111") in pending, doc["pending_writes"]
+    h.until_quiet()
+    assert phones(h, ids)["ws"] == "+4793331111"
+
+
 def test_explain_a_product_by_sku_and_an_order_by_system_and_record_id(h: Harness) -> None:
     sku, gid = h.sql("SELECT sku, gid FROM merged_product WHERE sku IS NOT NULL AND record_count > 1 "
                      "ORDER BY gid LIMIT 1")[0]
