@@ -88,6 +88,17 @@ def merge_key(gtype: str) -> dg.AssetKey:
 
 LINKS_KEY = dg.AssetKey(["sync", "links"])
 
+# cycle_state rows "read_back:<type>": a push's read-back stored records of the type after its merge ran
+# (`_read_back`); the type's next merge clears it. The plan merges, maps and pushes such a type again without
+# a collect (`CyclePlan.settle`): the state ends as a full rebuild ends, and a write that merge finds is made.
+READ_BACK = "read_back:"
+
+
+def read_back_types(con: Any) -> list[str]:
+    """The global types with records a push read back that no merge has seen yet (`READ_BACK`)."""
+    return [r[0].removeprefix(READ_BACK) for r in con.execute(
+        "SELECT name FROM cycle_state WHERE starts_with(name, ?) ORDER BY name", [READ_BACK]).fetchall()]
+
 
 def view_slug(view: View) -> str:
     return view.vkey.split(".", 1)[1]
@@ -276,6 +287,7 @@ def build_merge_asset(gtype: str) -> dg.AssetsDefinition:
     def _merge(context: AssetExecutionContext) -> dg.MaterializeResult:
         with connect() as con:
             res = merge_type(con, gtype)
+            con.execute("DELETE FROM cycle_state WHERE name = ?", [READ_BACK + gtype])
             if not res.reused:  # the type's current links follow its members (versioned by `sync/links`)
                 refresh_links(con, datetime.now(UTC), [gtype], scope=None if res.whole else "merge_scope")
                 links_refreshed(con, gtype, res)
@@ -523,6 +535,9 @@ def _read_back(context: AssetExecutionContext, client: Any, src: Source, written
         others = sorted(i for i, r in by_id.items() if i not in written and known.get(i) != content_hash(r))
         res = collect_records(con, src, records, since=since, now=datetime.now(UTC), read_from=read_from,
                               probe=None if others else version)
+        if res.new or res.changed:
+            for gtype in sorted({v.global_type for v in src.views}):
+                con.execute("INSERT OR REPLACE INTO cycle_state VALUES (?, '', now())", [READ_BACK + gtype])
     if version is not None and not others:
         context.log_event(observation(src, version, "push"))
     context.log_event(dg.AssetObservation(collected_key(src), metadata={

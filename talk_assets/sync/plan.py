@@ -19,7 +19,14 @@ then selects only:
   (`followup`). A recheck that finds nothing does not restart the window: with cycles closer together
   than the lookback it would never end.
 
-Nothing changed, pending or to recheck: no run at all; a quiet cycle costs one probe per entity and
+- **settle** types: a push read its writes back (`assets.READ_BACK`: the state must know the versions the
+  target now has) after the type's merge ran, so the merge has not seen them. Their merges, mappings and
+  pushes run again without a collect (the read-back was the read): the state then ends where a full
+  rebuild ends, and a write that merge finds (a record one push created, now wanted by another view) is
+  made. The writes the edit's run made are not pending (`push.written_since_mapped`); before, they were,
+  and this run re-read the targets as if a write had failed.
+
+Nothing changed, pending, to recheck or to settle: no run at all; a quiet cycle costs one probe per entity and
 a few reads of the state file. A changed declaration or engine (`code_digest`) selects everything.
 
 A run that stops after its collects stored a change (a step failed, the process was killed) leaves the
@@ -39,13 +46,13 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from talk_assets.sync.assets import collected_key, pushed_key
+from talk_assets.sync.assets import collected_key, merge_key, pushed_key, read_back_types
 from talk_assets.sync.collect import lookback_window
 from talk_assets.sync.declaration import SOURCES, Source, View, source_of
 from talk_assets.sync.mapping import payload_fields, target_views
 from talk_assets.sync.merge import table
-from talk_assets.sync.push import parked_join, present_dead_letters, waiting_join
-from talk_assets.sync.sensors import downstream_of
+from talk_assets.sync.push import parked_join, present_dead_letters, waiting_join, written_since_mapped
+from talk_assets.sync.sensors import downstream_of, downstream_of_keys
 from talk_assets.sync.store import code_digest, first, table_names
 
 CODE_STATE = "code_digest"  # cycle_state row: the code digest the last planned run was built with
@@ -60,11 +67,12 @@ class CyclePlan:
     changed: list[Source] = field(default_factory=list)
     pending: list[View] = field(default_factory=list)
     recheck: list[Source] = field(default_factory=list)
+    settle: list[str] = field(default_factory=list)  # global types to merge again (module docstring)
     everything: str = ""  # why every step runs ("" when the plan selects)
 
     @property
     def quiet(self) -> bool:
-        return not (self.everything or self.changed or self.pending or self.recheck)
+        return not (self.everything or self.changed or self.pending or self.recheck or self.settle)
 
     def selection(self) -> list[dg.AssetKey] | None:
         """The run's asset selection: None for the whole job, [] for no run."""
@@ -73,6 +81,8 @@ class CyclePlan:
         reach = list(dict.fromkeys([*self.changed, *(source_of(v) for v in self.pending)]))
         keys = set(downstream_of(tuple(reach))) if reach else set()
         keys |= {collected_key(s) for s in self.recheck}
+        if self.settle:  # their merges and what those reach, without a collect
+            keys |= set(downstream_of_keys(tuple(merge_key(t) for t in self.settle)))
         return sorted(keys, key=lambda k: k.to_user_string())
 
     def followup(self, found: Iterable[str]) -> list[dg.AssetKey]:
@@ -90,17 +100,19 @@ class CyclePlan:
             return f"plan: every step ({self.everything})"
         parts = [f"{what}: {', '.join(keys)}" for what, keys in (
             ("changed", [s.key for s in self.changed]), ("writes pending", [v.vkey for v in self.pending]),
-            ("re-read for late commits", [s.key for s in self.recheck])) if keys]
+            ("re-read for late commits", [s.key for s in self.recheck]),
+            ("merge again after our writes were read back", self.settle)) if keys]
         return "plan: " + ("; ".join(parts) or "nothing to run")
 
     def reasons(self) -> dict[str, str]:
         """Run tags: what the plan selected and why."""
         if self.everything:
             return {"talk/plan": self.everything}
-        return {"talk/plan": "changed, pending, recheck",
+        return {"talk/plan": "changed, pending, recheck, settle",
                 "talk/changed": ",".join(s.key for s in self.changed) or "-",
                 "talk/pending": ",".join(v.vkey for v in self.pending) or "-",
-                "talk/recheck": ",".join(s.key for s in self.recheck) or "-"}
+                "talk/recheck": ",".join(s.key for s in self.recheck) or "-",
+                "talk/settle": ",".join(self.settle) or "-"}
 
 
 def probe_all(client_for: Callable[[str], Any], previous: dict[str, str] | None = None) -> dict[str, str | None]:
@@ -152,15 +164,18 @@ def plan_cycle(con: duckdb.DuckDBPyConnection, probes: dict[str, str | None],
                     and (pending_writes(con, v) or present_dead_letters(con, v)
                          or (_target_gets_data(v, plan.changed, reached) and waiting_writes(con, v)))]
     plan.recheck = [s for s in plan.recheck if s not in {source_of(v) for v in plan.pending}]
+    merged = {k for k in (plan.selection() or []) if k.path[0] == "merge"}
+    plan.settle = [t for t in read_back_types(con) if merge_key(t) not in merged]
     return plan
 
 
 def pending_writes(con: duckdb.DuckDBPyConnection, view: View) -> int:
-    """The view's mapped creates and updates a push would try now: not parked as a dead letter (its
-    payload unchanged and no replay asked), not waiting for a referenced record the target does not
-    have yet (an order whose customer is held) and not held back for its data with the same payload
-    (`push_waits`: an order naming a product the target lacks): those wait for a change, not for a
-    retry (`waiting_writes`)."""
+    """The view's mapped creates and updates a push would try now: not written since they were mapped
+    (`written_since_mapped`: the write an edit's run made is done; the settle maps it again), not
+    parked as a dead letter (its payload unchanged and no replay asked), not waiting for a referenced
+    record the target does not have yet (an order whose customer is held) and not held back for its data
+    with the same payload (`push_waits`: an order naming a product the target lacks): those wait for a
+    change, not for a retry (`waiting_writes`)."""
     waiting = [f"(m.refs->>'{f}' IS NOT NULL AND m.payload->>'{f}' IS NULL)"
                for f, p, _ in payload_fields(view) if p == "customer"]
     row = first(con, f"""
@@ -168,6 +183,7 @@ def pending_writes(con: duckdb.DuckDBPyConnection, view: View) -> int:
         {parked_join(view)}
         {waiting_join(view)}
         WHERE m.action IN ('create', 'update') AND d.id IS NULL AND w.gid IS NULL
+          AND NOT {written_since_mapped(view)}
           {"AND NOT (" + " OR ".join(waiting) + ")" if waiting else ""}""")
     return int(row[0]) if row else 0
 

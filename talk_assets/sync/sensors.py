@@ -36,13 +36,20 @@ def poll_interval(system: str) -> int:
 @cache
 def downstream_of(sources: tuple[Source, ...]) -> list[dg.AssetKey]:
     """The collect assets of `sources`, every asset downstream of them, and the merges the selected
-    mappings read (sorted, for stable requests). An order mapping reads the user merge too: on a new
-    state file a run started for Shopify's orders would otherwise map before any user merge existed
-    (reused, not rebuilt, when nothing it reads changed)."""
+    mappings read (`downstream_of_keys`)."""
+    return downstream_of_keys(tuple(collected_key(s) for s in sources))
+
+
+@cache
+def downstream_of_keys(keys: tuple[dg.AssetKey, ...]) -> list[dg.AssetKey]:
+    """`keys`, every asset downstream of them, and the merges the selected mappings read (sorted, for
+    stable requests). An order mapping reads the user merge too: on a new state file a run started for
+    Shopify's orders would otherwise map before any user merge existed (reused, not rebuilt, when nothing
+    it reads changed)."""
     from talk_assets.definitions import asset_graph  # assembled from this module's sensors too
 
     assets = asset_graph()
-    down = dg.AssetSelection.assets(*(collected_key(s) for s in sources)).downstream().resolve(assets)
+    down = dg.AssetSelection.assets(*keys).downstream().resolve(assets)
     mapped = [k for k in down if k.path[1:2] == ["mapped"]]
     read = dg.AssetSelection.assets(*mapped).upstream(depth=1).resolve(assets) if mapped else set()
     return sorted(set(down) | {k for k in read if k.path[0] == "merge"}, key=lambda k: k.to_user_string())
