@@ -39,7 +39,8 @@ def build_defs(resources: dict[str, object] | None = None) -> dg.Definitions:
     """The definitions, with resources built from the environment now (or the ones given).
 
     No automation sensor: a materialization on demand runs what was selected, nothing downstream by
-    surprise; the change sensors request runs of what a change reaches.
+    surprise; the change sensors request runs of what a change reaches, and the settle sensor a run that
+    merges what a push read back (`sensors.build_settle_sensor`).
     """
     return dg.Definitions(
         assets=[*system_assets, *sync_assets()],

@@ -94,10 +94,14 @@ LINKS_KEY = dg.AssetKey(["sync", "links"])
 READ_BACK = "read_back:"
 
 
+def read_back_notes(con: Any) -> list[tuple[str, datetime]]:
+    """(global type, when noted) of the types with records a push read back that no merge has seen yet."""
+    return [(n.removeprefix(READ_BACK), at) for n, at in con.execute(
+        "SELECT name, recorded_at FROM cycle_state WHERE starts_with(name, ?) ORDER BY name", [READ_BACK]).fetchall()]
+
+
 def read_back_types(con: Any) -> list[str]:
-    """The global types with records a push read back that no merge has seen yet (`READ_BACK`)."""
-    return [r[0].removeprefix(READ_BACK) for r in con.execute(
-        "SELECT name FROM cycle_state WHERE starts_with(name, ?) ORDER BY name", [READ_BACK]).fetchall()]
+    return [t for t, _ in read_back_notes(con)]
 
 
 def view_slug(view: View) -> str:

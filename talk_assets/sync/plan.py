@@ -52,7 +52,7 @@ from talk_assets.sync.declaration import SOURCES, Source, View, source_of
 from talk_assets.sync.mapping import payload_fields, target_views
 from talk_assets.sync.merge import table
 from talk_assets.sync.push import parked_join, present_dead_letters, waiting_join, written_since_mapped
-from talk_assets.sync.sensors import downstream_of, downstream_of_keys
+from talk_assets.sync.sensors import downstream_of, settle_selection
 from talk_assets.sync.store import code_digest, first, table_names
 
 CODE_STATE = "code_digest"  # cycle_state row: the code digest the last planned run was built with
@@ -81,8 +81,7 @@ class CyclePlan:
         reach = list(dict.fromkeys([*self.changed, *(source_of(v) for v in self.pending)]))
         keys = set(downstream_of(tuple(reach))) if reach else set()
         keys |= {collected_key(s) for s in self.recheck}
-        if self.settle:  # their merges and what those reach, without a collect
-            keys |= set(downstream_of_keys(tuple(merge_key(t) for t in self.settle)))
+        keys |= set(settle_selection(tuple(self.settle))) if self.settle else set()
         return sorted(keys, key=lambda k: k.to_user_string())
 
     def followup(self, found: Iterable[str]) -> list[dg.AssetKey]:

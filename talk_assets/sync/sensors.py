@@ -20,8 +20,17 @@ import dagster as dg
 from talk_assets.config import SYSTEMS
 from talk_assets.core.http import RetryPolicy
 from talk_assets.settings import settings
-from talk_assets.sync.assets import HTTP, collected_key, observation, observed_version, source_key
+from talk_assets.sync.assets import (
+    HTTP,
+    collected_key,
+    merge_key,
+    observation,
+    observed_version,
+    read_back_notes,
+    source_key,
+)
 from talk_assets.sync.declaration import SOURCES, Source
+from talk_assets.sync.store import connect, db_path
 from talk_assets.webhooks.inbox import Inbox
 from talk_assets.webhooks.registry import receiving_systems
 
@@ -53,6 +62,12 @@ def downstream_of_keys(keys: tuple[dg.AssetKey, ...]) -> list[dg.AssetKey]:
     mapped = [k for k in down if k.path[1:2] == ["mapped"]]
     read = dg.AssetSelection.assets(*mapped).upstream(depth=1).resolve(assets) if mapped else set()
     return sorted(set(down) | {k for k in read if k.path[0] == "merge"}, key=lambda k: k.to_user_string())
+
+
+def settle_selection(types: tuple[str, ...]) -> list[dg.AssetKey]:
+    """What a push's read-back of `types` leaves to do (`assets.READ_BACK`): their merges and everything
+    downstream of them, without a collect (the read-back was the read)."""
+    return downstream_of_keys(tuple(merge_key(t) for t in types))
 
 
 def probe_client(client: Any) -> Any:
@@ -186,10 +201,48 @@ def build_inbox_sensor(system: str, job_name: str = "sync_job") -> dg.SensorDefi
     return _sensor
 
 
+SETTLE_SENSOR_INTERVAL_S = 5
+ACTIVE = (*WAITING, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
+
+
+def build_settle_sensor(job_name: str = "sync_job") -> dg.SensorDefinition:
+    """After a run's pushes read their writes back: a run of those types' merges, mappings and pushes, as
+    a cycle's plan makes it (`CyclePlan.settle`). Without it the state kept the target records as they were
+    before our write until the type's next change, and `explain` and the merge's metadata said the target's
+    old value had been beaten while the target held the new one (seen in `make run`)."""
+
+    @dg.sensor(
+        name="settle_after_writes",
+        job_name=job_name,
+        minimum_interval_seconds=SETTLE_SENSOR_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="When a run's pushes have read their writes back, requests a run that merges, maps and pushes "
+                    "those types again without reading any system, so the state holds what the targets now hold.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        # a run that is waiting or running merges or writes again: its own read-back is settled after it
+        if context.instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=list(ACTIVE)), limit=1):
+            return dg.SensorResult(skip_reason="a sync run is waiting or running")
+        if not db_path().exists():
+            return dg.SensorResult(skip_reason="no sync state yet")
+        with connect(read_only=True) as con:
+            noted = read_back_notes(con)
+        if not noted:
+            return dg.SensorResult(skip_reason="no write read back since its type's last merge")
+        types = tuple(t for t, _ in noted)
+        # one run per set of read-backs: a tick seeing the same notes asks for the same run (deduplicated)
+        key = hashlib.sha256(repr(noted).encode()).hexdigest()[:16]
+        return dg.SensorResult(run_requests=[dg.RunRequest(
+            run_key=f"settle-{key}", asset_selection=settle_selection(types),
+            tags={"talk/plan": "settle", "talk/settle": ",".join(types)})])
+
+    return _sensor
+
+
 def all_sensors() -> list[dg.SensorDefinition]:
-    """A polling sensor per system; with webhooks on (`TALK_WEBHOOK_PUBLIC_URL`), an inbox sensor per
-    system that sends notifications too."""
-    out = [build_change_sensor(s) for s in SYSTEMS]
+    """A polling sensor per system and the settle sensor; with webhooks on (`TALK_WEBHOOK_PUBLIC_URL`), an
+    inbox sensor per system that sends notifications too."""
+    out = [build_change_sensor(s) for s in SYSTEMS] + [build_settle_sensor()]
     if settings().webhooks_on:
         out += [build_inbox_sensor(s) for s in receiving_systems() if s in SYSTEMS]
     return out

@@ -120,7 +120,7 @@ def test_nothing_materializes_downstream_by_itself() -> None:
     assert all(a.automation_conditions_by_key.get(k) is None for a in all_assets()
                if isinstance(a, dg.AssetsDefinition) for k in a.keys)
     assert not [s for s in defs.sensors or [] if isinstance(s, dg.AutomationConditionSensorDefinition)]
-    assert {s.name for s in defs.sensors or []} == {f"{s}_changes" for s in SYSTEM_KEYS}
+    assert {s.name for s in defs.sensors or []} == {f"{s}_changes" for s in SYSTEM_KEYS} | {"settle_after_writes"}
 
 
 def test_materializing_merge_customer_alone_makes_no_write(synced: SyncHarness) -> None:
@@ -243,3 +243,36 @@ def test_a_tick_probes_from_the_tokens_in_its_cursor(synced: SyncHarness, sandbo
         assert other.cursor == first.cursor and sandbox.stats("squarespace")["requests"] == cold
     finally:
         sandbox.reset("squarespace")
+
+
+def test_after_a_sensor_run_wrote_somewhere_the_settle_sensor_merges_what_it_read_back(synced: SyncHarness) -> None:
+    """Found in `make run` (`explain` after an edit): a sensor's run wrote the CRM's new phone to the webshop and
+    read it back, but nothing merged what it read, so `explain` said the webshop's old phone was beaten by the
+    edit while the webshop held the new one. The settle sensor asks for a run of the read-back type's merges,
+    mappings and pushes (no collect); after it the webshop's record holds the phone as an echo of the CRM's
+    edit, and the next tick asks for nothing."""
+    from talk_assets.sync.declaration import SOURCES
+    from talk_assets.sync.sensors import build_settle_sensor, downstream_of
+
+    crm = synced.client("customcrm")
+    crm_id, ws_id = synced.sql("SELECT a.record_id, b.record_id FROM links a JOIN links b USING (gid) "
+                               "WHERE a.view = 'customcrm.customer' AND b.view = 'customwebshop.customer' "
+                               "ORDER BY a.record_id LIMIT 1")[0]
+    crm.update_record("customers", crm_id, {"phone": f"+47 4{uuid.uuid4().int % 10**7:07d}"})
+    synced.cycle(selection=downstream_of(tuple(s for s in SOURCES if s.key == "customcrm.customers")))
+    node = ("SELECT n.phone = g.phone, n.phone__origin FROM nodes_customer n JOIN members_customer m USING (nsid) "
+            "JOIN merged_customer g USING (gid) WHERE n.nsid = ?")
+    ws_nsid = f"customwebshop-customers:{ws_id}"
+    assert synced.sql(node, [ws_nsid]) == [(False, None)]  # what `make run` left: the old phone, the webshop's own
+
+    def tick() -> dg.SensorResult:
+        return build_settle_sensor().evaluate_tick(dg.build_sensor_context(instance=synced.instance))
+
+    request = tick().run_requests[0]
+    keys = {k.to_user_string() for k in request.asset_selection}
+    assert "merge/customer" in keys and not any("/collected/" in k for k in keys), keys
+    synced.reset_stats()
+    synced.cycle(selection=list(request.asset_selection))
+    assert not any(synced.writes().values()), synced.writes()
+    assert synced.sql(node, [ws_nsid]) == [(True, f"customcrm-customers:{crm_id}")]
+    assert tick().run_requests == []
