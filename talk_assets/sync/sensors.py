@@ -1,4 +1,5 @@
-"""Sensors: one per system, probing its API cheaply and asking for a run of what a change reaches.
+"""Sensors: one per system, probing its API cheaply and asking for a run of what a change reaches; one that
+settles what the pushes read back.
 
 Each tick probes every entity of the system (counts and newest change times: the source assets'
 data versions) and compares them with the versions last *observed* in the instance: by an earlier
@@ -8,6 +9,9 @@ poll requests nothing. A change is recorded as an AssetObservation with its data
 shows when each source last changed) and requests a run of only the changed entities' collect
 assets and everything downstream of them. The run key is derived from the versions, so a retried
 or previewed tick that sees the same versions asks for the same run, which Dagster deduplicates.
+
+One more sensor, `settle_after_writes`, reads no system: once no sync run is waiting or running, it asks
+for a run that merges what the pushes read back (`build_settle_sensor`).
 """
 
 import hashlib
