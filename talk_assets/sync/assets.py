@@ -100,10 +100,6 @@ def read_back_notes(con: Any) -> list[tuple[str, datetime]]:
         "SELECT name, recorded_at FROM cycle_state WHERE starts_with(name, ?) ORDER BY name", [READ_BACK]).fetchall()]
 
 
-def read_back_types(con: Any) -> list[str]:
-    return [t for t, _ in read_back_notes(con)]
-
-
 def view_slug(view: View) -> str:
     return view.vkey.split(".", 1)[1]
 

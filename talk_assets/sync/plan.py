@@ -46,7 +46,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from talk_assets.sync.assets import collected_key, merge_key, pushed_key, read_back_types
+from talk_assets.sync.assets import collected_key, merge_key, pushed_key, read_back_notes
 from talk_assets.sync.collect import lookback_window
 from talk_assets.sync.declaration import SOURCES, Source, View, source_of
 from talk_assets.sync.mapping import payload_fields, target_views
@@ -164,7 +164,7 @@ def plan_cycle(con: duckdb.DuckDBPyConnection, probes: dict[str, str | None],
                          or (_target_gets_data(v, plan.changed, reached) and waiting_writes(con, v)))]
     plan.recheck = [s for s in plan.recheck if s not in {source_of(v) for v in plan.pending}]
     merged = {k for k in (plan.selection() or []) if k.path[0] == "merge"}
-    plan.settle = [t for t in read_back_types(con) if merge_key(t) not in merged]
+    plan.settle = [t for t, _ in read_back_notes(con) if merge_key(t) not in merged]
     return plan
 
 
