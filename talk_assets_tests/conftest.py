@@ -130,11 +130,14 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 class Worlds:
-    """Synced-until-quiet worlds, built once per test process and restored for each module that needs one.
+    """Synced-until-quiet worlds, built once per test run and restored for each module that needs one.
 
     Syncing a fresh world until quiet takes three or four full cycles (30-90 s on a shared machine); a
     module that only needs a converged world as its starting point gets a copy of one: the five
-    sandboxes' data as the last of those cycles left it and the state file beside it. The sandboxes are
+    sandboxes' data as the last of those cycles left it and the state file beside it. The test processes
+    of one run (pytest-xdist's workers) share the copies: the first to need a world builds it while
+    holding its lock, the others wait for the lock and restore it (each built it once before: ~50 s of
+    a worker's time per world and worker on two cores). The sandboxes are
     saved and restored as the consistent seed does it (`devserver.save_sandbox`, `consistent.restore`:
     one snapshot format for `make run`, the benchmarks and the tests). A restored world must be quiet:
     `converge` runs a cycle on it and fails when it writes anything, so a copy that missed something
@@ -154,12 +157,15 @@ class Worlds:
 
         info = self.box.control("customcrm", "GET", "info")
         folder = self.root / f"world-{info['seed']}-{info['size']}"
-        if not (folder / "talk.duckdb").exists():
-            n = h.until_quiet(limit)
-            save_sandbox(self.box.servers, folder)
-            for f in h.data.glob("talk.duckdb*"):
-                shutil.copy2(f, folder / f.name)
-            return n
+        with _locked(folder.with_suffix(".lock")):
+            if not (folder / DONE).exists():
+                n = h.until_quiet(limit)
+                shutil.rmtree(folder, ignore_errors=True)  # a builder that failed half-way left a part
+                save_sandbox(self.box.servers, folder)
+                for f in h.data.glob("talk.duckdb*"):
+                    shutil.copy2(f, folder / f.name)
+                (folder / DONE).touch()
+                return n
         for srv in self.box.servers.values():
             srv.app.reset()  # control state (counters, buckets, webhook subscriptions) as after any reset
         restore(self.box.servers, folder)
@@ -176,8 +182,28 @@ class Worlds:
 
 @pytest.fixture(scope="session")
 def worlds(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Worlds:
-    """The synced worlds of this test process (`Worlds`)."""
-    return Worlds(sandbox, tmp_path_factory.mktemp("worlds"))
+    """The synced worlds of this test run (`Worlds`): beside the workers' own temporary folders when
+    pytest-xdist runs several (each has its own under the run's), else in this process's."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "worlds"
+    root.mkdir(parents=True, exist_ok=True)
+    return Worlds(sandbox, root)
+
+
+DONE = "complete"  # written last into a world's folder: a folder without it is not a world
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` between the test processes (released when the holder dies)."""
+    import fcntl
+
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @pytest.fixture

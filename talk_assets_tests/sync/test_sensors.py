@@ -13,7 +13,7 @@ from talk_assets.definitions import all_resources, defs
 from talk_assets.sync.assets import HttpTuning, all_assets, merge_key
 from talk_assets.sync.runner import run_cycle, sync_job
 from talk_assets.sync.sensors import all_sensors, build_change_sensor, poll_interval
-from talk_assets_tests.conftest import Sandbox
+from talk_assets_tests.conftest import Sandbox, Worlds
 from talk_assets_tests.harness import SYSTEM_KEYS, SyncHarness
 
 
@@ -33,10 +33,10 @@ def _selected(result: dg.SensorResult) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def synced(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncHarness]:
+def synced(sandbox: Sandbox, worlds: Worlds, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncHarness]:
     sandbox.reset()
     h = SyncHarness(sandbox, tmp_path_factory.mktemp("sensors"))
-    h.until_quiet(limit=5)
+    worlds.converge(h, limit=5)  # synced until quiet (once per test run; a copy of it here after)
     yield h
 
 

@@ -170,12 +170,14 @@ def _wait_runs_done(app: RunningApp, timeout: float = 240) -> None:
     raise AssertionError(f"runs still going after {timeout:.0f}s: {[r['status'] for r in app.runs()]}")
 
 
-def _launch_sync(app: RunningApp) -> str:
-    """A run of `sync_job`, launched as the Launchpad does."""
+def _launch_sync(app: RunningApp, assets: list[list[str]] | None = None) -> str:
+    """A run of `sync_job` (of these assets only, when given), launched as the Launchpad does."""
+    selector: dict[str, Any] = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": "sync_job"}
+    if assets is not None:
+        selector["assetSelection"] = [{"path": path} for path in assets]
     res = app.graphql("""mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
         ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
-                      {"p": {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY,
-                                          "jobName": "sync_job"}, "runConfigData": {}}})["launchRun"]
+                      {"p": {"selector": selector, "runConfigData": {}}})["launchRun"]
     assert res["__typename"] == "LaunchRunSuccess", res
     return res["run"]["runId"]
 
@@ -231,7 +233,12 @@ def test_why_and_what_differs_on_the_asset_pages(page: Any, app: RunningApp) -> 
     person = next(r for r in rows if r.get("customer_type") == "person" and r.get("email"))
     r = requests.patch(f"{crm}/{person['id']}", headers=CRM_KEY, json={"phone": "+47 41234567"}, timeout=10)
     r.raise_for_status()
-    run_id = _run_to_end(app, _launch_sync(app))
+    # what a sensor requests for a CRM customer change: the assets downstream of its collect
+    from talk_assets.sync.declaration import SOURCES
+    from talk_assets.sync.sensors import downstream_of
+
+    crm_customers = tuple(s for s in SOURCES if s.system == "customcrm" and s.entity == "customers")
+    run_id = _run_to_end(app, _launch_sync(app, [k.path for k in downstream_of(crm_customers)]))
 
     latest = _latest_markdown(app, ["merge", "customer"], "provenance_changed")
     assert "+4741234567" in latest, f"run {run_id}: the CRM edit is not in provenance_changed:\n{latest[:3000]}"

@@ -18,15 +18,15 @@ from talk_assets.sync.sensors import build_inbox_sensor
 from talk_assets.webhooks.inbox import Inbox
 from talk_assets.webhooks.receiver import ReceiverServer
 from talk_assets.webhooks.subscribe import sandbox_subscribe
-from talk_assets_tests.conftest import Sandbox
+from talk_assets_tests.conftest import Sandbox, Worlds
 from talk_assets_tests.harness import SyncHarness
 
 
 @pytest.fixture(scope="module")
-def synced(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncHarness]:
+def synced(sandbox: Sandbox, worlds: Worlds, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncHarness]:
     sandbox.reset()
     h = SyncHarness(sandbox, tmp_path_factory.mktemp("webhooks"))
-    h.until_quiet(limit=5)
+    worlds.converge(h, limit=5)  # synced until quiet (once per test run; a copy of it here after)
     yield h
     sandbox.control("customcrm", "DELETE", "webhooks/subscriptions")
 
