@@ -58,6 +58,8 @@ run_monitoring:
   poll_interval_seconds: 30
 telemetry:
   enabled: false
+nux:
+  enabled: false                # no "join the Dagster community" dialog over a first visit's page
 """
 
 

@@ -31,6 +31,8 @@ def test_run_starts_stops_cleanly_and_keeps_state(tmp_path: Path) -> None:
         # -- first start: instance written, pools set, sensors on by default --------------------
         yaml_text = (data / "dagster_home" / "dagster.yaml").read_text()
         assert "max_concurrent_runs: 1" in yaml_text and "default_limit: 1" in yaml_text
+        # no "join the Dagster community" dialog over a first visit's page (the instance's `nux`)
+        assert app.graphql("{ shouldShowNux }")["shouldShowNux"] is False
         pools = app.graphql("{ instance { concurrencyLimits { concurrencyKey slotCount } } }")
         slots = {p["concurrencyKey"]: p["slotCount"] for p in pools["instance"]["concurrencyLimits"]}
         expected = {"duckdb": 1, **{f"{s}_api": 1 for s in ("shopify", "poweroffice", "squarespace",

@@ -83,8 +83,6 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
 @pytest.fixture
 def page(browser: Any, app: RunningApp) -> Iterator[Any]:
     ctx = browser.new_context(viewport={"width": 1600, "height": 1000}, base_url=app.url)
-    # Dagster's first-visit "join the community" dialog would cover the screenshots
-    ctx.add_init_script("window.localStorage.setItem('communityNux', '\"1\"')")
     ctx.set_default_timeout(30_000)
     pg = ctx.new_page()
     try:
