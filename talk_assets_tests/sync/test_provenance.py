@@ -145,7 +145,6 @@ def test_a_held_write_of_a_value_we_once_wrote_there_is_still_pending(h: Harness
     crm_id, ws_id = h.sql("SELECT a.record_id, b.record_id FROM links a JOIN links b USING (gid) "
                           "WHERE a.view = 'customcrm.customer' AND b.view = 'customwebshop.customer' "
                           "ORDER BY a.record_id DESC LIMIT 1")[0]
-    ids = {"crm": crm_id, "ws": ws_id}
     crm.update_record("customers", crm_id, {"phone": "+4793331111"})
     h.until_quiet()
     assert ws.get_record("customers", ws_id)["phone"] == "+4793331111"
@@ -164,8 +163,8 @@ def test_a_held_write_of_a_value_we_once_wrote_there_is_still_pending(h: Harness
     # the case this is about: the payload to write is the one written there before
     assert h.sql("SELECT l.last_written_hash = m.payload_hash FROM links l JOIN mapped_customwebshop_customer m "
                  "ON m.nsid = l.nsid WHERE l.view = 'customwebshop.customer' AND l.record_id = ?",
-                 [ids["ws"]]) == [(True,)]
-    [doc] = explain_json(h, f"customcrm:{ids['crm']}")
+                 [ws_id]) == [(True,)]
+    [doc] = explain_json(h, f"customcrm:{crm_id}")
     pending = [(w["view"], c["field"], c["new"]) for w in doc["pending_writes"] for c in w["changes"]]
     assert ("customwebshop.customer", "phone", "+4793331111") in pending, doc["pending_writes"]
     h.until_quiet()

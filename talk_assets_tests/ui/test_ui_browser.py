@@ -232,11 +232,11 @@ def test_why_and_what_differs_on_the_asset_pages(page: Any, app: RunningApp) -> 
     r = requests.patch(f"{crm}/{person['id']}", headers=CRM_KEY, json={"phone": "+47 41234567"}, timeout=10)
     r.raise_for_status()
     # what a sensor requests for a CRM customer change: the assets downstream of its collect
-    from talk_assets.sync.declaration import SOURCES
+    from talk_assets.sync.declaration import SOURCES_BY_KEY
     from talk_assets.sync.sensors import downstream_of
 
-    crm_customers = tuple(s for s in SOURCES if s.system == "customcrm" and s.entity == "customers")
-    run_id = _run_to_end(app, _launch_sync(app, [k.path for k in downstream_of(crm_customers)]))
+    selection = downstream_of((SOURCES_BY_KEY["customcrm.customers"],))
+    run_id = _run_to_end(app, _launch_sync(app, [k.path for k in selection]))
 
     latest = _latest_markdown(app, ["merge", "customer"], "provenance_changed")
     assert "+4741234567" in latest, f"run {run_id}: the CRM edit is not in provenance_changed:\n{latest[:3000]}"
