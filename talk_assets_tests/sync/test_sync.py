@@ -18,10 +18,11 @@ import dagster as dg
 import duckdb
 import pytest
 
+from talk_assets.sync.assets import collected_key
 from talk_assets.sync.declaration import (
     DATAFLOWS,
     GLOBAL_TYPES,
-    SOURCES_BY_KEY,
+    SOURCES,
     VIEWS_BY_KEY,
     Dataflow,
     View,
@@ -568,15 +569,20 @@ def test_persons_held_for_a_missing_email_do_not_fail_the_check_or_hold_other_pu
 def test_a_quiet_cycle_reads_nothing_once_the_last_burst_is_older_than_the_lookback(
         sync: Sync, monkeypatch: pytest.MonkeyPatch) -> None:
     """The next read starts at the server's time of the last read (minus the lookback), not at the
-    newest change seen: the first sync's thousands of writes are not read again every cycle."""
+    newest change seen: the first sync's thousands of writes are not read again every cycle.
+
+    Every entity with a change time is read, as a planned cycle's recheck reads it: which entities a
+    planned quiet cycle rechecks depends on our clock (a change read less than the lookback ago), and a
+    slow machine moved some past it (CI read 9 of the 10: `assert 9 >= 10`)."""
     monkeypatch.setenv("TALK_COLLECT_LOOKBACK_S", "300")  # the default (the suite runs without one)
     sync.until_quiet()
+    timed = [s for s in SOURCES if s.changed_field]
+    collects = [collected_key(s) for s in timed]
     for s in SYSTEM_KEYS:
         sync.box.control(s, "POST", "clock", json={"advance_s": 3600})
-    sync.cycle()  # begins an hour after the burst: the last read in the old window
-    quiet = sync.cycle()
-    timed = [k for k in quiet.collected if SOURCES_BY_KEY[k].changed_field]
-    assert len(timed) >= 10 and all(quiet.collected[k].read == 0 for k in timed), \
+    sync.cycle(selection=collects)  # begins an hour after the burst: the last read in the old window
+    quiet = sync.cycle(selection=collects)
+    assert len(timed) >= 10 and {k: c.read for k, c in quiet.collected.items()} == {s.key: 0 for s in timed}, \
         {k: c.read for k, c in quiet.collected.items()}
     # ...and an edit made now is read, alone
     rid = sync.sql("SELECT record_id FROM raw_current WHERE system = 'customwebshop' AND entity = 'customers' LIMIT 1")[0][0]
